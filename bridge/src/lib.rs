@@ -1,0 +1,18 @@
+//! The chat engine: everything mqchat knows about projects, users and
+//! conversations, and how they are stored through SeaORM.
+//!
+//! Modules: `database` (connecting, SQLite tuning), `projects` (tenants and
+//! their keys), `users` (external users created from identity claims),
+//! `conversations` (conversations and membership, what the MQTT ACL asks).
+//! Every function takes a `&DatabaseConnection` and works the same on SQLite
+//! and PostgreSQL. This crate knows nothing about sockets, MQTT framing or
+//! HTTP: the binary wires it to the broker and to the API.
+#![forbid(unsafe_code)]
+
+pub mod conversations;
+pub mod database;
+mod ids;
+pub mod projects;
+pub mod users;
+
+pub use sea_orm::{DatabaseConnection, DbErr};

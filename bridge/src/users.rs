@@ -1,0 +1,57 @@
+//! External users: created or updated from identity-token claims, keyed on
+//! (project, `sub`).
+use chrono::Utc;
+use entity::user;
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
+
+/// What an identity token says about a user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserProfile {
+    pub external_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub avatar_url: Option<String>,
+}
+
+/// Inserts the user or refreshes its profile from newer claims.
+pub async fn upsert(db: &impl ConnectionTrait, project_id: &str, profile: &UserProfile) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let row = user::ActiveModel {
+        project_id: Set(project_id.to_owned()),
+        external_id: Set(profile.external_id.clone()),
+        name: Set(profile.name.clone()),
+        email: Set(profile.email.clone()),
+        avatar_url: Set(profile.avatar_url.clone()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    user::Entity::insert(row)
+        .on_conflict(
+            OnConflict::columns([user::Column::ProjectId, user::Column::ExternalId])
+                .update_columns([user::Column::Name, user::Column::Email, user::Column::AvatarUrl, user::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// Makes sure a user named by the site (e.g. a conversation member) exists,
+/// without touching the profile of one that already does.
+pub async fn ensure_exists(db: &impl ConnectionTrait, project_id: &str, external_id: &str) -> Result<(), DbErr> {
+    let now = Utc::now();
+    let row = user::ActiveModel {
+        project_id: Set(project_id.to_owned()),
+        external_id: Set(external_id.to_owned()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    user::Entity::insert(row)
+        .on_conflict(OnConflict::columns([user::Column::ProjectId, user::Column::ExternalId]).do_nothing().to_owned())
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}

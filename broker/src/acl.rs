@@ -1,0 +1,179 @@
+//! Which topics a user may subscribe and publish to (DESIGN §4).
+//!
+//! These are pure rules over topic strings. Where the answer depends on
+//! membership, the rule names the conversation and the gateway asks the
+//! `Authorizer`. Every allowed filter names exactly one project, and at most
+//! one user or one conversation: no wildcard may cross those boundaries.
+
+/// Most levels an accepted topic or filter has (`chat/p/conv/c/typing`).
+const MAX_LEVELS: usize = 5;
+
+/// What the ACL says about one topic or filter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision<'a> {
+    Allow,
+    /// Allowed if the user is a member of this conversation.
+    IfMember(&'a str),
+    Deny(&'static str),
+}
+
+/// The identity a rule is evaluated for.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub project_id: &'a str,
+    pub user_id: &'a str,
+}
+
+fn is_plain_level(level: &str) -> bool {
+    !level.is_empty() && !level.contains(['+', '#'])
+}
+
+/// Splits `chat/{project}/…` for `subject`'s own project; anything else is denied.
+fn own_project_levels<'t>(subject: Subject<'_>, topic: &'t str) -> Result<Vec<&'t str>, &'static str> {
+    let levels: Vec<&str> = topic.split('/').collect();
+    if levels.len() > MAX_LEVELS || levels.len() < 3 || levels[0] != "chat" {
+        return Err("topic is outside the chat/{project}/… namespace");
+    }
+    if levels[1] != subject.project_id {
+        return Err("topic belongs to another project");
+    }
+    Ok(levels)
+}
+
+/// May `subject` subscribe to `filter`?
+pub fn subscribe<'t>(subject: Subject<'_>, filter: &'t str) -> Decision<'t> {
+    if !rumqttc::mqttbytes::valid_filter(filter) {
+        return Decision::Deny("invalid topic filter");
+    }
+    let levels = match own_project_levels(subject, filter) {
+        Ok(levels) => levels,
+        Err(reason) => return Decision::Deny(reason),
+    };
+    match levels[2..] {
+        ["user", user, "inbox"] if user == subject.user_id => Decision::Allow,
+        ["presence", user] if user == "+" || is_plain_level(user) => Decision::Allow,
+        ["presence", "#"] => Decision::Allow,
+        ["conv", conversation] if is_plain_level(conversation) => Decision::IfMember(conversation),
+        ["conv", conversation, "typing" | "+" | "#"] if is_plain_level(conversation) => {
+            Decision::IfMember(conversation)
+        }
+        _ => Decision::Deny("no access to this topic filter"),
+    }
+}
+
+/// May `subject` publish to `topic`?
+pub fn publish<'t>(subject: Subject<'_>, topic: &'t str) -> Decision<'t> {
+    if !rumqttc::mqttbytes::valid_topic(topic) {
+        return Decision::Deny("invalid topic name");
+    }
+    let levels = match own_project_levels(subject, topic) {
+        Ok(levels) => levels,
+        Err(reason) => return Decision::Deny(reason),
+    };
+    match levels[2..] {
+        ["user", user, "outbox" | "status"] if user == subject.user_id => Decision::Allow,
+        ["conv", conversation, "typing"] if is_plain_level(conversation) => Decision::IfMember(conversation),
+        _ => Decision::Deny("no publish access to this topic"),
+    }
+}
+
+/// May `subject` leave a will on `topic`? Only on its own status topic.
+pub fn will(subject: Subject<'_>, topic: &str) -> bool {
+    topic == status_topic(subject.project_id, subject.user_id)
+}
+
+pub fn status_topic(project_id: &str, user_id: &str) -> String {
+    format!("chat/{project_id}/user/{user_id}/status")
+}
+
+pub fn inbox_topic(project_id: &str, user_id: &str) -> String {
+    format!("chat/{project_id}/user/{user_id}/inbox")
+}
+
+pub fn outbox_topic(project_id: &str, user_id: &str) -> String {
+    format!("chat/{project_id}/user/{user_id}/outbox")
+}
+
+pub fn conversation_topic(project_id: &str, conversation_id: &str) -> String {
+    format!("chat/{project_id}/conv/{conversation_id}")
+}
+
+pub fn typing_topic(project_id: &str, conversation_id: &str) -> String {
+    format!("chat/{project_id}/conv/{conversation_id}/typing")
+}
+
+pub fn presence_topic(project_id: &str, user_id: &str) -> String {
+    format!("chat/{project_id}/presence/{user_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: Subject<'static> = Subject { project_id: "prj_a", user_id: "alice" };
+
+    #[test]
+    fn subscriptions() {
+        let cases = [
+            ("chat/prj_a/user/alice/inbox", Decision::Allow),
+            ("chat/prj_a/presence/bob", Decision::Allow),
+            ("chat/prj_a/presence/+", Decision::Allow),
+            ("chat/prj_a/presence/#", Decision::Allow),
+            ("chat/prj_a/conv/c1", Decision::IfMember("c1")),
+            ("chat/prj_a/conv/c1/typing", Decision::IfMember("c1")),
+            ("chat/prj_a/conv/c1/#", Decision::IfMember("c1")),
+            ("chat/prj_a/conv/c1/+", Decision::IfMember("c1")),
+        ];
+        for (filter, expected) in cases {
+            assert_eq!(subscribe(ALICE, filter), expected, "{filter}");
+        }
+        for filter in [
+            "#",
+            "+",
+            "chat/#",
+            "chat/+/user/alice/inbox",
+            "chat/prj_a/#",
+            "chat/prj_a/+/alice/inbox",
+            "chat/prj_a/user/bob/inbox",
+            "chat/prj_a/user/+/inbox",
+            "chat/prj_a/user/alice/outbox",
+            "chat/prj_a/user/alice/status",
+            "chat/prj_a/user/alice/#",
+            "chat/prj_a/conv/+",
+            "chat/prj_a/conv/#",
+            "chat/prj_a/conv/+/typing",
+            "chat/prj_b/conv/c1",
+            "chat/prj_a/conv/c1/typing/x",
+            "chat/prj_a/conv/c1#",
+            "$SYS/#",
+            "",
+        ] {
+            assert!(matches!(subscribe(ALICE, filter), Decision::Deny(_)), "{filter} must be denied");
+        }
+    }
+
+    #[test]
+    fn publications() {
+        assert_eq!(publish(ALICE, "chat/prj_a/user/alice/outbox"), Decision::Allow);
+        assert_eq!(publish(ALICE, "chat/prj_a/user/alice/status"), Decision::Allow);
+        assert_eq!(publish(ALICE, "chat/prj_a/conv/c1/typing"), Decision::IfMember("c1"));
+        for topic in [
+            "chat/prj_a/user/bob/outbox",
+            "chat/prj_a/user/alice/inbox",
+            "chat/prj_a/conv/c1",
+            "chat/prj_a/presence/alice",
+            "chat/prj_b/user/alice/outbox",
+            "chat/prj_a/conv/+/typing",
+            "other",
+        ] {
+            assert!(matches!(publish(ALICE, topic), Decision::Deny(_)), "{topic} must be denied");
+        }
+    }
+
+    #[test]
+    fn wills_only_on_own_status() {
+        assert!(will(ALICE, "chat/prj_a/user/alice/status"));
+        assert!(!will(ALICE, "chat/prj_a/user/bob/status"));
+        assert!(!will(ALICE, "chat/prj_a/conv/c1"));
+    }
+}

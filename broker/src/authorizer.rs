@@ -1,0 +1,44 @@
+//! The questions the gateway asks about a client, answered by whoever owns
+//! projects and memberships (the binary, over the chat engine).
+use async_trait::async_trait;
+
+use crate::identity::{IdentityClaims, TokenError, UserId};
+
+/// Who a connection is, once its CONNECT was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub project_id: String,
+    pub user_id: UserId,
+    /// The verified token's claims (profile, `exp`).
+    pub claims: IdentityClaims,
+}
+
+/// Why a CONNECT was refused, split by the CONNACK code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// CONNACK 4: unknown public key, missing or invalid token.
+    #[error("bad credentials: {0}")]
+    BadCredentials(String),
+    /// CONNACK 5: valid identity that may not connect this way.
+    #[error("not authorized: {0}")]
+    NotAuthorized(String),
+    /// CONNACK 3: the server cannot answer right now (database down).
+    #[error("authorization unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<TokenError> for AuthError {
+    fn from(error: TokenError) -> Self {
+        AuthError::BadCredentials(error.to_string())
+    }
+}
+
+#[async_trait]
+pub trait Authorizer: Send + Sync + 'static {
+    /// Checks CONNECT credentials: `username` is the project's public key,
+    /// `password` an identity or session token.
+    async fn authenticate(&self, username: &str, password: &str) -> Result<Principal, AuthError>;
+
+    /// Whether the principal's user belongs to `conversation_id` in its project.
+    async fn is_member(&self, principal: &Principal, conversation_id: &str) -> Result<bool, AuthError>;
+}

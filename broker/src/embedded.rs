@@ -1,0 +1,118 @@
+//! The embedded rumqttd: started on loopback only, on a port picked here,
+//! with a router sized on purpose, plus the platform's in-process link.
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+
+use crate::settings::RouterSettings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmbeddedError {
+    #[error("no free loopback port for rumqttd: {0}")]
+    NoPort(std::io::Error),
+    #[error("cannot open the platform link to rumqttd: {0}")]
+    Link(String),
+    #[error("rumqttd did not start listening on {0}")]
+    NotListening(SocketAddr),
+    #[error("cannot start rumqttd's thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running rumqttd: where the gateway connects, and the platform's link.
+pub struct EmbeddedBroker {
+    /// Loopback address rumqttd listens on; never exposed to clients.
+    pub upstream_addr: SocketAddr,
+    /// In-process publisher for the platform (the bridge): no socket, no auth.
+    pub publisher: PlatformPublisher,
+}
+
+/// Publishes as the platform, straight into rumqttd's router.
+#[derive(Clone)]
+pub struct PlatformPublisher {
+    link: Arc<Mutex<rumqttd::local::LinkTx>>,
+}
+
+impl PlatformPublisher {
+    /// Publishes `payload` on `topic` (QoS 0, not retained).
+    pub fn publish(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> Result<(), String> {
+        let mut link = self.link.lock().map_err(|_| "platform link poisoned".to_owned())?;
+        link.publish(topic.into(), payload.into()).map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+impl EmbeddedBroker {
+    /// Starts rumqttd on its own thread (`Broker::start` blocks) and waits
+    /// until it accepts connections.
+    pub fn start(router: &RouterSettings, max_connections: usize, max_packet_size: usize) -> Result<Self, EmbeddedError> {
+        let upstream_addr = free_loopback_port()?;
+        let connections = ConnectionSettings {
+            connection_timeout_ms: 10_000,
+            max_payload_size: max_packet_size,
+            max_inflight_count: router.max_inflight_count,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        };
+        let server = ServerSettings {
+            name: "gateway-upstream".into(),
+            listen: upstream_addr,
+            tls: None,
+            next_connection_delay_ms: 0,
+            connections,
+        };
+        let config = Config {
+            id: 0,
+            router: RouterConfig {
+                // Room for every client plus the platform's own links.
+                max_connections: max_connections + 16,
+                max_outgoing_packet_count: router.max_outgoing_packet_count,
+                max_segment_size: router.max_segment_size,
+                max_segment_count: router.max_segment_count,
+                custom_segment: None,
+                initialized_filters: None,
+                shared_subscriptions_strategy: Default::default(),
+            },
+            v4: Some(HashMap::from([("gateway-upstream".to_owned(), server)])),
+            ..Default::default()
+        };
+        let mut broker = Broker::new(config);
+        let (link_tx, mut link_rx) = broker.link("mqchat-platform").map_err(|e| EmbeddedError::Link(e.to_string()))?;
+        std::thread::Builder::new()
+            .name("rumqttd".into())
+            .spawn(move || {
+                if let Err(error) = broker.start() {
+                    tracing::error!(%error, "embedded rumqttd stopped");
+                }
+            })
+            .map_err(EmbeddedError::Thread)?;
+        // The platform link only publishes; drain what the router sends it.
+        std::thread::Builder::new()
+            .name("platform-link".into())
+            .spawn(move || while link_rx.recv().is_ok() {})
+            .map_err(EmbeddedError::Thread)?;
+        wait_until_listening(upstream_addr)?;
+        Ok(EmbeddedBroker { upstream_addr, publisher: PlatformPublisher { link: Arc::new(Mutex::new(link_tx)) } })
+    }
+}
+
+/// rumqttd binds its own listener, so the port is found by binding and
+/// releasing it; another process could take it in between, which start-up
+/// then reports as `NotListening`.
+fn free_loopback_port() -> Result<SocketAddr, EmbeddedError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(EmbeddedError::NoPort)?;
+    listener.local_addr().map_err(EmbeddedError::NoPort)
+}
+
+fn wait_until_listening(addr: SocketAddr) -> Result<(), EmbeddedError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(EmbeddedError::NotListening(addr))
+}

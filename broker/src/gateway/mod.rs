@@ -1,0 +1,155 @@
+//! The gateway: accepts clients over TCP, TLS and WebSocket and runs one
+//! session per connection between the client and rumqttd.
+mod acks;
+mod frames;
+mod session;
+mod transport;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::authorizer::Authorizer;
+use crate::registry::Registry;
+use crate::settings::GatewaySettings;
+use transport::BoxedIo;
+
+/// Time a client has to finish its TLS or WebSocket handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sockets the gateway serves, bound by the caller (port 0 works).
+pub struct Listeners {
+    /// MQTT over TCP (over TLS when `tls` is set).
+    pub mqtt: TcpListener,
+    /// MQTT over WebSocket (wss when `tls` is set).
+    pub websocket: Option<TcpListener>,
+    pub tls: Option<TlsAcceptor>,
+}
+
+pub(crate) struct Context {
+    pub(crate) settings: GatewaySettings,
+    pub(crate) authorizer: Arc<dyn Authorizer>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) upstream_addr: SocketAddr,
+    /// One permit per live client connection.
+    pub(crate) slots: Arc<Semaphore>,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+pub struct Gateway {
+    context: Arc<Context>,
+    listeners: Listeners,
+}
+
+#[derive(Clone, Copy)]
+enum Transport {
+    Mqtt,
+    WebSocket,
+}
+
+impl Gateway {
+    pub fn new(
+        settings: GatewaySettings,
+        authorizer: Arc<dyn Authorizer>,
+        registry: Arc<Registry>,
+        upstream_addr: SocketAddr,
+        listeners: Listeners,
+        shutdown: watch::Receiver<bool>,
+    ) -> Gateway {
+        let slots = Arc::new(Semaphore::new(settings.max_connections));
+        let context = Arc::new(Context { settings, authorizer, registry, upstream_addr, slots, shutdown });
+        Gateway { context, listeners }
+    }
+
+    /// Accepts clients until shutdown is signalled; live sessions end then too.
+    pub async fn run(self) {
+        let Gateway { context, listeners } = self;
+        let tls = listeners.tls.clone();
+        let mqtt = tokio::spawn(accept_loop(Arc::clone(&context), listeners.mqtt, tls.clone(), Transport::Mqtt));
+        let websocket = listeners
+            .websocket
+            .map(|listener| tokio::spawn(accept_loop(Arc::clone(&context), listener, tls, Transport::WebSocket)));
+        let _ = mqtt.await;
+        if let Some(websocket) = websocket {
+            let _ = websocket.await;
+        }
+    }
+}
+
+async fn accept_loop(context: Arc<Context>, listener: TcpListener, tls: Option<TlsAcceptor>, transport: Transport) {
+    let mut shutdown = context.shutdown.clone();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = stopped(&mut shutdown) => return,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let context = Arc::clone(&context);
+                let tls = tls.clone();
+                tokio::spawn(async move { serve(context, stream, peer, tls, transport).await });
+            }
+            Err(error) => {
+                // Out of file descriptors and similar: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve(context: Arc<Context>, stream: TcpStream, peer: SocketAddr, tls: Option<TlsAcceptor>, transport: Transport) {
+    let _ = stream.set_nodelay(true);
+    let io: BoxedIo = match tls {
+        None => Box::new(stream),
+        Some(acceptor) => match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls_stream)) => Box::new(tls_stream),
+            Ok(Err(error)) => return tracing::debug!(%peer, %error, "TLS handshake failed"),
+            Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
+        },
+    };
+    let (reader, writer) = match transport {
+        Transport::Mqtt => transport::split_stream(io),
+        Transport::WebSocket => {
+            let config = WebSocketConfig::default()
+                .max_message_size(Some(context.settings.max_packet_size + 16))
+                .max_frame_size(Some(context.settings.max_packet_size + 16));
+            let handshake = tokio_tungstenite::accept_hdr_async_with_config(io, negotiate_mqtt_subprotocol, Some(config));
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+                Ok(Ok(ws)) => transport::split_websocket(ws),
+                Ok(Err(error)) => return tracing::debug!(%peer, %error, "WebSocket handshake failed"),
+                Err(_) => return tracing::debug!(%peer, "WebSocket handshake timed out"),
+            }
+        }
+    };
+    session::run(context, reader, writer, peer).await;
+}
+
+/// Resolves once shutdown is signalled (or its sender is gone).
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Answers the `mqtt` subprotocol when the client offers it (browsers'
+/// MQTT clients require the echo); any path is accepted.
+fn negotiate_mqtt_subprotocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+    let offered = request
+        .headers()
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .find(|protocol| protocol.eq_ignore_ascii_case("mqtt") || protocol.eq_ignore_ascii_case("mqttv3.1"));
+    if let Some(protocol) = offered.and_then(|p| HeaderValue::from_str(p).ok()) {
+        response.headers_mut().insert("sec-websocket-protocol", protocol);
+    }
+    Ok(response)
+}

@@ -1,0 +1,214 @@
+//! Identity tokens (signed by the site's backend) and session tokens (issued
+//! by mqchat), both HS256 JWTs keyed with the project's secret key.
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{decode, encode, errors::ErrorKind, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+/// Longest token accepted, in bytes: a JWT with a normal profile is far below.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Longest lifetime (`exp - iat`) of any token.
+pub const MAX_LIFETIME_SECS: i64 = 24 * 3600;
+/// Clock skew tolerated on `exp` and `iat`.
+pub const LEEWAY_SECS: i64 = 60;
+/// `iss` of session tokens issued by `sdk/init`.
+pub const SESSION_ISSUER: &str = "mqchat";
+
+/// A user's id inside a project: the `sub` claim, 1–128 of `A-Z a-z 0-9 _ . : @ -`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn parse(raw: &str) -> Result<UserId, TokenError> {
+        let valid_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '@' | '-');
+        if raw.is_empty() || raw.len() > 128 || !raw.chars().all(valid_char) {
+            return Err(TokenError::BadSubject);
+        }
+        Ok(UserId(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a token was refused; each message is safe to show to the client.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    #[error("token is malformed")]
+    Malformed,
+    #[error("token is larger than {MAX_TOKEN_BYTES} bytes")]
+    TooLarge,
+    #[error("token must be signed with HS256")]
+    WrongAlgorithm,
+    #[error("token signature does not match the project's secret key")]
+    BadSignature,
+    #[error("token has expired")]
+    Expired,
+    #[error("token is missing the required claim `{0}`")]
+    MissingClaim(&'static str),
+    #[error("token `iat` is in the future")]
+    IssuedInFuture,
+    #[error("token lifetime exceeds 24 hours")]
+    LifetimeTooLong,
+    #[error("`sub` must be 1-128 characters of A-Z a-z 0-9 _ . : @ -")]
+    BadSubject,
+}
+
+/// The claims of an identity token (DESIGN §3); session tokens carry the same
+/// profile plus `iss`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityClaims {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avatar_url: Option<String>,
+    pub iat: i64,
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+}
+
+/// A token that passed every check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub user_id: UserId,
+    pub claims: IdentityClaims,
+}
+
+pub fn now_unix() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// Verifies an identity or session token against the project's secret key.
+pub fn verify(secret_key: &str, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooLarge);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Malformed)?;
+    if header.alg != Algorithm::HS256 {
+        return Err(TokenError::WrongAlgorithm);
+    }
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_required_spec_claims(&["exp", "iat", "sub"]);
+    validation.leeway = LEEWAY_SECS as u64;
+    validation.validate_aud = false;
+    // `exp` is checked below against the caller's clock, so tests can move time.
+    validation.validate_exp = false;
+    let data = decode::<serde_json::Value>(token, &DecodingKey::from_secret(secret_key.as_bytes()), &validation)
+        .map_err(|error| match error.kind() {
+            ErrorKind::InvalidSignature => TokenError::BadSignature,
+            ErrorKind::InvalidAlgorithm => TokenError::WrongAlgorithm,
+            ErrorKind::MissingRequiredClaim(claim) => TokenError::MissingClaim(match claim.as_str() {
+                "exp" => "exp",
+                "iat" => "iat",
+                _ => "sub",
+            }),
+            _ => TokenError::Malformed,
+        })?;
+    let claims: IdentityClaims = serde_json::from_value(data.claims).map_err(|_| TokenError::Malformed)?;
+    if claims.exp + LEEWAY_SECS <= now {
+        return Err(TokenError::Expired);
+    }
+    if claims.iat > now + LEEWAY_SECS {
+        return Err(TokenError::IssuedInFuture);
+    }
+    if claims.exp - claims.iat > MAX_LIFETIME_SECS {
+        return Err(TokenError::LifetimeTooLong);
+    }
+    let user_id = UserId::parse(&claims.sub)?;
+    Ok(VerifiedToken { user_id, claims })
+}
+
+/// Signs a token exactly as a site backend does: HS256 with the secret key.
+pub fn sign(secret_key: &str, claims: &IdentityClaims) -> Result<String, jsonwebtoken::errors::Error> {
+    encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret_key.as_bytes()))
+}
+
+/// Issues the short-lived session token `sdk/init` returns: the verified
+/// profile, `iss = "mqchat"`, valid `ttl_secs` from `now` but never beyond the
+/// 24-hour cap.
+pub fn issue_session(
+    secret_key: &str,
+    identity: &IdentityClaims,
+    now: i64,
+    ttl_secs: i64,
+) -> Result<(String, IdentityClaims), jsonwebtoken::errors::Error> {
+    let claims = IdentityClaims {
+        iat: now,
+        exp: now + ttl_secs.clamp(1, MAX_LIFETIME_SECS),
+        iss: Some(SESSION_ISSUER.to_owned()),
+        ..identity.clone()
+    };
+    Ok((sign(secret_key, &claims)?, claims))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "sk_test_secret";
+
+    fn claims(sub: &str, iat: i64, exp: i64) -> IdentityClaims {
+        IdentityClaims { sub: sub.into(), name: None, email: None, avatar_url: None, iat, exp, iss: None }
+    }
+
+    #[test]
+    fn accepts_a_well_formed_token() {
+        let now = now_unix();
+        let token = sign(SECRET, &claims("user_42", now, now + 7200)).unwrap();
+        assert_eq!(verify(SECRET, &token, now).unwrap().user_id.as_str(), "user_42");
+    }
+
+    #[test]
+    fn refuses_each_broken_rule() {
+        let now = now_unix();
+        let cases = [
+            (claims("u", now - 7200, now - 3600), TokenError::Expired),
+            (claims("u", now + 3600, now + 7200), TokenError::IssuedInFuture),
+            (claims("u", now, now + 25 * 3600), TokenError::LifetimeTooLong),
+            (claims("bad/sub", now, now + 60), TokenError::BadSubject),
+            (claims("", now, now + 60), TokenError::BadSubject),
+        ];
+        for (claims, expected) in cases {
+            let token = sign(SECRET, &claims).unwrap();
+            assert_eq!(verify(SECRET, &token, now).unwrap_err(), expected, "{claims:?}");
+        }
+        let token = sign("another", &claims("u", now, now + 60)).unwrap();
+        assert_eq!(verify(SECRET, &token, now).unwrap_err(), TokenError::BadSignature);
+    }
+
+    #[test]
+    fn refuses_other_algorithms() {
+        let now = now_unix();
+        let token = encode(
+            &Header::new(Algorithm::HS512),
+            &claims("u", now, now + 60),
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap();
+        assert_eq!(verify(SECRET, &token, now).unwrap_err(), TokenError::WrongAlgorithm);
+        // {"alg":"none","typ":"JWT"} with a valid payload and no signature.
+        let payload = token.split('.').nth(1).unwrap();
+        let unsigned = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+        assert!(verify(SECRET, &unsigned, now).is_err());
+    }
+
+    #[test]
+    fn session_tokens_are_capped_at_a_day() {
+        let now = now_unix();
+        let (token, claims) = issue_session(SECRET, &claims("u", now, now + 60), now, 10 * MAX_LIFETIME_SECS).unwrap();
+        assert_eq!(claims.exp - claims.iat, MAX_LIFETIME_SECS);
+        assert_eq!(verify(SECRET, &token, now).unwrap().claims.iss.as_deref(), Some(SESSION_ISSUER));
+    }
+}

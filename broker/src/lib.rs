@@ -1,0 +1,28 @@
+//! The MQTT front door of mqchat: a gateway that authenticates, authorizes
+//! and limits every client, in front of an embedded rumqttd that only routes.
+//!
+//! Clients never reach rumqttd: it listens on loopback and cannot authorize
+//! SUBSCRIBE or PUBLISH (see docs/ARCHITECTURE in DESIGN §2). Modules:
+//! - `identity`: identity and session tokens (HS256 JWT) and the `sub` rule;
+//! - `acl`: which topics a user may subscribe or publish to (pure rules);
+//! - `authorizer`: the trait through which the gateway asks who a client is
+//!   and whether it belongs to a conversation — implemented by the binary over
+//!   the chat engine, so this crate knows nothing about storage;
+//! - `embedded`: starting rumqttd on loopback and the platform's in-process link;
+//! - `gateway`: listeners (TCP, TLS, WebSocket) and per-connection sessions;
+//! - `registry`: live connections per user, to cut access when membership changes.
+#![forbid(unsafe_code)]
+
+pub mod acl;
+pub mod authorizer;
+pub mod embedded;
+pub mod gateway;
+pub mod identity;
+pub mod registry;
+pub mod settings;
+
+pub use authorizer::{AuthError, Authorizer, Principal};
+pub use embedded::{EmbeddedBroker, PlatformPublisher};
+pub use gateway::{Gateway, Listeners};
+pub use registry::Registry;
+pub use settings::{GatewaySettings, RouterSettings};

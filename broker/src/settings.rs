@@ -1,0 +1,56 @@
+//! Limits and sizing of the gateway and of the embedded rumqttd router.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Per-connection limits the gateway enforces on clients.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewaySettings {
+    /// Largest MQTT packet accepted from a client, in bytes; larger ones close the connection.
+    pub max_packet_size: usize,
+    /// Live client connections at most; the next CONNECT gets CONNACK 3.
+    pub max_connections: usize,
+    /// PUBLISH packets per second per connection (0: unlimited). Faster
+    /// clients are slowed down (not dropped): the gateway stops reading them.
+    pub max_publish_rate: u32,
+    /// Time a new connection has to send its CONNECT.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            max_packet_size: 256 * 1024,
+            max_connections: 100_000,
+            max_publish_rate: 1000,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Sizing of rumqttd's router (each topic keeps a log of segments).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterSettings {
+    /// Bytes per segment of a topic's log.
+    pub max_segment_size: usize,
+    /// Segments kept per topic before the oldest is dropped.
+    pub max_segment_count: usize,
+    /// Packets rumqttd writes to one connection per wake-up.
+    pub max_outgoing_packet_count: u64,
+    /// Unacknowledged QoS 1/2 messages per connection.
+    pub max_inflight_count: usize,
+}
+
+impl Default for RouterSettings {
+    fn default() -> Self {
+        RouterSettings {
+            max_segment_size: 4 * 1024 * 1024,
+            max_segment_count: 8,
+            max_outgoing_packet_count: 200,
+            max_inflight_count: 100,
+        }
+    }
+}

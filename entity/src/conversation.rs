@@ -1,0 +1,22 @@
+//! A conversation: direct, group, channel or support.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "conversations")]
+pub struct Model {
+    /// `conv_…`: appears in the conversation's MQTT topics.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub project_id: String,
+    /// `direct`, `group`, `channel` or `support`.
+    pub kind: String,
+    pub title: Option<String>,
+    /// Set once the conversation is archived; archived conversations stay readable.
+    pub archived_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,24 @@
+//! A project: one tenant, with the key pair its site uses.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "projects")]
+pub struct Model {
+    /// `prj_…`: appears in every MQTT topic of the tenant.
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    /// Human name, returned by `sdk/init` as `project_name`.
+    pub name: String,
+    /// `pk_…`: safe in browsers; the MQTT username.
+    #[sea_orm(unique)]
+    pub public_key: String,
+    /// `sk_…`: the HS256 key of identity tokens and the server-API credential.
+    #[sea_orm(unique)]
+    pub secret_key: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,19 @@
+//! SeaORM migrations: the schema of mqchat on SQLite and PostgreSQL.
+//!
+//! `Migrator` lists every migration in order; the binary runs it at start-up
+//! and through `mqchat migrate`, and `cargo run -p migration` works as
+//! sea-orm-cli expects. Migrations use only portable SeaQuery statements.
+#![forbid(unsafe_code)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_core;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_core::Migration)]
+    }
+}

@@ -1,0 +1,138 @@
+//! Building (`App::build`: database, rumqttd, bound sockets) and running
+//! (`App::run`: gateway + HTTP until a shutdown signal) the whole service.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use migration::{Migrator, MigratorTrait};
+use mqchat_bridge::{database, DatabaseConnection};
+use mqchat_broker::{EmbeddedBroker, Gateway, Listeners, PlatformPublisher, Registry};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::authorizer::ChatAuthorizer;
+use crate::http::{self, ApiState};
+use crate::settings::Settings;
+use crate::tls;
+
+/// Time given to in-flight work after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct App {
+    pub mqtt_addr: SocketAddr,
+    pub websocket_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub db: DatabaseConnection,
+    pub registry: Arc<Registry>,
+    /// The platform's way to publish on any topic (conversation events).
+    pub publisher: PlatformPublisher,
+    gateway: Gateway,
+    http_listener: TcpListener,
+    api: Arc<ApiState>,
+    shutdown: watch::Sender<bool>,
+}
+
+pub async fn connect_and_migrate(url: &str) -> anyhow::Result<DatabaseConnection> {
+    let db = database::connect(url).await.with_context(|| format!("connecting to the database {}", redact(url)))?;
+    Migrator::up(&db, None).await.context("running migrations")?;
+    Ok(db)
+}
+
+fn redact(url: &str) -> String {
+    url.split_once('@').map_or_else(|| url.to_owned(), |(_, host)| format!("…@{host}"))
+}
+
+async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
+}
+
+impl App {
+    pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+        let db = connect_and_migrate(&settings.database.url).await?;
+        let tls = match (&settings.tls.cert, &settings.tls.key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
+        let embedded = EmbeddedBroker::start(
+            &settings.router,
+            settings.gateway.max_connections,
+            settings.gateway.max_packet_size,
+        )?;
+        let mqtt = bind(settings.mqtt.listen, "MQTT").await?;
+        let websocket = bind(settings.websocket.listen, "WebSocket").await?;
+        let http_listener = bind(settings.http.listen, "HTTP").await?;
+        let (mqtt_addr, websocket_addr, http_addr) =
+            (mqtt.local_addr()?, websocket.local_addr()?, http_listener.local_addr()?);
+
+        let registry = Arc::new(Registry::default());
+        let authorizer = Arc::new(ChatAuthorizer::new(db.clone()));
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let secure = tls.is_some();
+        let gateway = Gateway::new(
+            settings.gateway.clone(),
+            Arc::clone(&authorizer) as Arc<dyn mqchat_broker::Authorizer>,
+            Arc::clone(&registry),
+            embedded.upstream_addr,
+            Listeners { mqtt, websocket: Some(websocket), tls },
+            shutdown_rx,
+        );
+        let api = Arc::new(ApiState {
+            db: db.clone(),
+            authorizer,
+            registry: Arc::clone(&registry),
+            publisher: embedded.publisher.clone(),
+            mqtt_url: settings
+                .mqtt
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("{}://{mqtt_addr}", if secure { "mqtts" } else { "mqtt" })),
+            websocket_url: settings
+                .websocket
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" })),
+            session_ttl: settings.session.ttl,
+        });
+        tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, upstream = %embedded.upstream_addr, tls = secure, "mqchat listening");
+        Ok(App {
+            mqtt_addr,
+            websocket_addr,
+            http_addr,
+            db,
+            registry,
+            publisher: embedded.publisher,
+            gateway,
+            http_listener,
+            api,
+            shutdown,
+        })
+    }
+
+    /// Serves until `signal` resolves, then stops accepting, ends sessions
+    /// and lets in-flight HTTP requests finish (bounded by `DRAIN_TIMEOUT`).
+    pub async fn run(self, signal: impl Future<Output = ()>) {
+        let App { gateway, http_listener, api, shutdown, .. } = self;
+        let mut http_stop = shutdown.subscribe();
+        let gateway = tokio::spawn(gateway.run());
+        let server = warp::serve(http::routes(api))
+            .incoming(http_listener)
+            .graceful(async move {
+                let _ = http_stop.wait_for(|stop| *stop).await;
+            })
+            .run();
+        let http = tokio::spawn(server);
+        signal.await;
+        tracing::info!("shutting down");
+        let _ = shutdown.send(true);
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            let _ = gateway.await;
+            let _ = http.await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("shutdown drain timed out");
+        }
+    }
+}

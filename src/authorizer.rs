@@ -1,0 +1,69 @@
+//! The broker's `Authorizer`, answered from the chat engine's tables.
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dashmap::DashMap;
+use mqchat_bridge::projects::Project;
+use mqchat_bridge::users::UserProfile;
+use mqchat_bridge::{conversations, projects, users, DatabaseConnection};
+use mqchat_broker::identity::{self, now_unix};
+use mqchat_broker::{AuthError, Authorizer, Principal};
+
+pub struct ChatAuthorizer {
+    db: DatabaseConnection,
+    /// Projects by public key: keys never change, so a hit needs no query.
+    projects: DashMap<String, Arc<Project>>,
+}
+
+impl ChatAuthorizer {
+    pub fn new(db: DatabaseConnection) -> Self {
+        ChatAuthorizer { db, projects: DashMap::new() }
+    }
+
+    pub async fn project(&self, public_key: &str) -> Result<Option<Arc<Project>>, AuthError> {
+        if let Some(project) = self.projects.get(public_key) {
+            return Ok(Some(Arc::clone(&project)));
+        }
+        let found = projects::find_by_public_key(&self.db, public_key)
+            .await
+            .map_err(|error| AuthError::Unavailable(error.to_string()))?;
+        Ok(found.map(|project| {
+            let project = Arc::new(project);
+            self.projects.insert(public_key.to_owned(), Arc::clone(&project));
+            project
+        }))
+    }
+
+    /// Verifies a token for the project and records the user's profile.
+    pub async fn verify_token(&self, project: &Project, token: &str) -> Result<Principal, AuthError> {
+        let verified = identity::verify(&project.secret_key, token, now_unix())?;
+        let claims = verified.claims;
+        let profile = UserProfile {
+            external_id: claims.sub.clone(),
+            name: claims.name.clone(),
+            email: claims.email.clone(),
+            avatar_url: claims.avatar_url.clone(),
+        };
+        users::upsert(&self.db, &project.project_id, &profile)
+            .await
+            .map_err(|error| AuthError::Unavailable(error.to_string()))?;
+        Ok(Principal { project_id: project.project_id.clone(), user_id: verified.user_id, claims })
+    }
+}
+
+#[async_trait]
+impl Authorizer for ChatAuthorizer {
+    async fn authenticate(&self, username: &str, password: &str) -> Result<Principal, AuthError> {
+        let project = self
+            .project(username)
+            .await?
+            .ok_or_else(|| AuthError::BadCredentials("unknown project public key".into()))?;
+        self.verify_token(&project, password).await
+    }
+
+    async fn is_member(&self, principal: &Principal, conversation_id: &str) -> Result<bool, AuthError> {
+        conversations::is_member(&self.db, &principal.project_id, conversation_id, principal.user_id.as_str())
+            .await
+            .map_err(|error| AuthError::Unavailable(error.to_string()))
+    }
+}

@@ -1,0 +1,159 @@
+//! The command line: `serve`, `migrate`, `project`, `token`, `config`.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use mqchat_bridge::projects;
+use mqchat_broker::identity::{self, IdentityClaims, UserId};
+
+use crate::app::{connect_and_migrate, App};
+use crate::settings::{Overrides, Settings};
+
+#[derive(Debug, Parser)]
+#[command(name = "mqchat", version, about = "Self-hosted chat platform on MQTT")]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL (overrides [database] url).
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the broker, the chat engine and the HTTP API.
+    Serve {
+        #[arg(long, value_name = "ADDR")]
+        mqtt_listen: Option<SocketAddr>,
+        #[arg(long, value_name = "ADDR")]
+        ws_listen: Option<SocketAddr>,
+        #[arg(long, value_name = "ADDR")]
+        http_listen: Option<SocketAddr>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage projects (tenants).
+    #[command(subcommand)]
+    Project(ProjectCommand),
+    /// Sign an identity token exactly as a site backend would (HS256).
+    Token {
+        #[arg(long)]
+        secret_key: String,
+        #[arg(long)]
+        sub: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        avatar_url: Option<String>,
+        /// Lifetime, e.g. 2h, 30m (at most 24h).
+        #[arg(long, default_value = "2h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+    /// Print the effective configuration (secrets masked).
+    Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectCommand {
+    /// Create a project and print its keys as JSON.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+    /// List projects as JSON lines.
+    List,
+}
+
+impl Cli {
+    fn settings(&self, overrides: Overrides) -> anyhow::Result<Settings> {
+        let environment: HashMap<String, String> = std::env::vars().collect();
+        let overrides = Overrides { database_url: self.database_url.clone(), ..overrides };
+        Ok(Settings::load(self.config.as_deref(), environment, &overrides)?)
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        match &self.command {
+            Command::Serve { mqtt_listen, ws_listen, http_listen } => {
+                let overrides = Overrides {
+                    mqtt_listen: *mqtt_listen,
+                    ws_listen: *ws_listen,
+                    http_listen: *http_listen,
+                    database_url: None,
+                };
+                let settings = self.settings(overrides)?;
+                let app = App::build(&settings).await?;
+                app.run(shutdown_signal()).await;
+            }
+            Command::Migrate => {
+                let settings = self.settings(Overrides::default())?;
+                connect_and_migrate(&settings.database.url).await?;
+                println!("migrations applied");
+            }
+            Command::Project(ProjectCommand::Create { name }) => {
+                let name = name.trim();
+                anyhow::ensure!(!name.is_empty() && name.chars().count() <= 200, "--name must be 1-200 characters");
+                let settings = self.settings(Overrides::default())?;
+                let db = connect_and_migrate(&settings.database.url).await?;
+                let project = projects::create(&db, name).await?;
+                println!("{}", serde_json::to_string(&project)?);
+            }
+            Command::Project(ProjectCommand::List) => {
+                let settings = self.settings(Overrides::default())?;
+                let db = connect_and_migrate(&settings.database.url).await?;
+                for project in projects::list(&db).await? {
+                    println!("{}", serde_json::to_string(&project)?);
+                }
+            }
+            Command::Token { secret_key, sub, name, email, avatar_url, ttl } => {
+                UserId::parse(sub).context("--sub")?;
+                let ttl = ttl.as_secs() as i64;
+                anyhow::ensure!(ttl > 0 && ttl <= identity::MAX_LIFETIME_SECS, "--ttl must be between 1s and 24h");
+                let now = identity::now_unix();
+                let claims = IdentityClaims {
+                    sub: sub.clone(),
+                    name: name.clone(),
+                    email: email.clone(),
+                    avatar_url: avatar_url.clone(),
+                    iat: now,
+                    exp: now + ttl,
+                    iss: None,
+                };
+                println!("{}", identity::sign(secret_key, &claims)?);
+            }
+            Command::Config => {
+                let settings = self.settings(Overrides::default())?;
+                print!("{}", settings.to_masked_toml()?);
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,75 @@
+//! The API's one error shape: `{"error": {"code", "message"}}` with a
+//! status code, and the `recover` that turns every rejection into it.
+use std::convert::Infallible;
+
+use mqchat_bridge::conversations::ConversationError;
+use warp::http::StatusCode;
+use warp::{Rejection, Reply};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable, machine-readable code (documented in docs/PROTOCOL.md).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl warp::reject::Reject for ApiError {}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status, code, message: message.into() }
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "request failed");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+
+    pub fn reply(&self) -> warp::reply::Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        warp::reply::with_status(warp::reply::json(&body), self.status).into_response()
+    }
+}
+
+impl From<ConversationError> for ApiError {
+    fn from(error: ConversationError) -> Self {
+        match error {
+            ConversationError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "conversation_not_found", error.to_string()),
+            ConversationError::Invalid(message) => ApiError::invalid(message),
+            ConversationError::Archived => ApiError::new(StatusCode::CONFLICT, "conversation_archived", error.to_string()),
+            ConversationError::Database(error) => ApiError::internal(error),
+        }
+    }
+}
+
+pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
+    let error = if let Some(error) = rejection.find::<ApiError>() {
+        return Ok(error.reply());
+    } else if rejection.is_not_found() {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    } else if let Some(error) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", error.to_string())
+    } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
+    } else if rejection.find::<warp::reject::LengthRequired>().is_some() {
+        ApiError::new(StatusCode::LENGTH_REQUIRED, "length_required", "Content-Length is required")
+    } else if rejection.find::<warp::reject::UnsupportedMediaType>().is_some() {
+        ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send application/json")
+    } else if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed")
+    } else if let Some(error) = rejection.find::<warp::reject::MissingHeader>() {
+        ApiError::unauthorized(format!("missing header {}", error.name()))
+    } else {
+        ApiError::internal(format!("unhandled rejection: {rejection:?}"))
+    };
+    Ok(error.reply())
+}

@@ -1,0 +1,14 @@
+//! The `mqchat` binary's library: configuration, the wiring of the broker
+//! and the chat engine, and the HTTP API. `main.rs` only parses the command
+//! line; end-to-end tests start the same `App` in-process on port 0.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod authorizer;
+pub mod cli;
+pub mod http;
+pub mod settings;
+mod tls;
+
+pub use app::App;
+pub use settings::Settings;

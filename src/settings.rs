@@ -1,0 +1,242 @@
+//! `Settings`: every knob of `mqchat serve`, layered as
+//! defaults ← TOML file ← `MQCHAT_<SECTION>__<KEY>` environment ← flags.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use mqchat_broker::{GatewaySettings, RouterSettings};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub mqtt: MqttSettings,
+    pub websocket: WebSocketSettings,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub tls: TlsSettings,
+    pub gateway: GatewaySettings,
+    pub router: RouterSettings,
+    pub session: SessionSettings,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MqttSettings {
+    /// MQTT over TCP (TLS when `[tls]` is set).
+    pub listen: SocketAddr,
+    /// URL handed to clients by `sdk/init`; derived from `listen` when unset.
+    pub public_url: Option<String>,
+}
+
+impl Default for MqttSettings {
+    fn default() -> Self {
+        MqttSettings { listen: SocketAddr::from(([127, 0, 0, 1], 1883)), public_url: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebSocketSettings {
+    /// MQTT over WebSocket, any path, subprotocol `mqtt` (wss when `[tls]` is set).
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+}
+
+impl Default for WebSocketSettings {
+    fn default() -> Self {
+        WebSocketSettings { listen: SocketAddr::from(([127, 0, 0, 1], 8083)), public_url: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// The HTTP API (server API, `sdk/init`).
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `sqlite://FILE?mode=rwc` or `postgres://user:pass@host/db`.
+    pub url: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings { url: "sqlite://mqchat.db?mode=rwc".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain; with `key`, turns the MQTT and WebSocket listeners into TLS.
+    pub cert: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Lifetime of the session tokens `sdk/init` issues (at most 24 h).
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { ttl: Duration::from_secs(2 * 3600) }
+    }
+}
+
+/// Command-line flags that override every other layer.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub mqtt_listen: Option<SocketAddr>,
+    pub ws_listen: Option<SocketAddr>,
+    pub http_listen: Option<SocketAddr>,
+    pub database_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] config::ConfigError),
+    #[error("invalid configuration: {0}")]
+    Rule(String),
+}
+
+impl Settings {
+    /// Layers the sources; `environment` is the process environment (or any
+    /// map, so tests never touch the real one).
+    pub fn load(
+        file: Option<&Path>,
+        environment: HashMap<String, String>,
+        overrides: &Overrides,
+    ) -> Result<Settings, SettingsError> {
+        let mut builder = Config::builder().add_source(Config::try_from(&Settings::default())?);
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let environment: HashMap<String, String> =
+            environment.into_iter().filter(|(key, _)| key.starts_with("MQCHAT_") && key.contains("__")).collect();
+        builder = builder.add_source(
+            Environment::with_prefix("MQCHAT")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(environment)),
+        );
+        let flags = [
+            ("mqtt.listen", overrides.mqtt_listen.map(|a| a.to_string())),
+            ("websocket.listen", overrides.ws_listen.map(|a| a.to_string())),
+            ("http.listen", overrides.http_listen.map(|a| a.to_string())),
+            ("database.url", overrides.database_url.clone()),
+        ];
+        for (key, value) in flags {
+            builder = builder.set_override_option(key, value)?;
+        }
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            return Err(SettingsError::Rule("tls.cert and tls.key must be set together".into()));
+        }
+        if self.gateway.max_packet_size < 64 || self.gateway.max_connections == 0 {
+            return Err(SettingsError::Rule("gateway.max_packet_size must be >= 64 and max_connections >= 1".into()));
+        }
+        if self.session.ttl.is_zero() || self.session.ttl > Duration::from_secs(24 * 3600) {
+            return Err(SettingsError::Rule("session.ttl must be between 1s and 24h".into()));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, with the database password masked.
+    pub fn to_masked_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut masked = self.clone();
+        masked.database.url = mask_url_password(&masked.database.url);
+        toml::to_string_pretty(&masked)
+    }
+}
+
+fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.split_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:****@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_are_loopback_and_sqlite() {
+        let settings = Settings::load(None, HashMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(settings, Settings::default());
+        assert_eq!(settings.mqtt.listen.to_string(), "127.0.0.1:1883");
+        assert_eq!(settings.database.url, "sqlite://mqchat.db?mode=rwc");
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file() {
+        let dir = std::env::temp_dir().join(format!("mqchat-settings-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("mqchat.toml");
+        std::fs::write(
+            &file,
+            "[mqtt]\nlisten = \"127.0.0.1:1000\"\n[http]\nlisten = \"127.0.0.1:1001\"\n[gateway]\nconnect_timeout = \"3s\"\n",
+        )
+        .unwrap();
+        let environment = env(&[
+            ("MQCHAT_HTTP__LISTEN", "127.0.0.1:2001"),
+            ("MQCHAT_WEBSOCKET__LISTEN", "127.0.0.1:2002"),
+            ("MQCHAT_GATEWAY__MAX_PACKET_SIZE", "1024"),
+            ("PATH", "/bin"),
+        ]);
+        let overrides = Overrides { ws_listen: Some("127.0.0.1:3002".parse().unwrap()), ..Default::default() };
+        let settings = Settings::load(Some(&file), environment, &overrides).unwrap();
+        assert_eq!(settings.mqtt.listen.port(), 1000);
+        assert_eq!(settings.http.listen.port(), 2001);
+        assert_eq!(settings.websocket.listen.port(), 3002);
+        assert_eq!(settings.gateway.max_packet_size, 1024);
+        assert_eq!(settings.gateway.connect_timeout, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn bad_values_are_clear_errors() {
+        let error = Settings::load(None, env(&[("MQCHAT_MQTT__LISTEN", "not-an-address")]), &Overrides::default())
+            .unwrap_err();
+        assert!(error.to_string().contains("listen"), "{error}");
+        let error = Settings::load(None, env(&[("MQCHAT_TLS__CERT", "/x.pem")]), &Overrides::default()).unwrap_err();
+        assert!(error.to_string().contains("tls.cert and tls.key"), "{error}");
+    }
+
+    #[test]
+    fn masks_database_password() {
+        assert_eq!(mask_url_password("postgres://mq:secret@db/mq"), "postgres://mq:****@db/mq");
+        assert_eq!(mask_url_password("sqlite://mqchat.db?mode=rwc"), "sqlite://mqchat.db?mode=rwc");
+    }
+}

@@ -24,6 +24,8 @@ pub struct App {
     pub mqtt_addr: SocketAddr,
     pub websocket_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// rumqttd's loopback address: for operators' diagnostics and tests, never for clients.
+    pub upstream_addr: SocketAddr,
     pub db: DatabaseConnection,
     pub registry: Arc<Registry>,
     /// The platform's way to publish on any topic (conversation events).
@@ -100,6 +102,7 @@ impl App {
             mqtt_addr,
             websocket_addr,
             http_addr,
+            upstream_addr: embedded.upstream_addr,
             db,
             registry,
             publisher: embedded.publisher,

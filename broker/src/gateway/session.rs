@@ -91,12 +91,12 @@ pub(crate) async fn run(context: Arc<Context>, mut reader: ClientReader, mut wri
             return;
         }
     };
-    let Accepted { principal, upstream, permit, keep_alive } = accepted;
+    let Accepted { principal, upstream, upstream_buf, permit, keep_alive } = accepted;
     let (upstream_read, upstream_write) = upstream.into_split();
     let (registration, controls) = context.registry.register(&principal.project_id, principal.user_id.as_str());
     let rewrites = Arc::new(Mutex::new(AckRewrites::default()));
     let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
-    let downstream = tokio::spawn(downstream(upstream_read, writer, local_rx, Arc::clone(&rewrites)));
+    let downstream = tokio::spawn(downstream(upstream_read, upstream_buf, writer, local_rx, Arc::clone(&rewrites)));
     tracing::debug!(%peer, project = %principal.project_id, user = %principal.user_id, "client connected");
 
     let mut session = Session::new(&context, principal, upstream_write, local_tx, rewrites);
@@ -112,6 +112,8 @@ pub(crate) async fn run(context: Arc<Context>, mut reader: ClientReader, mut wri
 struct Accepted {
     principal: Principal,
     upstream: TcpStream,
+    /// Bytes rumqttd sent right after its CONNACK.
+    upstream_buf: BytesMut,
     permit: tokio::sync::OwnedSemaphorePermit,
     /// MQTT 3.1.1 §3.1.2.10: the server closes after 1.5 × keep-alive of
     /// silence; `None` when the client asked for no keep-alive.
@@ -133,6 +135,20 @@ impl Refusal {
     }
 }
 
+/// Namespaces the client id so that no user or tenant can take over
+/// another's session, escaping what rumqttd refuses in a client id
+/// (`+ $ # /`, which it answers by silence).
+fn upstream_client_id(principal: &Principal, client_id: &str) -> String {
+    let mut id = format!("{}|{}|", principal.project_id, principal.user_id);
+    for c in client_id.chars() {
+        match c {
+            '%' | '+' | '$' | '#' | '/' => id.push_str(&format!("%{:02X}", c as u32)),
+            c => id.push(c),
+        }
+    }
+    id
+}
+
 async fn read_first_packet(
     context: &Context,
     reader: &mut ClientReader,
@@ -140,6 +156,10 @@ async fn read_first_packet(
 ) -> Result<(FixedHeader, Bytes), Refusal> {
     let deadline = Instant::now() + context.settings.connect_timeout;
     loop {
+        // The first byte already tells a CONNECT (type 1) from garbage.
+        if buf.first().is_some_and(|byte| byte >> 4 != 1) {
+            return Err(Refusal::close("first packet is not a CONNECT"));
+        }
         match next_frame(buf, context.settings.max_packet_size) {
             Ok(Some((header, PacketType::Connect))) => return Ok((header, buf.split_to(header.frame_length()).freeze())),
             Ok(Some((_, other))) => return Err(Refusal::close(format!("first packet was {other:?}, not CONNECT"))),
@@ -216,8 +236,7 @@ async fn handshake(
     let upstream_connect = Connect {
         protocol: rumqttc::mqttbytes::Protocol::V4,
         keep_alive: UPSTREAM_KEEP_ALIVE,
-        // Namespaced so that no user or tenant can take over another's session.
-        client_id: format!("{}|{}|{}", principal.project_id, principal.user_id, client_id),
+        client_id: upstream_client_id(&principal, &client_id),
         clean_session: connect.clean_session,
         last_will: Some(last_will),
         login: None,
@@ -229,27 +248,30 @@ async fn handshake(
     let _ = upstream.set_nodelay(true);
     let connect_bytes = frames::encode(rumqttc::mqttbytes::v4::Packet::Connect(upstream_connect));
     upstream.write_all(&connect_bytes).await.map_err(|error| unavailable(format!("rumqttd write: {error}")))?;
-    let connack = read_upstream_connack(&mut upstream).await.map_err(unavailable)?;
+    let mut upstream_buf = BytesMut::with_capacity(4096);
+    let connack = read_upstream_connack(&mut upstream, &mut upstream_buf).await.map_err(unavailable)?;
     writer.send(&connack).await.map_err(|error| Refusal::close(format!("client write: {error}")))?;
     // Byte 3 of a CONNACK is its return code.
     if connack.get(3) != Some(&0) {
         return Err(Refusal::close("rumqttd refused the connection"));
     }
     let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
-    Ok(Accepted { principal, upstream, permit, keep_alive })
+    Ok(Accepted { principal, upstream, upstream_buf, permit, keep_alive })
 }
 
-async fn read_upstream_connack(upstream: &mut TcpStream) -> Result<BytesMut, String> {
-    let mut buf = BytesMut::with_capacity(8);
+/// Reads rumqttd's CONNACK into `buf` and returns it; whatever followed it
+/// (a persistent session's queued messages) stays in `buf` for the client.
+async fn read_upstream_connack(upstream: &mut TcpStream, buf: &mut BytesMut) -> Result<BytesMut, String> {
     let read = async {
         loop {
-            if let Some((header, packet_type)) = next_frame(&buf, 16).map_err(|e| e.to_string())? {
+            if let Some((header, packet_type)) = next_frame(buf, 16).map_err(|e| e.to_string())? {
                 if packet_type != PacketType::ConnAck {
                     return Err(format!("rumqttd answered CONNECT with {packet_type:?}"));
                 }
                 return Ok(buf.split_to(header.frame_length()));
             }
-            if upstream.read_buf(&mut buf).await.map_err(|e| e.to_string())? == 0 {
+            reserve_for_read(buf);
+            if upstream.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
                 return Err("rumqttd closed the connection".to_owned());
             }
         }
@@ -537,11 +559,14 @@ impl<'c> Session<'c> {
 /// `AckRewrites` knows about, and interleaves the gateway's own answers.
 async fn downstream(
     mut upstream: OwnedReadHalf,
+    mut buf: BytesMut,
     mut client: ClientWriter,
     mut local: mpsc::Receiver<BytesMut>,
     rewrites: Arc<Mutex<AckRewrites>>,
 ) -> End {
-    let mut buf = BytesMut::with_capacity(4096);
+    if let Err(end) = forward_downstream(&mut buf, &mut client, &rewrites).await {
+        return end;
+    }
     loop {
         tokio::select! {
             read = async { reserve_for_read(&mut buf); upstream.read_buf(&mut buf).await } => match read {
@@ -609,4 +634,21 @@ fn rewrite_ack(
         return Ok(None);
     }
     Ok(rewrites.merge_suback(suback.pkid, &suback.return_codes).map(|codes| Some(frames::suback(suback.pkid, codes))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{IdentityClaims, UserId};
+
+    #[test]
+    fn upstream_client_ids_are_namespaced_and_escaped() {
+        let principal = Principal {
+            project_id: "prj_a".into(),
+            user_id: UserId::parse("alice").unwrap(),
+            claims: IdentityClaims { sub: "alice".into(), name: None, email: None, avatar_url: None, iat: 0, exp: 0, iss: None },
+        };
+        assert_eq!(upstream_client_id(&principal, "phone"), "prj_a|alice|phone");
+        assert_eq!(upstream_client_id(&principal, "a/b+c#d$e%f"), "prj_a|alice|a%2Fb%2Bc%23d%24e%25f");
+    }
 }

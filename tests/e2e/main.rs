@@ -1,0 +1,13 @@
+//! End-to-end tests of the whole service: the real `App` on port 0, a fresh
+//! database per test (SQLite, or PostgreSQL with `TEST_DATABASE_URL`), and
+//! real clients — rumqttc, mosquitto_pub/sub, paho-mqtt, raw sockets, reqwest.
+//! One binary for all of them (see CONVENTIONS: fast links).
+mod acl;
+mod auth;
+mod helpers;
+mod http_api;
+mod membership;
+mod mqtt_features;
+mod robustness;
+mod stock_clients;
+mod transports;

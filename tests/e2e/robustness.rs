@@ -1,0 +1,122 @@
+//! Bad bytes on the wire: the offending connection is closed, others keep working.
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{granted, TestApp, PATIENCE};
+
+/// Reads until the server closes; returns everything it sent.
+async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 256];
+    loop {
+        match tokio::time::timeout(PATIENCE, stream.read(&mut chunk)).await.expect("server closes in time") {
+            Ok(0) | Err(_) => return received,
+            Ok(n) => received.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A 3.1.1 CONNECT with the given credentials and keep-alive.
+fn connect_packet(client_id: &str, username: &str, password: &str, keep_alive: u16) -> Vec<u8> {
+    let mut connect = rumqttc::mqttbytes::v4::Connect::new(client_id);
+    connect.keep_alive = keep_alive;
+    connect.set_login(username, password);
+    let mut out = bytes::BytesMut::new();
+    connect.write(&mut out).unwrap();
+    out.to_vec()
+}
+
+async fn assert_still_serving(app: &TestApp) {
+    let mut client = app.client("alice").await;
+    assert!(granted(&client.subscribe(&format!("chat/{}/user/alice/inbox", app.project_id())).await));
+}
+
+#[tokio::test]
+async fn garbage_truncated_and_oversize_packets_close_only_their_connection() {
+    let app = TestApp::spawn_with(|settings| settings.gateway.max_packet_size = 1024).await;
+    let mut bystander = app.client("bob").await;
+    let inbox = format!("chat/{}/user/bob/inbox", app.project_id());
+    assert!(granted(&bystander.subscribe(&inbox).await));
+
+    let token = app.token("alice");
+    let connect = connect_packet("alice", &app.project.public_key, &token, 30);
+    let publish_header_claiming_1mib = [0x30, 0x80, 0x80, 0x40];
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec()),
+        ("invalid packet type 0", vec![0x00, 0x00]),
+        ("malformed remaining length", vec![0x10, 0xff, 0xff, 0xff, 0xff, 0x01]),
+        ("truncated CONNECT then close", connect[..connect.len() / 2].to_vec()),
+        ("oversize packet after CONNECT", [connect.clone(), publish_header_claiming_1mib.to_vec()].concat()),
+        ("PUBLISH before CONNECT", vec![0x30, 0x05, 0x00, 0x01, b'a', b'x', b'y']),
+        ("second CONNECT", [connect.clone(), connect.clone()].concat()),
+    ];
+    for (why, bytes) in cases {
+        let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
+        stream.write_all(&bytes).await.unwrap();
+        if why.starts_with("truncated") {
+            stream.shutdown().await.unwrap();
+        }
+        let answer = read_until_closed(&mut stream).await;
+        // Only a CONNACK (accepted CONNECT) may come back before the close.
+        assert!(answer.is_empty() || answer.starts_with(&[0x20, 0x02]), "{why}: {answer:?}");
+    }
+    app.publisher.publish(inbox.clone(), "still here").unwrap();
+    assert_eq!(&bystander.publish_on(&inbox).await.payload[..], b"still here");
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn a_connect_that_never_comes_is_timed_out() {
+    let app = TestApp::spawn_with(|settings| settings.gateway.connect_timeout = Duration::from_millis(300)).await;
+    let mut silent = TcpStream::connect(app.app_mqtt).await.unwrap();
+    assert!(read_until_closed(&mut silent).await.is_empty());
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn a_silent_client_is_cut_after_one_and_a_half_keep_alives_and_its_will_published() {
+    let app = TestApp::spawn().await;
+    let mut observer = app.observer().await;
+    let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
+    stream.write_all(&connect_packet("alice-silent", &app.project.public_key, &app.token("alice"), 1)).await.unwrap();
+    let answer = read_until_closed(&mut stream).await;
+    assert_eq!(answer, vec![0x20, 0x02, 0x00, 0x00], "CONNACK then close");
+    let will = observer.publish_on(&format!("chat/{}/user/alice/status", app.project_id())).await;
+    assert_eq!(&will.payload[..], br#"{"status":"offline"}"#);
+}
+
+#[tokio::test]
+async fn mqtt5_connect_gets_a_clean_refusal_and_never_reaches_rumqttd() {
+    let app = TestApp::spawn().await;
+    let mut options = rumqttc::v5::MqttOptions::new("alice-v5", app.app_mqtt.ip().to_string(), app.app_mqtt.port());
+    options.set_credentials(app.project.public_key.clone(), app.token("alice"));
+    let (_client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 10);
+    let error = tokio::time::timeout(PATIENCE, eventloop.poll()).await.unwrap().expect_err("refused");
+    assert!(
+        matches!(
+            error,
+            rumqttc::v5::ConnectionError::ConnectionRefused(rumqttc::v5::mqttbytes::v5::ConnectReturnCode::UnsupportedProtocolVersion)
+        ),
+        "{error:?}"
+    );
+    // MQTT 3.1 ("MQIsdp", level 3) gets the 3.1.1 refusal code 1.
+    let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
+    let mqtt31 = [0x10, 0x0e, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3c, 0x00, 0x00];
+    stream.write_all(&mqtt31).await.unwrap();
+    assert_eq!(read_until_closed(&mut stream).await, vec![0x20, 0x02, 0x00, 0x01]);
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn max_connections_answers_connack_3() {
+    let app = TestApp::spawn_with(|settings| settings.gateway.max_connections = 2).await;
+    let _first = app.client("alice").await;
+    let _second = app.client("bob").await;
+    let error = crate::helpers::TestClient::connect(app.options("carol", &app.token("carol"))).await.err().expect("refused");
+    assert!(
+        matches!(error, rumqttc::ConnectionError::ConnectionRefused(rumqttc::ConnectReturnCode::ServiceUnavailable)),
+        "{error:?}"
+    );
+}

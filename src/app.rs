@@ -50,8 +50,28 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
 }
 
+/// File descriptors one client connection holds: its socket, and both ends
+/// of the gateway's loopback link to rumqttd (same process).
+const FDS_PER_CONNECTION: u64 = 3;
+
+/// Raises the open-files limit as far as allowed and warns when it cannot
+/// hold `max_connections` clients.
+fn raise_open_files_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit / FDS_PER_CONNECTION < max_connections as u64 => tracing::warn!(
+            open_files_limit = limit,
+            max_connections,
+            "the open-files limit caps clients at about {}; raise `ulimit -n` (hard) to reach gateway.max_connections",
+            limit / FDS_PER_CONNECTION
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "could not read the open-files limit"),
+    }
+}
+
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
+        raise_open_files_limit(settings.gateway.max_connections);
         let db = connect_and_migrate(&settings.database.url).await?;
         let tls = match (&settings.tls.cert, &settings.tls.key) {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),

@@ -1,0 +1,307 @@
+//! `mqchat-loadgen`: drives an MQTT broker with real rumqttc clients and
+//! reports what subscribers actually received, as one JSON object.
+//!
+//! - `pubsub`: N publishers → M subscribers on one topic, flat out for a
+//!   duration; deliveries/s and publish→delivery latency.
+//! - `connections`: opens N idle clients; connects/s and, given the server's
+//!   pid, its resident memory per connection.
+//!
+//! Against mqchat, give `--public-key` and `--secret-key`: each client then
+//! signs its own identity token as user `{user_prefix}{i}` (the benchmark
+//! script makes those users members of the conversation whose topic is used).
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use hdrhistogram::Histogram;
+use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, MqttOptions, Packet, QoS};
+use serde_json::json;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    target: Target,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Args, Clone)]
+struct Target {
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+    /// mqchat project public key (MQTT username); omit for an open broker.
+    #[arg(long)]
+    public_key: Option<String>,
+    /// mqchat project secret key, to sign each client's identity token.
+    #[arg(long)]
+    secret_key: Option<String>,
+    /// Client `i` is user `{user_prefix}{i}`.
+    #[arg(long, default_value = "bench-")]
+    user_prefix: String,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    Pubsub {
+        #[arg(long)]
+        topic: String,
+        #[arg(long, default_value_t = 1)]
+        publishers: usize,
+        #[arg(long, default_value_t = 1)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 0)]
+        qos: u8,
+        #[arg(long, default_value_t = 100)]
+        payload: usize,
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+    },
+    Connections {
+        #[arg(long)]
+        count: usize,
+        /// Connects in flight at once.
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
+        /// Server process whose memory to read from /proc.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Time to let the server settle before reading its memory.
+        #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+        settle: Duration,
+    },
+}
+
+impl Target {
+    fn options(&self, index: usize, role: &str) -> anyhow::Result<MqttOptions> {
+        let mut options = MqttOptions::new(format!("{role}-{index}-{}", std::process::id()), self.host.clone(), self.port);
+        options.set_keep_alive(Duration::from_secs(60));
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        options.set_inflight(100);
+        if let (Some(public_key), Some(secret_key)) = (&self.public_key, &self.secret_key) {
+            options.set_credentials(public_key.clone(), self.token(secret_key, index)?);
+        }
+        Ok(options)
+    }
+
+    fn token(&self, secret_key: &str, index: usize) -> anyhow::Result<String> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+        let claims = json!({"sub": format!("{}{index}", self.user_prefix), "iat": now, "exp": now + 3600});
+        Ok(jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret_key.as_bytes()),
+        )?)
+    }
+}
+
+async fn connect(options: MqttOptions, capacity: usize) -> anyhow::Result<(AsyncClient, EventLoop)> {
+    let (client, mut eventloop) = AsyncClient::new(options, capacity);
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await.context("CONNACK timed out")?? {
+            Event::Incoming(Packet::ConnAck(ack)) if ack.code == ConnectReturnCode::Success => return Ok((client, eventloop)),
+            Event::Incoming(Packet::ConnAck(ack)) => anyhow::bail!("refused: {:?}", ack.code),
+            _ => {}
+        }
+    }
+}
+
+fn qos(level: u8) -> anyhow::Result<QoS> {
+    Ok(match level {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        2 => QoS::ExactlyOnce,
+        other => anyhow::bail!("no QoS {other}"),
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pubsub(
+    target: &Target,
+    topic: String,
+    publishers: usize,
+    subscribers: usize,
+    qos_level: u8,
+    payload: usize,
+    duration: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let qos = qos(qos_level)?;
+    let epoch = Instant::now();
+    let received = Arc::new(AtomicU64::new(0));
+    let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
+    let window = Arc::new(Mutex::new(None::<(Instant, Instant)>));
+
+    let mut subscriber_tasks = Vec::new();
+    for index in 0..subscribers {
+        let (client, mut eventloop) = connect(target.options(publishers + index, "sub")?, 10).await?;
+        client.subscribe(topic.clone(), qos).await?;
+        loop {
+            if let Event::Incoming(Packet::SubAck(ack)) = eventloop.poll().await? {
+                anyhow::ensure!(
+                    ack.return_codes.iter().all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))),
+                    "subscription refused"
+                );
+                break;
+            }
+        }
+        let (received, latencies, window) = (Arc::clone(&received), Arc::clone(&latencies), Arc::clone(&window));
+        subscriber_tasks.push(tokio::spawn(async move {
+            let _client = client;
+            let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            while let Ok(event) = eventloop.poll().await {
+                let Event::Incoming(Packet::Publish(publish)) = event else { continue };
+                let now = Instant::now();
+                let Some((start, end)) = *window.lock().expect("window lock") else { continue };
+                if now < start || now > end || publish.payload.len() < 8 {
+                    continue;
+                }
+                received.fetch_add(1, Ordering::Relaxed);
+                let sent = u64::from_le_bytes(publish.payload[..8].try_into().expect("8 bytes"));
+                let micros = (now.duration_since(epoch).as_nanos() as u64).saturating_sub(sent) / 1000;
+                let _ = local.record(micros.max(1));
+                if local.len() >= 10_000 {
+                    latencies.lock().expect("latency lock").add(&local).expect("same bounds");
+                    local.reset();
+                }
+            }
+            latencies.lock().expect("latency lock").add(&local).expect("same bounds");
+        }));
+    }
+
+    let warmup = Duration::from_millis(500);
+    let start = Instant::now() + warmup;
+    let end = start + duration;
+    *window.lock().expect("window lock") = Some((start, end));
+    let published = Arc::new(AtomicU64::new(0));
+    let mut publisher_tasks = Vec::new();
+    for index in 0..publishers {
+        let (client, mut eventloop) = connect(target.options(index, "pub")?, 1000).await?;
+        let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        let (topic, published) = (topic.clone(), Arc::clone(&published));
+        publisher_tasks.push(tokio::spawn(async move {
+            let mut body = vec![0u8; payload.max(8)];
+            while Instant::now() < end + Duration::from_millis(200) {
+                let now = Instant::now();
+                body[..8].copy_from_slice(&(now.duration_since(epoch).as_nanos() as u64).to_le_bytes());
+                if client.publish(topic.clone(), qos, false, body.clone()).await.is_err() {
+                    break;
+                }
+                if now >= start && now <= end {
+                    published.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            let _ = client.disconnect().await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            driver.abort();
+        }));
+    }
+    for task in publisher_tasks {
+        task.await?;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for task in &subscriber_tasks {
+        task.abort();
+    }
+    let seconds = duration.as_secs_f64();
+    let histogram = latencies.lock().expect("latency lock").clone();
+    let delivered = received.load(Ordering::Relaxed);
+    Ok(json!({
+        "scenario": "pubsub",
+        "qos": qos_level,
+        "publishers": publishers,
+        "subscribers": subscribers,
+        "payload_bytes": payload,
+        "duration_s": seconds,
+        "published_per_s": published.load(Ordering::Relaxed) as f64 / seconds,
+        "delivered_per_s": delivered as f64 / seconds,
+        "latency_us": {
+            "p50": histogram.value_at_quantile(0.5),
+            "p99": histogram.value_at_quantile(0.99),
+            "max": histogram.max(),
+        },
+    }))
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("VmRSS not found")
+}
+
+async fn connections(
+    target: &Target,
+    count: usize,
+    concurrency: usize,
+    server_pid: Option<u32>,
+    settle: Duration,
+) -> anyhow::Result<serde_json::Value> {
+    let before = server_pid.map(rss_kib).transpose()?;
+    let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(count);
+    for index in 0..count {
+        let options = target.options(index, "idle")?;
+        let permit = Arc::clone(&semaphore).acquire_owned().await?;
+        tasks.push(tokio::spawn(async move {
+            let connected = connect(options, 1).await;
+            drop(permit);
+            let (client, mut eventloop) = connected?;
+            let keeper = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+            anyhow::Ok((client, keeper))
+        }));
+    }
+    let mut held = Vec::with_capacity(count);
+    let mut failures = 0usize;
+    for task in tasks {
+        match task.await? {
+            Ok(connection) => held.push(connection),
+            Err(error) => {
+                if failures == 0 {
+                    eprintln!("first connect failure: {error:#}");
+                }
+                failures += 1;
+            }
+        }
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(settle).await;
+    let after = server_pid.map(rss_kib).transpose()?;
+    let per_connection = match (before, after) {
+        (Some(before), Some(after)) if !held.is_empty() => Some((after.saturating_sub(before)) as f64 * 1024.0 / held.len() as f64),
+        _ => None,
+    };
+    for (_, keeper) in &held {
+        keeper.abort();
+    }
+    Ok(json!({
+        "scenario": "connections",
+        "requested": count,
+        "connected": held.len(),
+        "failed": failures,
+        "connects_per_s": held.len() as f64 / connect_seconds,
+        "server_rss_kib_before": before,
+        "server_rss_kib_after": after,
+        "bytes_per_connection": per_connection,
+    }))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let report = match cli.scenario {
+        Scenario::Pubsub { topic, publishers, subscribers, qos, payload, duration } => {
+            pubsub(&cli.target, topic, publishers, subscribers, qos, payload, duration).await?
+        }
+        Scenario::Connections { count, concurrency, server_pid, settle } => {
+            connections(&cli.target, count, concurrency, server_pid, settle).await?
+        }
+    };
+    println!("{report}");
+    Ok(())
+}

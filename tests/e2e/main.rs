@@ -4,6 +4,7 @@
 //! One binary for all of them (see CONVENTIONS: fast links).
 mod acl;
 mod auth;
+mod cli;
 mod helpers;
 mod http_api;
 mod membership;

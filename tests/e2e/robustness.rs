@@ -120,3 +120,35 @@ async fn max_connections_answers_connack_3() {
         "{error:?}"
     );
 }
+
+/// Deterministic pseudo-random bytes (xorshift), so a failure replays.
+fn noise(seed: &mut u64, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            *seed ^= *seed << 13;
+            *seed ^= *seed >> 7;
+            *seed ^= *seed << 17;
+            (*seed >> 24) as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn random_packets_after_connect_never_take_the_server_down() {
+    let app = TestApp::spawn().await;
+    let connect = connect_packet("fuzz", &app.project.public_key, &app.token("alice"), 30);
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    for round in 0..200 {
+        let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
+        let body_len = (noise(&mut seed, 1)[0] % 40) as usize;
+        // A plausible fixed header (any packet type, any flags) over a random body.
+        let first = noise(&mut seed, 1)[0];
+        let mut packet = vec![first, body_len as u8];
+        packet.extend(noise(&mut seed, body_len));
+        stream.write_all(&[connect.clone(), packet].concat()).await.unwrap();
+        let _ = stream.shutdown().await;
+        let answer = read_until_closed(&mut stream).await;
+        assert!(answer.starts_with(&[0x20, 0x02, 0x00, 0x00]), "round {round}: {answer:?}");
+    }
+    assert_still_serving(&app).await;
+}

@@ -24,8 +24,8 @@ pub struct App {
     pub mqtt_addr: SocketAddr,
     pub websocket_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    /// rumqttd's loopback address: for operators' diagnostics and tests, never for clients.
-    pub upstream_addr: SocketAddr,
+    /// rumqttd's loopback listeners: for operators' diagnostics and tests, never for clients.
+    pub upstream_addrs: Vec<SocketAddr>,
     pub db: DatabaseConnection,
     pub registry: Arc<Registry>,
     /// The platform's way to publish on any topic (conversation events).
@@ -96,7 +96,7 @@ impl App {
             settings.gateway.clone(),
             Arc::clone(&authorizer) as Arc<dyn mqchat_broker::Authorizer>,
             Arc::clone(&registry),
-            embedded.upstream_addr,
+            embedded.upstream_addrs.clone(),
             Listeners { mqtt, websocket: Some(websocket), tls },
             shutdown_rx,
         );
@@ -117,12 +117,12 @@ impl App {
                 .unwrap_or_else(|| format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" })),
             session_ttl: settings.session.ttl,
         });
-        tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, upstream = %embedded.upstream_addr, tls = secure, "mqchat listening");
+        tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, upstream = ?embedded.upstream_addrs, tls = secure, "mqchat listening");
         Ok(App {
             mqtt_addr,
             websocket_addr,
             http_addr,
-            upstream_addr: embedded.upstream_addr,
+            upstream_addrs: embedded.upstream_addrs.clone(),
             db,
             registry,
             publisher: embedded.publisher,

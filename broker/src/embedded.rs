@@ -23,8 +23,9 @@ pub enum EmbeddedError {
 
 /// A running rumqttd: where the gateway connects, and the platform's link.
 pub struct EmbeddedBroker {
-    /// Loopback address rumqttd listens on; never exposed to clients.
-    pub upstream_addr: SocketAddr,
+    /// Loopback addresses rumqttd listens on (one router behind them all);
+    /// never exposed to clients.
+    pub upstream_addrs: Vec<SocketAddr>,
     /// In-process publisher for the platform (the bridge): no socket, no auth.
     pub publisher: PlatformPublisher,
 }
@@ -47,7 +48,7 @@ impl EmbeddedBroker {
     /// Starts rumqttd on its own thread (`Broker::start` blocks) and waits
     /// until it accepts connections.
     pub fn start(router: &RouterSettings, max_connections: usize, max_packet_size: usize) -> Result<Self, EmbeddedError> {
-        let upstream_addr = free_loopback_port()?;
+        let upstream_addrs = free_loopback_ports(router.upstream_listeners.max(1))?;
         let connections = ConnectionSettings {
             connection_timeout_ms: 10_000,
             max_payload_size: max_packet_size,
@@ -56,13 +57,21 @@ impl EmbeddedBroker {
             external_auth: None,
             dynamic_filters: true,
         };
-        let server = ServerSettings {
-            name: "gateway-upstream".into(),
-            listen: upstream_addr,
-            tls: None,
-            next_connection_delay_ms: 0,
-            connections,
-        };
+        let servers = upstream_addrs
+            .iter()
+            .enumerate()
+            .map(|(index, addr)| {
+                let name = format!("upstream-{index}");
+                let server = ServerSettings {
+                    name: name.clone(),
+                    listen: *addr,
+                    tls: None,
+                    next_connection_delay_ms: 0,
+                    connections: connections.clone(),
+                };
+                (name, server)
+            })
+            .collect::<HashMap<_, _>>();
         let config = Config {
             id: 0,
             router: RouterConfig {
@@ -75,7 +84,7 @@ impl EmbeddedBroker {
                 initialized_filters: None,
                 shared_subscriptions_strategy: Default::default(),
             },
-            v4: Some(HashMap::from([("gateway-upstream".to_owned(), server)])),
+            v4: Some(servers),
             ..Default::default()
         };
         let mut broker = Broker::new(config);
@@ -93,17 +102,22 @@ impl EmbeddedBroker {
             .name("platform-link".into())
             .spawn(move || while link_rx.recv().is_ok() {})
             .map_err(EmbeddedError::Thread)?;
-        wait_until_listening(upstream_addr)?;
-        Ok(EmbeddedBroker { upstream_addr, publisher: PlatformPublisher { link: Arc::new(Mutex::new(link_tx)) } })
+        for addr in &upstream_addrs {
+            wait_until_listening(*addr)?;
+        }
+        Ok(EmbeddedBroker { upstream_addrs, publisher: PlatformPublisher { link: Arc::new(Mutex::new(link_tx)) } })
     }
 }
 
-/// rumqttd binds its own listener, so the port is found by binding and
-/// releasing it; another process could take it in between, which start-up
-/// then reports as `NotListening`.
-fn free_loopback_port() -> Result<SocketAddr, EmbeddedError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(EmbeddedError::NoPort)?;
-    listener.local_addr().map_err(EmbeddedError::NoPort)
+/// rumqttd binds its own listeners, so ports are found by binding and
+/// releasing them (all held until all are picked, so they differ); another
+/// process could take one in between, which start-up reports as `NotListening`.
+fn free_loopback_ports(count: usize) -> Result<Vec<SocketAddr>, EmbeddedError> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(EmbeddedError::NoPort)?;
+    listeners.iter().map(|listener| listener.local_addr().map_err(EmbeddedError::NoPort)).collect()
 }
 
 fn wait_until_listening(addr: SocketAddr) -> Result<(), EmbeddedError> {

@@ -42,6 +42,10 @@ pub struct RouterSettings {
     pub max_outgoing_packet_count: u64,
     /// Unacknowledged QoS 1/2 messages per connection.
     pub max_inflight_count: usize,
+    /// Loopback listeners rumqttd runs, each on its own thread. rumqttd waits
+    /// a timer tick after every accept, so one listener takes about 1,000
+    /// connections per second; the gateway spreads connections over these.
+    pub upstream_listeners: usize,
 }
 
 impl Default for RouterSettings {
@@ -51,6 +55,7 @@ impl Default for RouterSettings {
             max_segment_count: 8,
             max_outgoing_packet_count: 200,
             max_inflight_count: 100,
+            upstream_listeners: 4,
         }
     }
 }

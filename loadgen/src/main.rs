@@ -59,6 +59,9 @@ enum Scenario {
         payload: usize,
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: Duration,
+        /// Messages per second per publisher; 0 publishes as fast as the client can.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
     Connections {
         #[arg(long)]
@@ -127,6 +130,7 @@ async fn pubsub(
     qos_level: u8,
     payload: usize,
     duration: Duration,
+    rate: u64,
 ) -> anyhow::Result<serde_json::Value> {
     let qos = qos(qos_level)?;
     let epoch = Instant::now();
@@ -183,7 +187,14 @@ async fn pubsub(
         let (topic, published) = (topic.clone(), Arc::clone(&published));
         publisher_tasks.push(tokio::spawn(async move {
             let mut body = vec![0u8; payload.max(8)];
+            let began = Instant::now();
+            let mut sent = 0u64;
             while Instant::now() < end + Duration::from_millis(200) {
+                if rate > 0 && sent >= (began.elapsed().as_secs_f64() * rate as f64) as u64 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
+                sent += 1;
                 let now = Instant::now();
                 body[..8].copy_from_slice(&(now.duration_since(epoch).as_nanos() as u64).to_le_bytes());
                 if client.publish(topic.clone(), qos, false, body.clone()).await.is_err() {
@@ -214,6 +225,7 @@ async fn pubsub(
         "publishers": publishers,
         "subscribers": subscribers,
         "payload_bytes": payload,
+        "offered_rate": rate,
         "duration_s": seconds,
         "published_per_s": published.load(Ordering::Relaxed) as f64 / seconds,
         "delivered_per_s": delivered as f64 / seconds,
@@ -295,8 +307,8 @@ async fn connections(
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let report = match cli.scenario {
-        Scenario::Pubsub { topic, publishers, subscribers, qos, payload, duration } => {
-            pubsub(&cli.target, topic, publishers, subscribers, qos, payload, duration).await?
+        Scenario::Pubsub { topic, publishers, subscribers, qos, payload, duration, rate } => {
+            pubsub(&cli.target, topic, publishers, subscribers, qos, payload, duration, rate).await?
         }
         Scenario::Connections { count, concurrency, server_pid, settle } => {
             connections(&cli.target, count, concurrency, server_pid, settle).await?

@@ -69,7 +69,7 @@ impl TestApp {
             app_mqtt: app.mqtt_addr,
             app_ws: app.websocket_addr,
             app_http: app.http_addr,
-            upstream: app.upstream_addr,
+            upstream: app.upstream_addrs[0],
             publisher: app.publisher.clone(),
             db: app.db.clone(),
             project,

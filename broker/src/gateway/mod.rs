@@ -6,6 +6,7 @@ mod session;
 mod transport;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,10 +38,20 @@ pub(crate) struct Context {
     pub(crate) settings: GatewaySettings,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) registry: Arc<Registry>,
-    pub(crate) upstream_addr: SocketAddr,
+    /// rumqttd's listeners, used in turn.
+    upstream_addrs: Vec<SocketAddr>,
+    next_upstream: AtomicUsize,
     /// One permit per live client connection.
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Context {
+    /// The rumqttd listener for the next connection (round robin).
+    pub(crate) fn upstream_addr(&self) -> Option<SocketAddr> {
+        let turn = self.next_upstream.fetch_add(1, Ordering::Relaxed);
+        self.upstream_addrs.get(turn % self.upstream_addrs.len().max(1)).copied()
+    }
 }
 
 pub struct Gateway {
@@ -59,12 +70,20 @@ impl Gateway {
         settings: GatewaySettings,
         authorizer: Arc<dyn Authorizer>,
         registry: Arc<Registry>,
-        upstream_addr: SocketAddr,
+        upstream_addrs: Vec<SocketAddr>,
         listeners: Listeners,
         shutdown: watch::Receiver<bool>,
     ) -> Gateway {
         let slots = Arc::new(Semaphore::new(settings.max_connections));
-        let context = Arc::new(Context { settings, authorizer, registry, upstream_addr, slots, shutdown });
+        let context = Arc::new(Context {
+            settings,
+            authorizer,
+            registry,
+            upstream_addrs,
+            next_upstream: AtomicUsize::new(0),
+            slots,
+            shutdown,
+        });
         Gateway { context, listeners }
     }
 

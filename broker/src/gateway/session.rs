@@ -79,7 +79,7 @@ impl From<rumqttc::mqttbytes::Error> for End {
 }
 
 pub(crate) async fn run(context: Arc<Context>, mut reader: ClientReader, mut writer: ClientWriter, peer: SocketAddr) {
-    let mut buf = BytesMut::with_capacity(1024);
+    let mut buf = BytesMut::new();
     let accepted = match handshake(&context, &mut reader, &mut writer, &mut buf).await {
         Ok(accepted) => accepted,
         Err(refusal) => {
@@ -242,13 +242,14 @@ async fn handshake(
         login: None,
     };
     let unavailable = |reason: String| Refusal::with(ConnectReturnCode::ServiceUnavailable, reason);
-    let mut upstream = TcpStream::connect(context.upstream_addr)
+    let upstream_addr = context.upstream_addr().ok_or_else(|| unavailable("no rumqttd listener".into()))?;
+    let mut upstream = TcpStream::connect(upstream_addr)
         .await
         .map_err(|error| unavailable(format!("rumqttd unreachable: {error}")))?;
     let _ = upstream.set_nodelay(true);
     let connect_bytes = frames::encode(rumqttc::mqttbytes::v4::Packet::Connect(upstream_connect));
     upstream.write_all(&connect_bytes).await.map_err(|error| unavailable(format!("rumqttd write: {error}")))?;
-    let mut upstream_buf = BytesMut::with_capacity(4096);
+    let mut upstream_buf = BytesMut::new();
     let connack = read_upstream_connack(&mut upstream, &mut upstream_buf).await.map_err(unavailable)?;
     writer.send(&connack).await.map_err(|error| Refusal::close(format!("client write: {error}")))?;
     // Byte 3 of a CONNACK is its return code.
@@ -270,7 +271,7 @@ async fn read_upstream_connack(upstream: &mut TcpStream, buf: &mut BytesMut) -> 
                 }
                 return Ok(buf.split_to(header.frame_length()));
             }
-            reserve_for_read(buf);
+            reserve_for_read(buf, 0);
             if upstream.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
                 return Err("rumqttd closed the connection".to_owned());
             }
@@ -320,7 +321,7 @@ impl<'c> Session<'c> {
             dropped_qos2: HashSet::new(),
             next_gateway_pkid: FIRST_GATEWAY_PKID,
             limiter,
-            out: BytesMut::with_capacity(1024),
+            out: BytesMut::new(),
         }
     }
 
@@ -567,11 +568,13 @@ async fn downstream(
     if let Err(end) = forward_downstream(&mut buf, &mut client, &rewrites).await {
         return end;
     }
+    let mut last_read = 0;
     loop {
         tokio::select! {
-            read = async { reserve_for_read(&mut buf); upstream.read_buf(&mut buf).await } => match read {
+            read = async { reserve_for_read(&mut buf, last_read); upstream.read_buf(&mut buf).await } => match read {
                 Ok(0) => return End::UpstreamClosed,
-                Ok(_) => {
+                Ok(read) => {
+                    last_read = read;
                     if let Err(end) = forward_downstream(&mut buf, &mut client, &rewrites).await {
                         return end;
                     }

@@ -16,11 +16,13 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 pub(crate) type BoxedIo = Box<dyn Io>;
 type Ws = WebSocketStream<BoxedIo>;
 
-/// Spare room kept in read buffers before each read.
-const READ_CHUNK: usize = 4096;
+/// Smallest and largest spare room kept in a read buffer before a read.
+const MIN_READ: usize = 1024;
+const MAX_READ: usize = 64 * 1024;
 
 pub(crate) enum ClientReader {
-    Stream(tokio::io::ReadHalf<BoxedIo>),
+    /// With the size of the last read, to size the next one.
+    Stream(tokio::io::ReadHalf<BoxedIo>, usize),
     WebSocket(SplitStream<Ws>),
 }
 
@@ -31,7 +33,7 @@ pub(crate) enum ClientWriter {
 
 pub(crate) fn split_stream(io: BoxedIo) -> (ClientReader, ClientWriter) {
     let (read, write) = tokio::io::split(io);
-    (ClientReader::Stream(read), ClientWriter::Stream(write))
+    (ClientReader::Stream(read, 0), ClientWriter::Stream(write))
 }
 
 pub(crate) fn split_websocket(ws: Ws) -> (ClientReader, ClientWriter) {
@@ -39,9 +41,16 @@ pub(crate) fn split_websocket(ws: Ws) -> (ClientReader, ClientWriter) {
     (ClientReader::WebSocket(read), ClientWriter::WebSocket(write))
 }
 
-pub(crate) fn reserve_for_read(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
+/// Makes room for the next read: twice what the last read returned, within
+/// bounds, so busy connections read large chunks (fewer syscalls) and idle
+/// ones give their memory back.
+pub(crate) fn reserve_for_read(buf: &mut BytesMut, last_read: usize) {
+    let want = (last_read * 2).clamp(MIN_READ, MAX_READ);
+    if buf.is_empty() && buf.capacity() > 4 * want {
+        *buf = BytesMut::new();
+    }
+    if buf.capacity() - buf.len() < want {
+        buf.reserve(want);
     }
 }
 
@@ -49,9 +58,11 @@ impl ClientReader {
     /// Appends what arrives to `buf`; `Ok(0)` means the client closed.
     pub(crate) async fn read_into(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
         match self {
-            ClientReader::Stream(read) => {
-                reserve_for_read(buf);
-                read.read_buf(buf).await
+            ClientReader::Stream(read, last_read) => {
+                reserve_for_read(buf, *last_read);
+                let read = read.read_buf(buf).await?;
+                *last_read = read;
+                Ok(read)
             }
             ClientReader::WebSocket(read) => loop {
                 match read.next().await {

@@ -9,6 +9,8 @@
 //! Against mqchat, give `--public-key` and `--secret-key`: each client then
 //! signs its own identity token as user `{user_prefix}{i}` (the benchmark
 //! script makes those users members of the conversation whose topic is used).
+// A benchmark tool: a broken invariant (a poisoned lock) should stop the run loudly.
+#![allow(clippy::expect_used)]
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

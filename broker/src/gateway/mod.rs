@@ -158,6 +158,7 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// Answers the `mqtt` subprotocol when the client offers it (browsers'
 /// MQTT clients require the echo); any path is accepted.
+#[allow(clippy::result_large_err)] // the signature is tungstenite's callback
 fn negotiate_mqtt_subprotocol(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
     let offered = request
         .headers()

@@ -38,6 +38,8 @@ const MAX_CLIENT_ID_LEN: usize = 128;
 const UPSTREAM_KEEP_ALIVE: u16 = u16::MAX;
 /// Packet ids of UNSUBSCRIBEs the gateway makes, counting down from here.
 const FIRST_GATEWAY_PKID: u16 = u16::MAX;
+/// Times a CONNECT closed by rumqttd before its CONNACK is tried again.
+const UPSTREAM_RETRIES: u64 = 3;
 /// Packets the gateway itself queues for the client before it waits.
 const LOCAL_QUEUE: usize = 64;
 
@@ -242,15 +244,8 @@ async fn handshake(
         login: None,
     };
     let unavailable = |reason: String| Refusal::with(ConnectReturnCode::ServiceUnavailable, reason);
-    let upstream_addr = context.upstream_addr().ok_or_else(|| unavailable("no rumqttd listener".into()))?;
-    let mut upstream = TcpStream::connect(upstream_addr)
-        .await
-        .map_err(|error| unavailable(format!("rumqttd unreachable: {error}")))?;
-    let _ = upstream.set_nodelay(true);
     let connect_bytes = frames::encode(rumqttc::mqttbytes::v4::Packet::Connect(upstream_connect));
-    upstream.write_all(&connect_bytes).await.map_err(|error| unavailable(format!("rumqttd write: {error}")))?;
-    let mut upstream_buf = BytesMut::new();
-    let connack = read_upstream_connack(&mut upstream, &mut upstream_buf).await.map_err(unavailable)?;
+    let (upstream, connack, upstream_buf) = open_upstream(context, &connect_bytes).await.map_err(unavailable)?;
     writer.send(&connack).await.map_err(|error| Refusal::close(format!("client write: {error}")))?;
     // Byte 3 of a CONNACK is its return code.
     if connack.get(3) != Some(&0) {
@@ -260,25 +255,60 @@ async fn handshake(
     Ok(Accepted { principal, upstream, upstream_buf, permit, keep_alive })
 }
 
+/// Connects to rumqttd and relays the CONNECT; returns the socket, rumqttd's
+/// CONNACK and whatever rumqttd sent after it.
+///
+/// rumqttd sometimes closes a fresh connection before its CONNACK when the
+/// same client id reconnects at once (a late disconnect of the previous link
+/// hits the new one, whose connection slot it reuses); that is retried a few
+/// times, so clients do not see it.
+async fn open_upstream(context: &Context, connect_bytes: &[u8]) -> Result<(TcpStream, BytesMut, BytesMut), String> {
+    let mut attempt = 0;
+    loop {
+        let addr = context.upstream_addr().ok_or("no rumqttd listener")?;
+        let mut upstream = TcpStream::connect(addr).await.map_err(|error| format!("rumqttd unreachable: {error}"))?;
+        let _ = upstream.set_nodelay(true);
+        upstream.write_all(connect_bytes).await.map_err(|error| format!("rumqttd write: {error}"))?;
+        let mut leftover = BytesMut::new();
+        match read_upstream_connack(&mut upstream, &mut leftover).await {
+            Ok(connack) => return Ok((upstream, connack, leftover)),
+            Err(UpstreamClosed) if attempt < UPSTREAM_RETRIES => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+}
+
 /// Reads rumqttd's CONNACK into `buf` and returns it; whatever followed it
 /// (a persistent session's queued messages) stays in `buf` for the client.
-async fn read_upstream_connack(upstream: &mut TcpStream, buf: &mut BytesMut) -> Result<BytesMut, String> {
+async fn read_upstream_connack(upstream: &mut TcpStream, buf: &mut BytesMut) -> Result<BytesMut, UpstreamError> {
     let read = async {
         loop {
-            if let Some((header, packet_type)) = next_frame(buf, 16).map_err(|e| e.to_string())? {
+            if let Some((header, packet_type)) = next_frame(buf, 16).map_err(|e| Failed(e.to_string()))? {
                 if packet_type != PacketType::ConnAck {
-                    return Err(format!("rumqttd answered CONNECT with {packet_type:?}"));
+                    return Err(Failed(format!("rumqttd answered CONNECT with {packet_type:?}")));
                 }
                 return Ok(buf.split_to(header.frame_length()));
             }
             reserve_for_read(buf, 0);
-            if upstream.read_buf(buf).await.map_err(|e| e.to_string())? == 0 {
-                return Err("rumqttd closed the connection".to_owned());
+            if upstream.read_buf(buf).await.map_err(|e| Failed(e.to_string()))? == 0 {
+                return Err(UpstreamClosed);
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(10), read).await.map_err(|_| "rumqttd did not answer CONNECT".to_owned())?
+    tokio::time::timeout(Duration::from_secs(10), read).await.map_err(|_| Failed("rumqttd did not answer CONNECT".into()))?
 }
+
+#[derive(Debug, thiserror::Error)]
+enum UpstreamError {
+    #[error("rumqttd closed the connection before CONNACK")]
+    UpstreamClosed,
+    #[error("{0}")]
+    Failed(String),
+}
+use UpstreamError::{Failed, UpstreamClosed};
 
 /// The client → rumqttd direction and everything the gateway decides.
 struct Session<'c> {

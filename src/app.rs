@@ -8,11 +8,14 @@ use std::time::Duration;
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use mqchat_bridge::{database, DatabaseConnection};
+use mqchat_bridge::commands::Engine;
+use mqchat_broker::embedded::CommandFeed;
 use mqchat_broker::{EmbeddedBroker, Gateway, Listeners, PlatformPublisher, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::authorizer::ChatAuthorizer;
+use crate::chat::{self, MqttOutlet};
 use crate::http::{self, ApiState};
 use crate::settings::Settings;
 use crate::tls;
@@ -31,6 +34,9 @@ pub struct App {
     /// The platform's way to publish on any topic (conversation events).
     pub publisher: PlatformPublisher,
     gateway: Gateway,
+    /// Commands from the outboxes, and the engine that runs them.
+    commands: CommandFeed,
+    engine: Arc<Engine>,
     http_listener: TcpListener,
     api: Arc<ApiState>,
     shutdown: watch::Sender<bool>,
@@ -88,6 +94,9 @@ impl App {
         let (mqtt_addr, websocket_addr, http_addr) =
             (mqtt.local_addr()?, websocket.local_addr()?, http_listener.local_addr()?);
 
+        let EmbeddedBroker { upstream_addrs, publisher, commands } = embedded;
+        let outlet = Arc::new(MqttOutlet { publisher: publisher.clone() });
+        let engine = Arc::new(Engine::start(db.clone(), settings.chat, outlet));
         let registry = Arc::new(Registry::default());
         let authorizer = Arc::new(ChatAuthorizer::new(db.clone()));
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -96,7 +105,7 @@ impl App {
             settings.gateway.clone(),
             Arc::clone(&authorizer) as Arc<dyn mqchat_broker::Authorizer>,
             Arc::clone(&registry),
-            embedded.upstream_addrs.clone(),
+            upstream_addrs.clone(),
             Listeners { mqtt, websocket: Some(websocket), tls },
             shutdown_rx,
         );
@@ -104,7 +113,7 @@ impl App {
             db: db.clone(),
             authorizer,
             registry: Arc::clone(&registry),
-            publisher: embedded.publisher.clone(),
+            publisher: publisher.clone(),
             mqtt_url: settings
                 .mqtt
                 .public_url
@@ -117,16 +126,18 @@ impl App {
                 .unwrap_or_else(|| format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" })),
             session_ttl: settings.session.ttl,
         });
-        tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, upstream = ?embedded.upstream_addrs, tls = secure, "mqchat listening");
+        tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, upstream = ?upstream_addrs, tls = secure, "mqchat listening");
         Ok(App {
             mqtt_addr,
             websocket_addr,
             http_addr,
-            upstream_addrs: embedded.upstream_addrs.clone(),
+            upstream_addrs: upstream_addrs.clone(),
             db,
             registry,
-            publisher: embedded.publisher,
+            publisher,
             gateway,
+            commands,
+            engine,
             http_listener,
             api,
             shutdown,
@@ -136,9 +147,10 @@ impl App {
     /// Serves until `signal` resolves, then stops accepting, ends sessions
     /// and lets in-flight HTTP requests finish (bounded by `DRAIN_TIMEOUT`).
     pub async fn run(self, signal: impl Future<Output = ()>) {
-        let App { gateway, http_listener, api, shutdown, .. } = self;
+        let App { gateway, commands, engine, http_listener, api, shutdown, .. } = self;
         let mut http_stop = shutdown.subscribe();
         let gateway = tokio::spawn(gateway.run());
+        tokio::spawn(chat::run(commands, engine));
         let server = warp::serve(http::routes(api))
             .incoming(http_listener)
             .graceful(async move {

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod authorizer;
+mod chat;
 pub mod cli;
 pub mod http;
 pub mod settings;

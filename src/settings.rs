@@ -20,6 +20,7 @@ pub struct Settings {
     pub gateway: GatewaySettings,
     pub router: RouterSettings,
     pub session: SessionSettings,
+    pub chat: ChatSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +100,9 @@ impl Default for SessionSettings {
         SessionSettings { ttl: Duration::from_secs(2 * 3600) }
     }
 }
+
+/// The chat engine's group commit.
+pub type ChatSettings = mqchat_bridge::messages::CommitterSettings;
 
 /// Command-line flags that override every other layer.
 #[derive(Debug, Clone, Default)]

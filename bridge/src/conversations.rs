@@ -113,6 +113,7 @@ pub async fn create(
         kind: Set(request.kind.as_str().to_owned()),
         title: Set(title),
         archived_at: Set(None),
+        last_seq: Set(0),
         created_at: Set(now),
     }
     .insert(&txn)
@@ -208,7 +209,11 @@ pub async fn is_member(db: &impl ConnectionTrait, project_id: &str, id: &str, us
     Ok(count > 0)
 }
 
-async fn find_row(db: &DatabaseConnection, project_id: &str, id: &str) -> Result<conversation::Model, ConversationError> {
+pub(crate) async fn find_row(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    id: &str,
+) -> Result<conversation::Model, ConversationError> {
     conversation::Entity::find_by_id(id.to_owned())
         .filter(conversation::Column::ProjectId.eq(project_id))
         .one(db)

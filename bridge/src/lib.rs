@@ -3,15 +3,19 @@
 //!
 //! Modules: `database` (connecting, SQLite tuning), `projects` (tenants and
 //! their keys), `users` (external users created from identity claims),
-//! `conversations` (conversations and membership, what the MQTT ACL asks).
+//! `conversations` (conversations and membership, what the MQTT ACL asks),
+//! `messages` (stored messages, group commit, history), `commands` (the JSON
+//! commands clients publish on their outbox, and their replies and events).
 //! Every function takes a `&DatabaseConnection` and works the same on SQLite
 //! and PostgreSQL. This crate knows nothing about sockets, MQTT framing or
 //! HTTP: the binary wires it to the broker and to the API.
 #![forbid(unsafe_code)]
 
+pub mod commands;
 pub mod conversations;
 pub mod database;
 mod ids;
+pub mod messages;
 pub mod projects;
 pub mod users;
 

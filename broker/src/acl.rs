@@ -82,6 +82,14 @@ pub fn will(subject: Subject<'_>, topic: &str) -> bool {
     topic == status_topic(subject.project_id, subject.user_id)
 }
 
+/// `(project, user)` of an outbox topic `chat/{project}/user/{user}/outbox`.
+pub fn parse_outbox_topic(topic: &str) -> Option<(&str, &str)> {
+    match topic.split('/').collect::<Vec<_>>()[..] {
+        ["chat", project, "user", user, "outbox"] => Some((project, user)),
+        _ => None,
+    }
+}
+
 pub fn status_topic(project_id: &str, user_id: &str) -> String {
     format!("chat/{project_id}/user/{user_id}/status")
 }
@@ -168,6 +176,12 @@ mod tests {
         ] {
             assert!(matches!(publish(ALICE, topic), Decision::Deny(_)), "{topic} must be denied");
         }
+    }
+
+    #[test]
+    fn outbox_topics_name_their_user() {
+        assert_eq!(parse_outbox_topic("chat/prj_a/user/alice/outbox"), Some(("prj_a", "alice")));
+        assert_eq!(parse_outbox_topic("chat/prj_a/user/alice/inbox"), None);
     }
 
     #[test]

@@ -21,6 +21,36 @@ pub enum EmbeddedError {
     Thread(std::io::Error),
 }
 
+/// Every user's outbox: what the command link subscribes to.
+pub const OUTBOX_FILTER: &str = "chat/+/user/+/outbox";
+
+/// Messages clients published on their outboxes, read in-process.
+pub struct CommandFeed {
+    link: rumqttd::local::LinkRx,
+}
+
+impl CommandFeed {
+    /// The next (topic, payload); `None` once rumqttd is gone.
+    pub async fn next(&mut self) -> Option<(String, bytes::Bytes)> {
+        loop {
+            match self.link.next().await {
+                Ok(Some(rumqttd::Notification::Forward(forward))) => {
+                    let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
+                    return Some((topic, forward.publish.payload));
+                }
+                // The router pauses a link whose queue it filled; ask to resume.
+                Ok(Some(rumqttd::Notification::Unschedule)) => {
+                    if self.link.wake().await.is_err() {
+                        return None;
+                    }
+                }
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
 /// A running rumqttd: where the gateway connects, and the platform's link.
 pub struct EmbeddedBroker {
     /// Loopback addresses rumqttd listens on (one router behind them all);
@@ -28,6 +58,8 @@ pub struct EmbeddedBroker {
     pub upstream_addrs: Vec<SocketAddr>,
     /// In-process publisher for the platform (the bridge): no socket, no auth.
     pub publisher: PlatformPublisher,
+    /// Commands from every user's outbox, for the chat engine.
+    pub commands: CommandFeed,
 }
 
 /// Publishes as the platform, straight into rumqttd's router.
@@ -89,6 +121,8 @@ impl EmbeddedBroker {
         };
         let mut broker = Broker::new(config);
         let (link_tx, mut link_rx) = broker.link("mqchat-platform").map_err(|e| EmbeddedError::Link(e.to_string()))?;
+        let (mut command_tx, command_rx) = broker.link("mqchat-commands").map_err(|e| EmbeddedError::Link(e.to_string()))?;
+        command_tx.subscribe(OUTBOX_FILTER).map_err(|e| EmbeddedError::Link(e.to_string()))?;
         std::thread::Builder::new()
             .name("rumqttd".into())
             .spawn(move || {
@@ -105,7 +139,13 @@ impl EmbeddedBroker {
         for addr in &upstream_addrs {
             wait_until_listening(*addr)?;
         }
-        Ok(EmbeddedBroker { upstream_addrs, publisher: PlatformPublisher { link: Arc::new(Mutex::new(link_tx)) } })
+        // The subscription lives in the router; the sending half is not needed.
+        drop(command_tx);
+        Ok(EmbeddedBroker {
+            upstream_addrs,
+            publisher: PlatformPublisher { link: Arc::new(Mutex::new(link_tx)) },
+            commands: CommandFeed { link: command_rx },
+        })
     }
 }
 

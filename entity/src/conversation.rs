@@ -13,6 +13,8 @@ pub struct Model {
     pub title: Option<String>,
     /// Set once the conversation is archived; archived conversations stay readable.
     pub archived_at: Option<DateTimeUtc>,
+    /// `seq` of the newest message; the next one gets `last_seq + 1`.
+    pub last_seq: i64,
     pub created_at: DateTimeUtc,
 }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod acl;
 mod auth;
+mod chat;
 mod cli;
 mod helpers;
 mod http_api;

@@ -1,0 +1,250 @@
+//! The JSON commands a user's clients publish on its outbox
+//! (`{"id", "op", …}`), each answered on its inbox with
+//! `{"reply_to", "ok": true, "data"}` or `{"reply_to", "ok": false, "error": {"code", "message"}}`.
+//!
+//! The sender is who the outbox belongs to: the gateway lets only that user
+//! publish there, so a command cannot claim to come from someone else.
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::conversations::{self, ConversationError};
+use crate::messages::{self, Committer, CommitterSettings, MessageError, NewMessage};
+
+/// Largest command accepted, in bytes (the gateway also caps packets).
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Where the engine's output goes; the binary maps these to MQTT topics.
+pub trait Outlet: Send + Sync + 'static {
+    /// To every member subscribed to the conversation.
+    fn to_conversation(&self, project_id: &str, conversation_id: &str, payload: String);
+    /// To one user's inbox (all of its devices).
+    fn to_user(&self, project_id: &str, user_id: &str, payload: String);
+}
+
+/// A refusal with a stable, documented code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl CommandError {
+    fn new(code: &'static str, message: impl Into<String>) -> Self {
+        CommandError { code, message: message.into() }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        CommandError::new("invalid_request", message)
+    }
+}
+
+impl From<ConversationError> for CommandError {
+    fn from(error: ConversationError) -> Self {
+        match error {
+            ConversationError::NotFound => CommandError::new("conversation_not_found", "no such conversation"),
+            ConversationError::Archived => CommandError::new("conversation_archived", "the conversation is archived"),
+            ConversationError::Invalid(message) => CommandError::invalid(message),
+            ConversationError::Database(error) => internal(error),
+        }
+    }
+}
+
+impl From<MessageError> for CommandError {
+    fn from(error: MessageError) -> Self {
+        match error {
+            MessageError::NotFound => CommandError::new("message_not_found", "no such message"),
+            MessageError::NotSender => CommandError::new("forbidden", "only the sender may change this message"),
+            MessageError::Deleted => CommandError::new("message_deleted", "the message was deleted"),
+            MessageError::Database(error) => internal(error),
+            MessageError::Unavailable => CommandError::new("unavailable", "the server is shutting down; retry"),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for CommandError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        internal(error)
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> CommandError {
+    tracing::error!(%error, "command failed");
+    CommandError::new("internal", "internal error")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", deny_unknown_fields)]
+enum Command {
+    #[serde(rename = "message.send")]
+    Send {
+        conversation_id: String,
+        content: String,
+        #[serde(rename = "type", default)]
+        kind: i16,
+        p1: Option<String>,
+        p2: Option<String>,
+        p3: Option<String>,
+        reply_to_message_id: Option<String>,
+        client_msg_id: Option<String>,
+    },
+    #[serde(rename = "message.edit")]
+    Edit { message_id: String, content: String },
+    #[serde(rename = "message.delete")]
+    Delete { message_id: String },
+    #[serde(rename = "history.sync")]
+    HistorySync {
+        conversation_id: String,
+        #[serde(default)]
+        after_seq: i64,
+        limit: Option<u64>,
+    },
+}
+
+/// The chat engine's command side.
+pub struct Engine {
+    db: DatabaseConnection,
+    committer: Committer,
+    outlet: Arc<dyn Outlet>,
+}
+
+impl Engine {
+    /// Starts the engine's writer; events and replies go to `outlet`.
+    pub fn start(db: DatabaseConnection, settings: CommitterSettings, outlet: Arc<dyn Outlet>) -> Self {
+        let events = Arc::clone(&outlet);
+        let committer = Committer::spawn(db.clone(), settings, move |project_id, message| {
+            let event = json!({"type": "message.created", "data": message});
+            events.to_conversation(project_id, &message.conversation_id, event.to_string());
+        });
+        Engine { db, committer, outlet }
+    }
+
+    /// Handles one command published by `user_id` and answers on its inbox.
+    pub async fn handle(&self, project_id: &str, user_id: &str, payload: &[u8]) {
+        let (reply_to, result) = self.run(project_id, user_id, payload).await;
+        let reply = match result {
+            Ok(data) => json!({"reply_to": reply_to, "ok": true, "data": data}),
+            Err(error) => json!({"reply_to": reply_to, "ok": false, "error": {"code": error.code, "message": error.message}}),
+        };
+        self.outlet.to_user(project_id, user_id, reply.to_string());
+    }
+
+    async fn run(&self, project_id: &str, user_id: &str, payload: &[u8]) -> (Value, Result<Value, CommandError>) {
+        if payload.len() > MAX_COMMAND_BYTES {
+            return (Value::Null, Err(CommandError::new("too_large", format!("commands are at most {MAX_COMMAND_BYTES} bytes"))));
+        }
+        let mut value: Value = match serde_json::from_slice(payload) {
+            Ok(value @ Value::Object(_)) => value,
+            Ok(_) => return (Value::Null, Err(CommandError::new("bad_json", "a command is a JSON object"))),
+            Err(error) => return (Value::Null, Err(CommandError::new("bad_json", error.to_string()))),
+        };
+        let reply_to = value.as_object_mut().and_then(|fields| fields.remove("id")).unwrap_or(Value::Null);
+        if !reply_to.as_str().is_some_and(|id| !id.is_empty() && id.len() <= 128) {
+            return (reply_to, Err(CommandError::invalid("`id` must be a string of 1-128 characters")));
+        }
+        let known = ["message.send", "message.edit", "message.delete", "history.sync"];
+        match value.get("op").and_then(Value::as_str) {
+            Some(op) if known.contains(&op) => {}
+            Some(op) => return (reply_to, Err(CommandError::new("unknown_op", format!("unknown op {op:?}")))),
+            None => return (reply_to, Err(CommandError::invalid("`op` is required"))),
+        }
+        let command: Command = match serde_json::from_value(value) {
+            Ok(command) => command,
+            Err(error) => return (reply_to, Err(CommandError::invalid(error.to_string()))),
+        };
+        (reply_to, self.execute(project_id, user_id, command).await)
+    }
+
+    async fn require_member(&self, project_id: &str, user_id: &str, conversation_id: &str) -> Result<bool, CommandError> {
+        let conversation = conversations::find_row(&self.db, project_id, conversation_id).await?;
+        if !conversations::is_member(&self.db, project_id, conversation_id, user_id).await? {
+            return Err(CommandError::new("not_a_member", "you are not a member of this conversation"));
+        }
+        Ok(conversation.archived_at.is_some())
+    }
+
+    async fn execute(&self, project_id: &str, user_id: &str, command: Command) -> Result<Value, CommandError> {
+        match command {
+            Command::Send { conversation_id, content, kind, p1, p2, p3, reply_to_message_id, client_msg_id } => {
+                check_content(&content)?;
+                if kind == 0 && content.trim().is_empty() {
+                    return Err(CommandError::invalid("a text message (type 0) needs content"));
+                }
+                if !(0..=5).contains(&kind) {
+                    return Err(CommandError::invalid("`type` must be 0 (text) to 5 (system)"));
+                }
+                for (name, field) in [("p1", &p1), ("p2", &p2), ("p3", &p3), ("client_msg_id", &client_msg_id)] {
+                    if field.as_ref().is_some_and(|value| value.chars().count() > messages::MAX_FIELD_CHARS) {
+                        return Err(CommandError::invalid(format!("`{name}` is longer than {} characters", messages::MAX_FIELD_CHARS)));
+                    }
+                }
+                if self.require_member(project_id, user_id, &conversation_id).await? {
+                    return Err(ConversationError::Archived.into());
+                }
+                let outcome = self
+                    .committer
+                    .send(NewMessage {
+                        project_id: project_id.to_owned(),
+                        conversation_id,
+                        sender_id: user_id.to_owned(),
+                        client_msg_id,
+                        kind,
+                        content,
+                        p1,
+                        p2,
+                        p3,
+                        reply_to_message_id,
+                    })
+                    .await?;
+                Ok(json!({"message": outcome.message, "duplicate": outcome.duplicate}))
+            }
+            Command::Edit { message_id, content } => {
+                check_content(&content)?;
+                let conversation_id = self.conversation_of(project_id, &message_id).await?;
+                if self.require_member(project_id, user_id, &conversation_id).await? {
+                    return Err(ConversationError::Archived.into());
+                }
+                let message = messages::edit(&self.db, project_id, user_id, &message_id, &content).await?;
+                let event = json!({"type": "message.updated", "data": message});
+                self.outlet.to_conversation(project_id, &conversation_id, event.to_string());
+                Ok(json!({"message": message}))
+            }
+            Command::Delete { message_id } => {
+                let conversation_id = self.conversation_of(project_id, &message_id).await?;
+                if self.require_member(project_id, user_id, &conversation_id).await? {
+                    return Err(ConversationError::Archived.into());
+                }
+                let message = messages::delete(&self.db, project_id, user_id, &message_id).await?;
+                let event = json!({"type": "message.deleted", "data": message});
+                self.outlet.to_conversation(project_id, &conversation_id, event.to_string());
+                Ok(json!({"message": message}))
+            }
+            Command::HistorySync { conversation_id, after_seq, limit } => {
+                self.require_member(project_id, user_id, &conversation_id).await?;
+                let limit = limit.unwrap_or(50).clamp(1, messages::MAX_HISTORY_PAGE);
+                let (page, has_more) =
+                    messages::history_after(&self.db, project_id, &conversation_id, after_seq.max(0), limit).await?;
+                Ok(json!({"conversation_id": conversation_id, "messages": page, "has_more": has_more}))
+            }
+        }
+    }
+
+    async fn conversation_of(&self, project_id: &str, message_id: &str) -> Result<String, CommandError> {
+        messages::find(&self.db, project_id, message_id)
+            .await?
+            .map(|row| row.conversation_id)
+            .ok_or_else(|| MessageError::NotFound.into())
+    }
+}
+
+fn check_content(content: &str) -> Result<(), CommandError> {
+    if content.chars().count() > messages::MAX_CONTENT_CHARS {
+        return Err(CommandError::new(
+            "content_too_long",
+            format!("content is longer than {} characters", messages::MAX_CONTENT_CHARS),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,45 @@
+//! Messages: validation, the group-commit writer that makes a send durable
+//! before it is acknowledged, and reads for history.
+mod committer;
+mod store;
+
+pub use committer::{Committer, CommitterSettings, SendOutcome};
+pub use store::{delete, edit, find, history_after, MessageView, Sender};
+
+/// Longest message content, in characters.
+pub const MAX_CONTENT_CHARS: usize = 4000;
+/// Longest `p1`/`p2`/`p3` and `client_msg_id`, in characters.
+pub const MAX_FIELD_CHARS: usize = 1000;
+/// Most messages one `history.sync` returns.
+pub const MAX_HISTORY_PAGE: u64 = 200;
+
+/// A validated message to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub project_id: String,
+    pub conversation_id: String,
+    pub sender_id: String,
+    pub client_msg_id: Option<String>,
+    /// 0 text, 1 image, 2 location, 3 file, 4 custom, 5 system (seed 002).
+    pub kind: i16,
+    pub content: String,
+    pub p1: Option<String>,
+    pub p2: Option<String>,
+    pub p3: Option<String>,
+    pub reply_to_message_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("message not found")]
+    NotFound,
+    #[error("only the sender may change this message")]
+    NotSender,
+    #[error("the message was deleted")]
+    Deleted,
+    #[error(transparent)]
+    Database(#[from] sea_orm::DbErr),
+    /// The writer is gone (shutting down).
+    #[error("message store is unavailable")]
+    Unavailable,
+}

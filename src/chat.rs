@@ -1,0 +1,66 @@
+//! Wiring of the chat engine to MQTT: commands from rumqttd's outbox
+//! subscription to the engine, and the engine's output to topics.
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mqchat_bridge::commands::{Engine, Outlet};
+use mqchat_broker::acl;
+use mqchat_broker::embedded::CommandFeed;
+use mqchat_broker::PlatformPublisher;
+use tokio::sync::mpsc;
+
+/// Command workers. One user's commands always go to the same worker and
+/// run in order; different users run in parallel.
+const WORKERS: usize = 64;
+/// Commands queued per worker before the feed waits.
+const WORKER_QUEUE: usize = 256;
+
+/// Publishes the engine's output through rumqttd's in-process link.
+pub struct MqttOutlet {
+    pub publisher: PlatformPublisher,
+}
+
+impl Outlet for MqttOutlet {
+    fn to_conversation(&self, project_id: &str, conversation_id: &str, payload: String) {
+        self.publish(acl::conversation_topic(project_id, conversation_id), payload);
+    }
+
+    fn to_user(&self, project_id: &str, user_id: &str, payload: String) {
+        self.publish(acl::inbox_topic(project_id, user_id), payload);
+    }
+}
+
+impl MqttOutlet {
+    fn publish(&self, topic: String, payload: String) {
+        if let Err(error) = self.publisher.publish(topic, payload) {
+            tracing::error!(%error, "could not publish the chat engine's output");
+        }
+    }
+}
+
+/// Reads commands until rumqttd stops, spreading them over the workers.
+pub async fn run(mut feed: CommandFeed, engine: Arc<Engine>) {
+    let workers: Vec<mpsc::Sender<(String, String, Bytes)>> = (0..WORKERS)
+        .map(|_| {
+            let (tx, mut rx) = mpsc::channel::<(String, String, Bytes)>(WORKER_QUEUE);
+            let engine = Arc::clone(&engine);
+            tokio::spawn(async move {
+                while let Some((project_id, user_id, payload)) = rx.recv().await {
+                    engine.handle(&project_id, &user_id, &payload).await;
+                }
+            });
+            tx
+        })
+        .collect();
+    while let Some((topic, payload)) = feed.next().await {
+        let Some((project_id, user_id)) = acl::parse_outbox_topic(&topic) else { continue };
+        let mut hasher = DefaultHasher::new();
+        (project_id, user_id).hash(&mut hasher);
+        let worker = &workers[(hasher.finish() % WORKERS as u64) as usize];
+        if worker.send((project_id.to_owned(), user_id.to_owned(), payload)).await.is_err() {
+            return;
+        }
+    }
+}

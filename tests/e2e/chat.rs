@@ -1,0 +1,173 @@
+//! The chat engine over MQTT: commands on the outbox, replies on the inbox,
+//! events on the conversation topic.
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+use rumqttc::QoS;
+use serde_json::{json, Value};
+
+use crate::helpers::{granted, payload_json, TestApp, TestClient};
+
+/// A user's client, subscribed to its own inbox.
+struct ChatClient {
+    client: TestClient,
+    inbox: String,
+    outbox: String,
+    next_id: u64,
+}
+
+impl ChatClient {
+    async fn connect(app: &TestApp, user: &str) -> ChatClient {
+        let mut client = app.client(user).await;
+        let inbox = format!("chat/{}/user/{user}/inbox", app.project_id());
+        assert!(granted(&client.subscribe(&inbox).await));
+        ChatClient { client, inbox, outbox: format!("chat/{}/user/{user}/outbox", app.project_id()), next_id: 0 }
+    }
+
+    /// Publishes `command` (given an `id`) and returns its reply.
+    async fn command(&mut self, mut command: Value) -> Value {
+        self.next_id += 1;
+        let id = format!("req-{}", self.next_id);
+        command["id"] = json!(id);
+        self.client.client.publish(self.outbox.clone(), QoS::AtLeastOnce, false, command.to_string()).await.unwrap();
+        self.reply(&id).await
+    }
+
+    async fn reply(&mut self, id: &str) -> Value {
+        loop {
+            let reply = payload_json(&self.client.publish_on(&self.inbox).await);
+            if reply["reply_to"] == id {
+                return reply;
+            }
+        }
+    }
+
+    async fn raw(&mut self, payload: &str) -> Value {
+        self.client.client.publish(self.outbox.clone(), QoS::AtLeastOnce, false, payload.to_owned()).await.unwrap();
+        payload_json(&self.client.publish_on(&self.inbox).await)
+    }
+}
+
+fn error_code(reply: &Value) -> &str {
+    assert_eq!(reply["ok"], false, "{reply}");
+    reply["error"]["code"].as_str().unwrap()
+}
+
+#[tokio::test]
+async fn send_edit_delete_and_history_between_members() {
+    let app = TestApp::spawn().await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let topic = app.conversation_topic(&conversation);
+    let mut alice = ChatClient::connect(&app, "alice").await;
+    let mut bob = ChatClient::connect(&app, "bob").await;
+    assert!(granted(&bob.client.subscribe(&topic).await));
+
+    let send = json!({"op": "message.send", "conversation_id": conversation, "content": "hello bob", "client_msg_id": "c-1"});
+    let reply = alice.command(send.clone()).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let message = reply["data"]["message"].clone();
+    assert_eq!((message["seq"].as_i64(), message["content"].as_str()), (Some(1), Some("hello bob")));
+    assert_eq!(message["sender"], json!({"id": "alice", "name": "alice name", "avatar_url": null}));
+    let event = payload_json(&bob.client.publish_on(&topic).await);
+    assert_eq!(event["type"], "message.created");
+    assert_eq!(event["data"]["id"], message["id"]);
+
+    // A retry with the same client_msg_id returns the original, stores nothing.
+    let retry = alice.command(send).await;
+    assert_eq!((retry["data"]["message"]["id"].clone(), retry["data"]["duplicate"].clone()), (message["id"].clone(), json!(true)));
+
+    let id = message["id"].as_str().unwrap();
+    let edited = alice.command(json!({"op": "message.edit", "message_id": id, "content": "hello, bob"})).await;
+    assert_eq!(edited["data"]["message"]["edited"], true, "{edited}");
+    let event = payload_json(&bob.client.publish_on(&topic).await);
+    assert_eq!((event["type"].as_str(), event["data"]["content"].as_str()), (Some("message.updated"), Some("hello, bob")));
+
+    assert_eq!(error_code(&bob.command(json!({"op": "message.edit", "message_id": id, "content": "mine now"})).await), "forbidden");
+    assert_eq!(error_code(&bob.command(json!({"op": "message.delete", "message_id": id})).await), "forbidden");
+
+    let deleted = alice.command(json!({"op": "message.delete", "message_id": id})).await;
+    assert_eq!(deleted["ok"], true, "{deleted}");
+    let event = payload_json(&bob.client.publish_on(&topic).await);
+    assert_eq!(event["type"], "message.deleted");
+    assert_eq!((event["data"]["content"].as_str(), event["data"]["is_deleted"].as_bool()), (Some(""), Some(true)));
+
+    let second = alice.command(json!({"op": "message.send", "conversation_id": conversation, "content": "again"})).await;
+    assert_eq!(second["data"]["message"]["seq"], 2);
+    let history = bob.command(json!({"op": "history.sync", "conversation_id": conversation, "after_seq": 0})).await;
+    let messages = history["data"]["messages"].as_array().unwrap();
+    assert_eq!(messages.iter().map(|m| m["seq"].as_i64().unwrap()).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!((messages[0]["is_deleted"].as_bool(), messages[0]["content"].as_str()), (Some(true), Some("")));
+    assert_eq!(history["data"]["has_more"], false);
+    let after_first = bob.command(json!({"op": "history.sync", "conversation_id": conversation, "after_seq": 1, "limit": 1})).await;
+    assert_eq!(after_first["data"]["messages"][0]["content"], "again");
+}
+
+#[tokio::test]
+async fn concurrent_senders_get_a_gapless_increasing_seq() {
+    let app = TestApp::spawn().await;
+    let users = ["u1", "u2", "u3", "u4", "u5"];
+    let conversation = app.create_conversation("group", &users).await;
+    let per_user = 40;
+    let mut tasks = Vec::new();
+    for user in users {
+        let mut client = ChatClient::connect(&app, user).await;
+        let conversation = conversation.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_user {
+                let payload = json!({"id": format!("{user}-{i}"), "op": "message.send", "conversation_id": conversation, "content": format!("{user} {i}")});
+                client.client.client.publish(client.outbox.clone(), QoS::AtLeastOnce, false, payload.to_string()).await.unwrap();
+            }
+            let mut seqs = Vec::new();
+            for i in 0..per_user {
+                let reply = client.reply(&format!("{user}-{i}")).await;
+                seqs.push(reply["data"]["message"]["seq"].as_i64().expect("seq"));
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let seqs = task.await.unwrap();
+        assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "one sender's messages keep their order: {seqs:?}");
+        all.extend(seqs);
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(unique.len(), all.len(), "no seq given twice");
+    assert_eq!(unique.into_iter().collect::<Vec<_>>(), (1..=(users.len() * per_user) as i64).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn bad_commands_get_error_codes() {
+    let app = TestApp::spawn().await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let strangers = app.create_conversation("group", &["bob", "carol"]).await;
+    let mut alice = ChatClient::connect(&app, "alice").await;
+
+    let reply = alice.raw("{not json").await;
+    assert_eq!((error_code(&reply), &reply["reply_to"]), ("bad_json", &Value::Null));
+    assert_eq!(error_code(&alice.raw("[1,2]").await), "bad_json");
+    let cases = [
+        (json!({"op": "message.fly"}), "unknown_op"),
+        (json!({"conversation_id": conversation}), "invalid_request"),
+        (json!({"op": "message.send", "content": "no conversation"}), "invalid_request"),
+        (json!({"op": "message.send", "conversation_id": conversation, "content": 5}), "invalid_request"),
+        (json!({"op": "message.send", "conversation_id": conversation, "content": ""}), "invalid_request"),
+        (json!({"op": "message.send", "conversation_id": conversation, "content": "x", "type": 9}), "invalid_request"),
+        (json!({"op": "message.send", "conversation_id": conversation, "content": "x", "extra": 1}), "invalid_request"),
+        (json!({"op": "message.send", "conversation_id": conversation, "content": "x".repeat(4001)}), "content_too_long"),
+        (json!({"op": "message.send", "conversation_id": strangers, "content": "let me in"}), "not_a_member"),
+        (json!({"op": "message.send", "conversation_id": "conv_nope", "content": "x"}), "conversation_not_found"),
+        (json!({"op": "history.sync", "conversation_id": strangers}), "not_a_member"),
+        (json!({"op": "message.edit", "message_id": "msg_nope", "content": "x"}), "message_not_found"),
+    ];
+    for (command, code) in cases {
+        assert_eq!(error_code(&alice.command(command.clone()).await), code, "{command}");
+    }
+    let (status, _) = app.api(Method::POST, &format!("/api/v1/conversations/{conversation}/archive"), None).await;
+    assert_eq!(status, 200);
+    let reply = alice.command(json!({"op": "message.send", "conversation_id": conversation, "content": "too late"})).await;
+    assert_eq!(error_code(&reply), "conversation_archived");
+    // History of an archived conversation stays readable.
+    let history = alice.command(json!({"op": "history.sync", "conversation_id": conversation})).await;
+    assert_eq!(history["ok"], true, "{history}");
+}

@@ -30,7 +30,7 @@ pub struct TestApp {
 
 /// A fresh database: SQLite in a temporary directory, or a new PostgreSQL
 /// database when `TEST_DATABASE_URL` names a server.
-async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
+pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin_url) if admin_url.starts_with("postgres") => {
             use sea_orm::ConnectionTrait;

@@ -8,6 +8,7 @@ mod acl;
 mod auth;
 mod chat;
 mod cli;
+mod crash;
 mod helpers;
 mod http_api;
 mod membership;

@@ -1,0 +1,166 @@
+//! Durability: kill the real server with SIGKILL in the middle of a burst;
+//! every acknowledged message survives, seqs stay gapless, and retries with
+//! the same `client_msg_id` fill in exactly what is missing.
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::process::Stdio;
+
+use rumqttc::{MqttOptions, QoS};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{granted, payload_json, TestClient, PATIENCE};
+
+struct Server {
+    child: Child,
+    mqtt: SocketAddr,
+    http: SocketAddr,
+}
+
+fn address_after(line: &str, key: &str) -> SocketAddr {
+    let start = line.find(key).unwrap_or_else(|| panic!("{key} in {line}")) + key.len();
+    line[start..].split_whitespace().next().unwrap().parse().unwrap()
+}
+
+async fn start(db: &str) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mqchat"))
+        .args(["--database-url", db, "serve", "--mqtt-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0"])
+        .args(["--http-listen", "127.0.0.1:0"])
+        .env("MQCHAT_LOG", "info")
+        .env("MQCHAT_GATEWAY__MAX_PUBLISH_RATE", "0")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("server exited early");
+            if line.contains("mqchat listening") {
+                return line;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Server { child, mqtt: address_after(&line, "mqtt_addr="), http: address_after(&line, "http_addr=") }
+}
+
+async fn connect(server: &Server, project: &Value, token: &str, inbox: &str) -> TestClient {
+    let mut options = MqttOptions::new("alice-crash", server.mqtt.ip().to_string(), server.mqtt.port());
+    options.set_credentials(project["public_key"].as_str().unwrap(), token);
+    options.set_inflight(500);
+    // A history page of 200 messages is larger than rumqttc's 10 KiB default.
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    let mut client = TestClient::connect(options).await.unwrap();
+    assert!(granted(&client.subscribe(inbox).await));
+    client
+}
+
+fn send(conversation: &str, n: usize) -> String {
+    json!({"id": format!("r{n}"), "op": "message.send", "conversation_id": conversation, "content": format!("m{n}"), "client_msg_id": format!("c{n}")}).to_string()
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::helpers::fresh_database_url(&dir).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_mqchat")).args(["--database-url", &db, "project", "create", "--name", "Crash"]).output().await.unwrap();
+    let project: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let secret_key = project["secret_key"].as_str().unwrap().to_owned();
+    let server = start(&db).await;
+    let http = reqwest::Client::new();
+    let conversation: Value = http
+        .post(format!("http://{}/api/v1/conversations", server.http))
+        .bearer_auth(&secret_key)
+        .json(&json!({"type": "group", "member_ids": ["alice", "bob"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conversation = conversation["id"].as_str().unwrap().to_owned();
+    let now = mqchat_broker::identity::now_unix();
+    let claims = mqchat_broker::identity::IdentityClaims { sub: "alice".into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 3600, iss: None };
+    let token = mqchat_broker::identity::sign(&secret_key, &claims).unwrap();
+    let p = project["project_id"].as_str().unwrap();
+    let (inbox, outbox) = (format!("chat/{p}/user/alice/inbox"), format!("chat/{p}/user/alice/outbox"));
+
+    let burst = 400;
+    let mut client = connect(&server, &project, &token, &inbox).await;
+    for n in 0..burst {
+        client.client.publish(outbox.clone(), QoS::AtLeastOnce, false, send(&conversation, n)).await.unwrap();
+    }
+    // Collect acknowledgements until a good part of the burst is in, then kill.
+    let mut acked: BTreeMap<String, i64> = BTreeMap::new();
+    while acked.len() < burst / 4 {
+        let reply = payload_json(&client.publish_on(&inbox).await);
+        assert_eq!(reply["ok"], true, "{reply}");
+        acked.insert(reply["data"]["message"]["client_msg_id"].as_str().unwrap().to_owned(), reply["data"]["message"]["seq"].as_i64().unwrap());
+    }
+    let mut server = server;
+    server.child.start_kill().unwrap();
+    let _ = server.child.wait().await;
+    // Replies that were already on their way count as acknowledged too.
+    while let Some(publish) = client.next_publish_within(std::time::Duration::from_millis(200)).await {
+        let reply = payload_json(&publish);
+        if reply["ok"] == true {
+            acked.insert(reply["data"]["message"]["client_msg_id"].as_str().unwrap().to_owned(), reply["data"]["message"]["seq"].as_i64().unwrap());
+        }
+    }
+    drop(client);
+
+    let server = start(&db).await;
+    let mut client = connect(&server, &project, &token, &inbox).await;
+    let sync = |after: i64, id: &str| json!({"id": id, "op": "history.sync", "conversation_id": conversation, "after_seq": after, "limit": 200}).to_string();
+    let mut stored: BTreeMap<String, i64> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let id = format!("sync-{after}");
+        client.client.publish(outbox.clone(), QoS::AtLeastOnce, false, sync(after, &id)).await.unwrap();
+        let reply = loop {
+            let reply = payload_json(&client.publish_on(&inbox).await);
+            if reply["reply_to"] == id.as_str() {
+                break reply;
+            }
+        };
+        for message in reply["data"]["messages"].as_array().unwrap() {
+            let seq = message["seq"].as_i64().unwrap();
+            assert_eq!(seq, after + 1, "gapless after restart");
+            after = seq;
+            assert!(stored.insert(message["client_msg_id"].as_str().unwrap().to_owned(), seq).is_none(), "no duplicate");
+        }
+        if reply["data"]["has_more"] == false {
+            break;
+        }
+    }
+    for (client_msg_id, seq) in &acked {
+        assert_eq!(stored.get(client_msg_id), Some(seq), "acknowledged {client_msg_id} survived with its seq");
+    }
+
+    // The client resends everything it never saw acknowledged; retries are idempotent.
+    let missing: BTreeSet<usize> = (0..burst).filter(|n| !acked.contains_key(&format!("c{n}"))).collect();
+    for n in &missing {
+        client.client.publish(outbox.clone(), QoS::AtLeastOnce, false, send(&conversation, *n)).await.unwrap();
+    }
+    let mut replies = 0;
+    while replies < missing.len() {
+        let reply = payload_json(&client.publish_on(&inbox).await);
+        assert_eq!(reply["ok"], true, "{reply}");
+        replies += 1;
+    }
+    let id = "final";
+    client.client.publish(outbox.clone(), QoS::AtLeastOnce, false, json!({"id": id, "op": "history.sync", "conversation_id": conversation, "after_seq": burst as i64 - 1, "limit": 10}).to_string()).await.unwrap();
+    let last = loop {
+        let reply = payload_json(&client.publish_on(&inbox).await);
+        if reply["reply_to"] == id {
+            break reply;
+        }
+    };
+    let tail = last["data"]["messages"].as_array().unwrap();
+    assert_eq!(tail.len(), 1, "exactly {burst} messages in all: {last}");
+    assert_eq!(tail[0]["seq"], burst as i64);
+}

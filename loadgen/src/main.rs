@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod chat;
+
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use hdrhistogram::Histogram;
@@ -64,6 +66,23 @@ enum Scenario {
         /// Messages per second per publisher; 0 publishes as fast as the client can.
         #[arg(long, default_value_t = 0)]
         rate: u64,
+    },
+    /// The chat path: `message.send` commands → stored → `message.created` at every member.
+    Chat {
+        #[arg(long)]
+        project_id: String,
+        #[arg(long)]
+        conversation_id: String,
+        /// Senders are users 0..senders; members (subscribers) are users 0..members.
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        #[arg(long, default_value_t = 10)]
+        members: usize,
+        /// Unanswered sends per sender.
+        #[arg(long, default_value_t = 32)]
+        window: usize,
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
     },
     Connections {
         #[arg(long)]
@@ -311,6 +330,10 @@ async fn main() -> anyhow::Result<()> {
     let report = match cli.scenario {
         Scenario::Pubsub { topic, publishers, subscribers, qos, payload, duration, rate } => {
             pubsub(&cli.target, topic, publishers, subscribers, qos, payload, duration, rate).await?
+        }
+        Scenario::Chat { project_id, conversation_id, senders, members, window, duration } => {
+            let load = chat::ChatLoad { project_id, conversation_id, senders, members, window, duration };
+            chat::run(&cli.target, load).await?
         }
         Scenario::Connections { count, concurrency, server_pid, settle } => {
             connections(&cli.target, count, concurrency, server_pid, settle).await?

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use mqchat_bridge::{database, DatabaseConnection};
+use mqchat_bridge::cache::EngineCache;
 use mqchat_bridge::commands::Engine;
 use mqchat_broker::embedded::CommandFeed;
 use mqchat_broker::{EmbeddedBroker, Gateway, Listeners, PlatformPublisher, Registry};
@@ -96,9 +97,10 @@ impl App {
 
         let EmbeddedBroker { upstream_addrs, publisher, commands } = embedded;
         let outlet = Arc::new(MqttOutlet { publisher: publisher.clone() });
-        let engine = Arc::new(Engine::start(db.clone(), settings.chat, outlet));
+        let cache = Arc::new(EngineCache::default());
+        let engine = Arc::new(Engine::start(db.clone(), settings.chat, outlet, Arc::clone(&cache)));
         let registry = Arc::new(Registry::default());
-        let authorizer = Arc::new(ChatAuthorizer::new(db.clone()));
+        let authorizer = Arc::new(ChatAuthorizer::new(db.clone(), Arc::clone(&cache)));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let secure = tls.is_some();
         let gateway = Gateway::new(
@@ -113,6 +115,7 @@ impl App {
             db: db.clone(),
             authorizer,
             registry: Arc::clone(&registry),
+            cache,
             publisher: publisher.clone(),
             mqtt_url: settings
                 .mqtt

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use dashmap::DashMap;
+use mqchat_bridge::cache::EngineCache;
 use mqchat_bridge::projects::Project;
 use mqchat_bridge::users::UserProfile;
 use mqchat_bridge::{conversations, projects, users, DatabaseConnection};
@@ -11,13 +12,15 @@ use mqchat_broker::{AuthError, Authorizer, Principal};
 
 pub struct ChatAuthorizer {
     db: DatabaseConnection,
+    /// Told when a token brings a user's profile, so events show the new one.
+    cache: Arc<EngineCache>,
     /// Projects by public key: keys never change, so a hit needs no query.
     projects: DashMap<String, Arc<Project>>,
 }
 
 impl ChatAuthorizer {
-    pub fn new(db: DatabaseConnection) -> Self {
-        ChatAuthorizer { db, projects: DashMap::new() }
+    pub fn new(db: DatabaseConnection, cache: Arc<EngineCache>) -> Self {
+        ChatAuthorizer { db, cache, projects: DashMap::new() }
     }
 
     pub async fn project(&self, public_key: &str) -> Result<Option<Arc<Project>>, AuthError> {
@@ -47,6 +50,7 @@ impl ChatAuthorizer {
         users::upsert(&self.db, &project.project_id, &profile)
             .await
             .map_err(|error| AuthError::Unavailable(error.to_string()))?;
+        self.cache.forget_user(&project.project_id, &claims.sub);
         Ok(Principal { project_id: project.project_id.clone(), user_id: verified.user_id, claims })
     }
 }

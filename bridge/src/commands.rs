@@ -10,7 +10,8 @@ use sea_orm::DatabaseConnection;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::conversations::{self, ConversationError};
+use crate::cache::EngineCache;
+use crate::conversations::ConversationError;
 use crate::messages::{self, Committer, CommitterSettings, MessageError, NewMessage};
 
 /// Largest command accepted, in bytes (the gateway also caps packets).
@@ -108,17 +109,24 @@ pub struct Engine {
     db: DatabaseConnection,
     committer: Committer,
     outlet: Arc<dyn Outlet>,
+    cache: Arc<EngineCache>,
 }
 
 impl Engine {
-    /// Starts the engine's writer; events and replies go to `outlet`.
-    pub fn start(db: DatabaseConnection, settings: CommitterSettings, outlet: Arc<dyn Outlet>) -> Self {
+    /// Starts the engine's writer; events and replies go to `outlet`. Whoever
+    /// changes memberships or profiles outside the engine must tell `cache`.
+    pub fn start(
+        db: DatabaseConnection,
+        settings: CommitterSettings,
+        outlet: Arc<dyn Outlet>,
+        cache: Arc<EngineCache>,
+    ) -> Self {
         let events = Arc::clone(&outlet);
         let committer = Committer::spawn(db.clone(), settings, move |project_id, message| {
             let event = json!({"type": "message.created", "data": message});
             events.to_conversation(project_id, &message.conversation_id, event.to_string());
         });
-        Engine { db, committer, outlet }
+        Engine { db, committer, outlet, cache }
     }
 
     /// Handles one command published by `user_id` and answers on its inbox.
@@ -157,12 +165,13 @@ impl Engine {
         (reply_to, self.execute(project_id, user_id, command).await)
     }
 
+    /// Whether the conversation is archived, once `user_id` is known to be a member.
     async fn require_member(&self, project_id: &str, user_id: &str, conversation_id: &str) -> Result<bool, CommandError> {
-        let conversation = conversations::find_row(&self.db, project_id, conversation_id).await?;
-        if !conversations::is_member(&self.db, project_id, conversation_id, user_id).await? {
+        let conversation = self.cache.conversation(&self.db, project_id, conversation_id).await?;
+        if !conversation.members.contains(user_id) {
             return Err(CommandError::new("not_a_member", "you are not a member of this conversation"));
         }
-        Ok(conversation.archived_at.is_some())
+        Ok(conversation.archived)
     }
 
     async fn execute(&self, project_id: &str, user_id: &str, command: Command) -> Result<Value, CommandError> {
@@ -183,12 +192,13 @@ impl Engine {
                 if self.require_member(project_id, user_id, &conversation_id).await? {
                     return Err(ConversationError::Archived.into());
                 }
+                let sender = self.cache.sender(&self.db, project_id, user_id).await?;
                 let outcome = self
                     .committer
                     .send(NewMessage {
                         project_id: project_id.to_owned(),
                         conversation_id,
-                        sender_id: user_id.to_owned(),
+                        sender,
                         client_msg_id,
                         kind,
                         content,

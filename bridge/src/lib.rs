@@ -4,13 +4,15 @@
 //! Modules: `database` (connecting, SQLite tuning), `projects` (tenants and
 //! their keys), `users` (external users created from identity claims),
 //! `conversations` (conversations and membership, what the MQTT ACL asks),
-//! `messages` (stored messages, group commit, history), `commands` (the JSON
+//! `messages` (stored messages, group commit, history), `cache` (what every
+//! command checks, kept in memory), `commands` (the JSON
 //! commands clients publish on their outbox, and their replies and events).
 //! Every function takes a `&DatabaseConnection` and works the same on SQLite
 //! and PostgreSQL. This crate knows nothing about sockets, MQTT framing or
 //! HTTP: the binary wires it to the broker and to the API.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod commands;
 pub mod conversations;
 pub mod database;

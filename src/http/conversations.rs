@@ -88,6 +88,7 @@ async fn get(id: String, state: Arc<ApiState>, project: Project) -> Result<warp:
 async fn add_member(id: String, state: Arc<ApiState>, project: Project, body: AddMember) -> Result<warp::reply::Response, Rejection> {
     let user = user_id(&body.user_id)?;
     let added = conversations::add_member(&state.db, &project.project_id, &id, user.as_str()).await.map_err(ApiError::from)?;
+    state.cache.forget_conversation(&project.project_id, &id);
     if added {
         let event = json!({"type": "member.joined", "data": {"conversation_id": id, "user_id": user}});
         publish_event(&state, &project, &id, event);
@@ -100,6 +101,7 @@ async fn add_member(id: String, state: Arc<ApiState>, project: Project, body: Ad
 async fn remove_member(id: String, user: String, state: Arc<ApiState>, project: Project) -> Result<warp::reply::Response, Rejection> {
     let user = user_id(&user)?;
     let removed = conversations::remove_member(&state.db, &project.project_id, &id, user.as_str()).await.map_err(ApiError::from)?;
+    state.cache.forget_conversation(&project.project_id, &id);
     if !removed {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "member_not_found", "user is not a member").into());
     }
@@ -113,6 +115,7 @@ async fn remove_member(id: String, user: String, state: Arc<ApiState>, project: 
 async fn archive(id: String, state: Arc<ApiState>, project: Project) -> Result<warp::reply::Response, Rejection> {
     let was_archived = conversations::get(&state.db, &project.project_id, &id).await.map_err(ApiError::from)?.archived;
     let conversation = conversations::archive(&state.db, &project.project_id, &id).await.map_err(ApiError::from)?;
+    state.cache.forget_conversation(&project.project_id, &id);
     if !was_archived {
         let event = json!({"type": "conversation.archived", "data": {"conversation_id": id, "archived_at": conversation.archived_at}});
         publish_event(&state, &project, &id, event);

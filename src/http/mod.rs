@@ -8,6 +8,7 @@ mod sdk;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mqchat_bridge::cache::EngineCache;
 use mqchat_bridge::projects::{self, Project};
 use mqchat_bridge::DatabaseConnection;
 use mqchat_broker::{PlatformPublisher, Registry};
@@ -24,6 +25,8 @@ pub struct ApiState {
     pub db: DatabaseConnection,
     pub authorizer: Arc<ChatAuthorizer>,
     pub registry: Arc<Registry>,
+    /// The chat engine's cache of memberships, told of every change here.
+    pub cache: Arc<EngineCache>,
     pub publisher: PlatformPublisher,
     /// How clients reach the MQTT listeners (returned by `sdk/init`).
     pub mqtt_url: String,

@@ -171,3 +171,38 @@ async fn bad_commands_get_error_codes() {
     let history = alice.command(json!({"op": "history.sync", "conversation_id": conversation})).await;
     assert_eq!(history["ok"], true, "{history}");
 }
+
+#[tokio::test]
+async fn membership_changes_reach_the_engine_at_once() {
+    let app = TestApp::spawn().await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let mut bob = ChatClient::connect(&app, "bob").await;
+    let send = json!({"op": "message.send", "conversation_id": conversation, "content": "hi"});
+    assert_eq!(bob.command(send.clone()).await["ok"], true);
+
+    let (status, _) = app.api(Method::DELETE, &format!("/api/v1/conversations/{conversation}/members/bob"), None).await;
+    assert_eq!(status, 204);
+    assert_eq!(error_code(&bob.command(send.clone()).await), "not_a_member");
+
+    let (status, _) = app
+        .api(Method::POST, &format!("/api/v1/conversations/{conversation}/members"), Some(json!({"user_id": "bob"})))
+        .await;
+    assert_eq!(status, 201);
+    assert_eq!(bob.command(send).await["ok"], true);
+}
+
+#[tokio::test]
+async fn the_same_client_msg_id_twice_in_a_burst_stores_one_message() {
+    let app = TestApp::spawn().await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let mut alice = ChatClient::connect(&app, "alice").await;
+    for id in ["a", "b"] {
+        let payload = json!({"id": id, "op": "message.send", "conversation_id": conversation, "content": "once", "client_msg_id": "same"});
+        alice.client.client.publish(alice.outbox.clone(), QoS::AtLeastOnce, false, payload.to_string()).await.unwrap();
+    }
+    let (first, second) = (alice.reply("a").await, alice.reply("b").await);
+    assert_eq!(first["data"]["message"]["id"], second["data"]["message"]["id"]);
+    assert_eq!((first["data"]["duplicate"].as_bool(), second["data"]["duplicate"].as_bool()), (Some(false), Some(true)));
+    let history = alice.command(json!({"op": "history.sync", "conversation_id": conversation})).await;
+    assert_eq!(history["data"]["messages"].as_array().unwrap().len(), 1);
+}

@@ -5,13 +5,12 @@
 use chrono::Utc;
 use entity::{conversation, message};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
-use super::store::{sender, MessageView};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::store::MessageView;
 use super::{MessageError, NewMessage};
 use crate::ids::random_id;
 
@@ -98,60 +97,134 @@ async fn write_batches(
     }
 }
 
+/// Stores a batch in one transaction with a handful of statements,
+/// whatever its size: one lookup of earlier `client_msg_id`s, one `last_seq`
+/// bump per conversation, one multi-row insert.
 async fn store_batch(db: &DatabaseConnection, messages: &[NewMessage]) -> Result<Vec<SendOutcome>, DbErr> {
     let txn = db.begin().await?;
-    let mut outcomes = Vec::with_capacity(messages.len());
-    for new in messages {
-        outcomes.push(store_one(&txn, new).await?);
-    }
-    txn.commit().await?;
-    Ok(outcomes)
-}
+    let earlier = earlier_sends(&txn, messages).await?;
 
-async fn store_one(txn: &impl ConnectionTrait, new: &NewMessage) -> Result<SendOutcome, DbErr> {
-    let sender = sender(txn, &new.project_id, &new.sender_id).await?;
-    if let Some(client_msg_id) = &new.client_msg_id {
-        let earlier = message::Entity::find()
-            .filter(message::Column::ConversationId.eq(&new.conversation_id))
-            .filter(message::Column::SenderId.eq(&new.sender_id))
-            .filter(message::Column::ClientMsgId.eq(client_msg_id))
-            .one(txn)
-            .await?;
-        if let Some(row) = earlier {
-            return Ok(SendOutcome { message: MessageView::from_row(row, sender), duplicate: true });
+    // Decide, in order, which sends are new and which repeat an earlier one
+    // (stored before, or earlier in this same batch).
+    enum Plan {
+        Stored(message::Model),
+        SameAsNew(usize),
+        New(usize),
+    }
+    let mut plans = Vec::with_capacity(messages.len());
+    let mut fresh_keys: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    let mut fresh: Vec<&NewMessage> = Vec::new();
+    for new in messages {
+        let key = new.client_msg_id.as_deref().map(|id| (new.conversation_id.as_str(), new.sender.id.as_str(), id));
+        if let Some(row) = key.and_then(|key| earlier.get(&key)) {
+            plans.push(Plan::Stored(row.clone()));
+        } else if let Some(&index) = key.and_then(|key| fresh_keys.get(&key)) {
+            plans.push(Plan::SameAsNew(index));
+        } else {
+            if let Some(key) = key {
+                fresh_keys.insert(key, fresh.len());
+            }
+            plans.push(Plan::New(fresh.len()));
+            fresh.push(new);
         }
     }
-    let seq = next_seq(txn, &new.conversation_id).await?;
-    let now = Utc::now();
-    let row = message::ActiveModel {
-        id: Set(random_id("msg_", 20)),
-        conversation_id: Set(new.conversation_id.clone()),
-        project_id: Set(new.project_id.clone()),
-        seq: Set(seq),
-        sender_id: Set(new.sender_id.clone()),
-        client_msg_id: Set(new.client_msg_id.clone()),
-        kind: Set(new.kind),
-        content: Set(new.content.clone()),
-        p1: Set(new.p1.clone()),
-        p2: Set(new.p2.clone()),
-        p3: Set(new.p3.clone()),
-        reply_to_message_id: Set(new.reply_to_message_id.clone()),
-        edited: Set(false),
-        is_deleted: Set(false),
-        created_at: Set(now),
-        updated_at: Set(now),
+
+    let mut per_conversation: BTreeMap<&str, i64> = BTreeMap::new();
+    for new in &fresh {
+        *per_conversation.entry(new.conversation_id.as_str()).or_default() += 1;
     }
-    .insert(txn)
-    .await?;
-    Ok(SendOutcome { message: MessageView::from_row(row, sender), duplicate: false })
+    let mut next_seq: HashMap<&str, i64> = HashMap::new();
+    for (conversation_id, count) in per_conversation {
+        next_seq.insert(conversation_id, take_seqs(&txn, conversation_id, count).await?);
+    }
+    let now = Utc::now();
+    let rows: Vec<message::Model> = fresh
+        .iter()
+        .map(|new| {
+            let seq = next_seq.get_mut(new.conversation_id.as_str()).map_or(0, |next| {
+                *next += 1;
+                *next - 1
+            });
+            message::Model {
+                id: random_id("msg_", 20),
+                conversation_id: new.conversation_id.clone(),
+                project_id: new.project_id.clone(),
+                seq,
+                sender_id: new.sender.id.clone(),
+                client_msg_id: new.client_msg_id.clone(),
+                kind: new.kind,
+                content: new.content.clone(),
+                p1: new.p1.clone(),
+                p2: new.p2.clone(),
+                p3: new.p3.clone(),
+                reply_to_message_id: new.reply_to_message_id.clone(),
+                edited: false,
+                is_deleted: false,
+                created_at: now,
+                updated_at: now,
+            }
+        })
+        .collect();
+    if !rows.is_empty() {
+        message::Entity::insert_many(rows.iter().cloned().map(message::ActiveModel::from))
+            .exec_without_returning(&txn)
+            .await?;
+    }
+    txn.commit().await?;
+
+    Ok(plans
+        .into_iter()
+        .zip(messages)
+        .map(|(plan, new)| match plan {
+            Plan::Stored(row) => SendOutcome { message: MessageView::from_row(row, new.sender.clone()), duplicate: true },
+            Plan::SameAsNew(index) => {
+                SendOutcome { message: MessageView::from_row(rows[index].clone(), new.sender.clone()), duplicate: true }
+            }
+            Plan::New(index) => {
+                SendOutcome { message: MessageView::from_row(rows[index].clone(), new.sender.clone()), duplicate: false }
+            }
+        })
+        .collect())
 }
 
-/// Takes the conversation's next `seq` inside the transaction: the row lock
-/// (PostgreSQL) or the database write lock (SQLite) keeps it gapless and
-/// unique even with several writers.
-async fn next_seq(txn: &impl ConnectionTrait, conversation_id: &str) -> Result<i64, DbErr> {
+/// Earlier sends of this batch's `client_msg_id`s, keyed by
+/// (conversation, sender, client id): one query for the whole batch.
+async fn earlier_sends<'m>(
+    txn: &impl ConnectionTrait,
+    messages: &'m [NewMessage],
+) -> Result<HashMap<(&'m str, &'m str, &'m str), message::Model>, DbErr> {
+    let keyed: Vec<&NewMessage> = messages.iter().filter(|m| m.client_msg_id.is_some()).collect();
+    if keyed.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let conversations: BTreeSet<&str> = keyed.iter().map(|m| m.conversation_id.as_str()).collect();
+    let client_ids: BTreeSet<&str> = keyed.iter().filter_map(|m| m.client_msg_id.as_deref()).collect();
+    let rows = message::Entity::find()
+        .filter(message::Column::ConversationId.is_in(conversations))
+        .filter(message::Column::ClientMsgId.is_in(client_ids))
+        .all(txn)
+        .await?;
+    let mut found = HashMap::new();
+    for new in keyed {
+        let client_id = new.client_msg_id.as_deref().unwrap_or_default();
+        let row = rows.iter().find(|row| {
+            row.conversation_id == new.conversation_id
+                && row.sender_id == new.sender.id
+                && row.client_msg_id.as_deref() == Some(client_id)
+        });
+        if let Some(row) = row {
+            found.insert((new.conversation_id.as_str(), new.sender.id.as_str(), client_id), row.clone());
+        }
+    }
+    Ok(found)
+}
+
+/// Reserves `count` consecutive seqs in the conversation and returns the
+/// first. The update takes the row lock (PostgreSQL) or the database write
+/// lock (SQLite), so seqs stay gapless and unique even with several writers.
+async fn take_seqs(txn: &impl ConnectionTrait, conversation_id: &str, count: i64) -> Result<i64, DbErr> {
     conversation::Entity::update_many()
-        .col_expr(conversation::Column::LastSeq, Expr::col(conversation::Column::LastSeq).add(1))
+        .col_expr(conversation::Column::LastSeq, Expr::col(conversation::Column::LastSeq).add(count))
         .filter(conversation::Column::Id.eq(conversation_id))
         .exec(txn)
         .await?;
@@ -159,5 +232,5 @@ async fn next_seq(txn: &impl ConnectionTrait, conversation_id: &str) -> Result<i
         .one(txn)
         .await?
         .ok_or_else(|| DbErr::RecordNotFound(format!("conversation {conversation_id}")))?;
-    Ok(row.last_seq)
+    Ok(row.last_seq - count + 1)
 }

@@ -1,7 +1,7 @@
 //! Messages: validation, the group-commit writer that makes a send durable
 //! before it is acknowledged, and reads for history.
 mod committer;
-mod store;
+pub(crate) mod store;
 
 pub use committer::{Committer, CommitterSettings, SendOutcome};
 pub use store::{delete, edit, find, history_after, MessageView, Sender};
@@ -18,7 +18,7 @@ pub const MAX_HISTORY_PAGE: u64 = 200;
 pub struct NewMessage {
     pub project_id: String,
     pub conversation_id: String,
-    pub sender_id: String,
+    pub sender: Sender,
     pub client_msg_id: Option<String>,
     /// 0 text, 1 image, 2 location, 3 file, 4 custom, 5 system (seed 002).
     pub kind: i16,

@@ -1,0 +1,86 @@
+//! What the chat engine checks on every command, kept in memory: each
+//! conversation's members and archived flag, and senders' profiles.
+//!
+//! Every change goes through `forget_*` (the membership API, the authorizer
+//! when a token brings new claims). A load that raced with a change is not
+//! kept: loads remember the generation they started in.
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use entity::conversation_member;
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
+
+use crate::conversations::{self, ConversationError};
+use crate::messages::Sender;
+
+/// A conversation as commands need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationState {
+    pub archived: bool,
+    pub members: HashSet<String>,
+}
+
+#[derive(Default)]
+pub struct EngineCache {
+    conversations: DashMap<(String, String), Arc<ConversationState>>,
+    senders: DashMap<(String, String), Sender>,
+    /// Bumped by every `forget_*`.
+    generation: AtomicU64,
+}
+
+impl EngineCache {
+    pub async fn conversation(
+        &self,
+        db: &DatabaseConnection,
+        project_id: &str,
+        conversation_id: &str,
+    ) -> Result<Arc<ConversationState>, ConversationError> {
+        let key = (project_id.to_owned(), conversation_id.to_owned());
+        if let Some(state) = self.conversations.get(&key) {
+            return Ok(Arc::clone(&state));
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let row = conversations::find_row(db, project_id, conversation_id).await?;
+        let members = conversation_member::Entity::find()
+            .select_only()
+            .column(conversation_member::Column::UserId)
+            .filter(conversation_member::Column::ConversationId.eq(conversation_id))
+            .into_tuple::<String>()
+            .all(db)
+            .await?
+            .into_iter()
+            .collect();
+        let state = Arc::new(ConversationState { archived: row.archived_at.is_some(), members });
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.conversations.insert(key, Arc::clone(&state));
+        }
+        Ok(state)
+    }
+
+    pub async fn sender(&self, db: &DatabaseConnection, project_id: &str, user_id: &str) -> Result<Sender, DbErr> {
+        let key = (project_id.to_owned(), user_id.to_owned());
+        if let Some(sender) = self.senders.get(&key) {
+            return Ok(sender.clone());
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let sender = crate::messages::store::sender(db, project_id, user_id).await?;
+        if self.generation.load(Ordering::Acquire) == generation {
+            self.senders.insert(key, sender.clone());
+        }
+        Ok(sender)
+    }
+
+    /// After any change of the conversation's members or archived state.
+    pub fn forget_conversation(&self, project_id: &str, conversation_id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.conversations.remove(&(project_id.to_owned(), conversation_id.to_owned()));
+    }
+
+    /// After a user's profile changed.
+    pub fn forget_user(&self, project_id: &str, user_id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.senders.remove(&(project_id.to_owned(), user_id.to_owned()));
+    }
+}

@@ -130,16 +130,43 @@ impl Engine {
     }
 
     /// Handles one command published by `user_id` and answers on its inbox.
+    /// Returns once the command is decided — for a send, once it is queued
+    /// for storing; its reply follows when it committed. Handling one user's
+    /// commands one after another therefore keeps their order without
+    /// waiting for each commit.
     pub async fn handle(&self, project_id: &str, user_id: &str, payload: &[u8]) {
-        let (reply_to, result) = self.run(project_id, user_id, payload).await;
-        let reply = match result {
-            Ok(data) => json!({"reply_to": reply_to, "ok": true, "data": data}),
-            Err(error) => json!({"reply_to": reply_to, "ok": false, "error": {"code": error.code, "message": error.message}}),
-        };
-        self.outlet.to_user(project_id, user_id, reply.to_string());
+        let (reply_to, answer) = self.run(project_id, user_id, payload).await;
+        match answer {
+            Answer::Now(result) => self.reply(project_id, user_id, &reply_to, result),
+            Answer::WhenStored(pending) => {
+                let outlet = Arc::clone(&self.outlet);
+                let (project_id, user_id) = (project_id.to_owned(), user_id.to_owned());
+                tokio::spawn(async move {
+                    let result = pending
+                        .outcome()
+                        .await
+                        .map(|outcome| json!({"message": outcome.message, "duplicate": outcome.duplicate}))
+                        .map_err(CommandError::from);
+                    outlet.to_user(&project_id, &user_id, reply_body(&reply_to, result));
+                });
+            }
+        }
     }
 
-    async fn run(&self, project_id: &str, user_id: &str, payload: &[u8]) -> (Value, Result<Value, CommandError>) {
+    fn reply(&self, project_id: &str, user_id: &str, reply_to: &Value, result: Result<Value, CommandError>) {
+        self.outlet.to_user(project_id, user_id, reply_body(reply_to, result));
+    }
+
+    async fn run(&self, project_id: &str, user_id: &str, payload: &[u8]) -> (Value, Answer) {
+        let (reply_to, result) = self.decide(project_id, user_id, payload).await;
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(error) => Answer::Now(Err(error)),
+        };
+        (reply_to, answer)
+    }
+
+    async fn decide(&self, project_id: &str, user_id: &str, payload: &[u8]) -> (Value, Result<Answer, CommandError>) {
         if payload.len() > MAX_COMMAND_BYTES {
             return (Value::Null, Err(CommandError::new("too_large", format!("commands are at most {MAX_COMMAND_BYTES} bytes"))));
         }
@@ -174,7 +201,7 @@ impl Engine {
         Ok(conversation.archived)
     }
 
-    async fn execute(&self, project_id: &str, user_id: &str, command: Command) -> Result<Value, CommandError> {
+    async fn execute(&self, project_id: &str, user_id: &str, command: Command) -> Result<Answer, CommandError> {
         match command {
             Command::Send { conversation_id, content, kind, p1, p2, p3, reply_to_message_id, client_msg_id } => {
                 check_content(&content)?;
@@ -193,9 +220,9 @@ impl Engine {
                     return Err(ConversationError::Archived.into());
                 }
                 let sender = self.cache.sender(&self.db, project_id, user_id).await?;
-                let outcome = self
+                let pending = self
                     .committer
-                    .send(NewMessage {
+                    .enqueue(NewMessage {
                         project_id: project_id.to_owned(),
                         conversation_id,
                         sender,
@@ -208,7 +235,7 @@ impl Engine {
                         reply_to_message_id,
                     })
                     .await?;
-                Ok(json!({"message": outcome.message, "duplicate": outcome.duplicate}))
+                Ok(Answer::WhenStored(pending))
             }
             Command::Edit { message_id, content } => {
                 check_content(&content)?;
@@ -219,7 +246,7 @@ impl Engine {
                 let message = messages::edit(&self.db, project_id, user_id, &message_id, &content).await?;
                 let event = json!({"type": "message.updated", "data": message});
                 self.outlet.to_conversation(project_id, &conversation_id, event.to_string());
-                Ok(json!({"message": message}))
+                Ok(Answer::Now(Ok(json!({"message": message}))))
             }
             Command::Delete { message_id } => {
                 let conversation_id = self.conversation_of(project_id, &message_id).await?;
@@ -229,14 +256,14 @@ impl Engine {
                 let message = messages::delete(&self.db, project_id, user_id, &message_id).await?;
                 let event = json!({"type": "message.deleted", "data": message});
                 self.outlet.to_conversation(project_id, &conversation_id, event.to_string());
-                Ok(json!({"message": message}))
+                Ok(Answer::Now(Ok(json!({"message": message}))))
             }
             Command::HistorySync { conversation_id, after_seq, limit } => {
                 self.require_member(project_id, user_id, &conversation_id).await?;
                 let limit = limit.unwrap_or(50).clamp(1, messages::MAX_HISTORY_PAGE);
                 let (page, has_more) =
                     messages::history_after(&self.db, project_id, &conversation_id, after_seq.max(0), limit).await?;
-                Ok(json!({"conversation_id": conversation_id, "messages": page, "has_more": has_more}))
+                Ok(Answer::Now(Ok(json!({"conversation_id": conversation_id, "messages": page, "has_more": has_more}))))
             }
         }
     }
@@ -247,6 +274,21 @@ impl Engine {
             .map(|row| row.conversation_id)
             .ok_or_else(|| MessageError::NotFound.into())
     }
+}
+
+/// How a command is answered.
+enum Answer {
+    Now(Result<Value, CommandError>),
+    /// A send: answered once its batch committed.
+    WhenStored(messages::PendingSend),
+}
+
+fn reply_body(reply_to: &Value, result: Result<Value, CommandError>) -> String {
+    let reply = match result {
+        Ok(data) => json!({"reply_to": reply_to, "ok": true, "data": data}),
+        Err(error) => json!({"reply_to": reply_to, "ok": false, "error": {"code": error.code, "message": error.message}}),
+    };
+    reply.to_string()
 }
 
 fn check_content(content: &str) -> Result<(), CommandError> {

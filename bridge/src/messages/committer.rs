@@ -59,11 +59,23 @@ impl Committer {
         Committer { queue }
     }
 
-    /// Stores `message` (or finds the one its `client_msg_id` already stored).
-    pub async fn send(&self, message: NewMessage) -> Result<SendOutcome, MessageError> {
+    /// Queues `message` for storing and returns at once; the receiver gets
+    /// the outcome when its batch committed. Messages are stored in the order
+    /// they were queued, so a caller that queues in order keeps its order
+    /// without waiting for each commit.
+    pub async fn enqueue(&self, message: NewMessage) -> Result<PendingSend, MessageError> {
         let (reply, outcome) = oneshot::channel();
         self.queue.send((message, reply)).await.map_err(|_| MessageError::Unavailable)?;
-        outcome.await.map_err(|_| MessageError::Unavailable)?
+        Ok(PendingSend(outcome))
+    }
+}
+
+/// A queued send; resolves once stored (or found stored already).
+pub struct PendingSend(oneshot::Receiver<Result<SendOutcome, MessageError>>);
+
+impl PendingSend {
+    pub async fn outcome(self) -> Result<SendOutcome, MessageError> {
+        self.0.await.map_err(|_| MessageError::Unavailable)?
     }
 }
 
@@ -107,7 +119,7 @@ async fn store_batch(db: &DatabaseConnection, messages: &[NewMessage]) -> Result
     // Decide, in order, which sends are new and which repeat an earlier one
     // (stored before, or earlier in this same batch).
     enum Plan {
-        Stored(message::Model),
+        Stored(Box<message::Model>),
         SameAsNew(usize),
         New(usize),
     }
@@ -117,7 +129,7 @@ async fn store_batch(db: &DatabaseConnection, messages: &[NewMessage]) -> Result
     for new in messages {
         let key = new.client_msg_id.as_deref().map(|id| (new.conversation_id.as_str(), new.sender.id.as_str(), id));
         if let Some(row) = key.and_then(|key| earlier.get(&key)) {
-            plans.push(Plan::Stored(row.clone()));
+            plans.push(Plan::Stored(Box::new(row.clone())));
         } else if let Some(&index) = key.and_then(|key| fresh_keys.get(&key)) {
             plans.push(Plan::SameAsNew(index));
         } else {
@@ -176,7 +188,7 @@ async fn store_batch(db: &DatabaseConnection, messages: &[NewMessage]) -> Result
         .into_iter()
         .zip(messages)
         .map(|(plan, new)| match plan {
-            Plan::Stored(row) => SendOutcome { message: MessageView::from_row(row, new.sender.clone()), duplicate: true },
+            Plan::Stored(row) => SendOutcome { message: MessageView::from_row(*row, new.sender.clone()), duplicate: true },
             Plan::SameAsNew(index) => {
                 SendOutcome { message: MessageView::from_row(rows[index].clone(), new.sender.clone()), duplicate: true }
             }

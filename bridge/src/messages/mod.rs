@@ -3,7 +3,7 @@
 mod committer;
 pub(crate) mod store;
 
-pub use committer::{Committer, CommitterSettings, SendOutcome};
+pub use committer::{Committer, CommitterSettings, PendingSend, SendOutcome};
 pub use store::{delete, edit, find, history_after, MessageView, Sender};
 
 /// Longest message content, in characters.

@@ -19,6 +19,8 @@ pub struct ChatLoad {
     pub senders: usize,
     pub members: usize,
     pub window: usize,
+    /// Sends per second per sender; 0: as fast as the window allows.
+    pub rate: u64,
     pub duration: Duration,
 }
 
@@ -74,14 +76,20 @@ pub async fn run(target: &Target, load: ChatLoad) -> anyhow::Result<serde_json::
                 }
             }
         }));
+        let rate = load.rate;
         tasks.push(tokio::spawn(async move {
             let mut id = 0u64;
+            let began = Instant::now();
             while Instant::now() < end {
+                if rate > 0 && id >= (began.elapsed().as_secs_f64() * rate as f64) as u64 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
                 let Ok(permit) = permits.acquire().await else { break };
                 permit.forget();
                 id += 1;
                 let command = json!({"id": id.to_string(), "op": "message.send", "conversation_id": conversation_id,
-                    "content": "x".repeat(100), "client_msg_id": format!("{index}-{id}")});
+                    "content": "x".repeat(100), "client_msg_id": format!("{}-{index}-{id}", std::process::id())});
                 pending.lock().expect("pending lock").insert(id, Instant::now());
                 if client.publish(outbox.clone(), QoS::AtLeastOnce, false, command.to_string()).await.is_err() {
                     break;
@@ -100,6 +108,7 @@ pub async fn run(target: &Target, load: ChatLoad) -> anyhow::Result<serde_json::
         "senders": load.senders,
         "members": load.members,
         "window": load.window,
+        "offered_rate_per_sender": load.rate,
         "duration_s": seconds,
         "stored_per_s": stored.load(Ordering::Relaxed) as f64 / seconds,
         "delivered_per_s": delivered.load(Ordering::Relaxed) as f64 / seconds,

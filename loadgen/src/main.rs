@@ -81,6 +81,9 @@ enum Scenario {
         /// Unanswered sends per sender.
         #[arg(long, default_value_t = 32)]
         window: usize,
+        /// Sends per second per sender; 0 sends as fast as the window allows.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
@@ -124,6 +127,8 @@ impl Target {
 
 async fn connect(options: MqttOptions, capacity: usize) -> anyhow::Result<(AsyncClient, EventLoop)> {
     let (client, mut eventloop) = AsyncClient::new(options, capacity);
+    // Measure the broker, not the client's Nagle delays.
+    eventloop.network_options.set_tcp_nodelay(true);
     loop {
         match tokio::time::timeout(Duration::from_secs(30), eventloop.poll()).await.context("CONNACK timed out")?? {
             Event::Incoming(Packet::ConnAck(ack)) if ack.code == ConnectReturnCode::Success => return Ok((client, eventloop)),
@@ -331,8 +336,8 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Pubsub { topic, publishers, subscribers, qos, payload, duration, rate } => {
             pubsub(&cli.target, topic, publishers, subscribers, qos, payload, duration, rate).await?
         }
-        Scenario::Chat { project_id, conversation_id, senders, members, window, duration } => {
-            let load = chat::ChatLoad { project_id, conversation_id, senders, members, window, duration };
+        Scenario::Chat { project_id, conversation_id, senders, members, window, rate, duration } => {
+            let load = chat::ChatLoad { project_id, conversation_id, senders, members, window, rate, duration };
             chat::run(&cli.target, load).await?
         }
         Scenario::Connections { count, concurrency, server_pid, settle } => {

@@ -77,12 +77,14 @@ async fn view(db: &impl ConnectionTrait, project_id: &str, row: message::Model) 
     Ok(MessageView::from_row(row, sender))
 }
 
-async fn own_message(
+/// Applies `change` to the user's own, not deleted message and stores it.
+async fn change_own_message(
     db: &impl ConnectionTrait,
     project_id: &str,
     user_id: &str,
     message_id: &str,
-) -> Result<message::Model, MessageError> {
+    change: impl FnOnce(&mut message::ActiveModel),
+) -> Result<MessageView, MessageError> {
     let row = message::Entity::find_by_id(message_id.to_owned())
         .filter(message::Column::ProjectId.eq(project_id))
         .one(db)
@@ -94,7 +96,11 @@ async fn own_message(
     if row.is_deleted {
         return Err(MessageError::Deleted);
     }
-    Ok(row)
+    let mut active: message::ActiveModel = row.into();
+    change(&mut active);
+    active.updated_at = Set(Utc::now());
+    let row = active.update(db).await?;
+    Ok(view(db, project_id, row).await?)
 }
 
 /// The message, for membership checks before changing it.
@@ -110,32 +116,29 @@ pub async fn edit(
     message_id: &str,
     content: &str,
 ) -> Result<MessageView, MessageError> {
-    let row = own_message(db, project_id, user_id, message_id).await?;
-    let mut active: message::ActiveModel = row.into();
-    active.content = Set(content.to_owned());
-    active.edited = Set(true);
-    active.updated_at = Set(Utc::now());
-    let row = active.update(db).await?;
-    Ok(view(db, project_id, row).await?)
+    change_own_message(db, project_id, user_id, message_id, |active| {
+        active.content = Set(content.to_owned());
+        active.edited = Set(true);
+    })
+    .await
 }
 
-/// Soft-deletes the user's own message: content cleared, `is_deleted` set.
+/// Soft-deletes the user's own message: content and `p1`–`p3` cleared,
+/// `is_deleted` set; the row and its `seq` stay.
 pub async fn delete(
     db: &impl ConnectionTrait,
     project_id: &str,
     user_id: &str,
     message_id: &str,
 ) -> Result<MessageView, MessageError> {
-    let row = own_message(db, project_id, user_id, message_id).await?;
-    let mut active: message::ActiveModel = row.into();
-    active.content = Set(String::new());
-    active.p1 = Set(None);
-    active.p2 = Set(None);
-    active.p3 = Set(None);
-    active.is_deleted = Set(true);
-    active.updated_at = Set(Utc::now());
-    let row = active.update(db).await?;
-    Ok(view(db, project_id, row).await?)
+    change_own_message(db, project_id, user_id, message_id, |active| {
+        active.content = Set(String::new());
+        active.p1 = Set(None);
+        active.p2 = Set(None);
+        active.p3 = Set(None);
+        active.is_deleted = Set(true);
+    })
+    .await
 }
 
 /// Messages with `seq > after_seq`, oldest first, at most `limit`; and

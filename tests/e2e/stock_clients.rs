@@ -95,3 +95,32 @@ async fn paho_with_a_pyjwt_token() {
     let status = tokio::time::timeout(PATIENCE, child.wait()).await.unwrap().unwrap();
     assert!(status.success());
 }
+
+#[tokio::test]
+async fn paho_sends_edits_and_deletes_and_a_rumqttc_member_sees_it_all() {
+    let app = TestApp::spawn().await;
+    let conversation = app.create_conversation("group", &["paho", "bob"]).await;
+    let topic = app.conversation_topic(&conversation);
+    let mut bob = app.client("bob").await;
+    assert!(granted(&bob.subscribe(&topic).await));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/paho_chat.py");
+    let mut child = Command::new(python())
+        .arg(script)
+        .args(["--host", "127.0.0.1", "--port", &app.app_mqtt.port().to_string()])
+        .args(["--public-key", &app.project.public_key, "--secret-key", &app.project.secret_key, "--sub", "paho"])
+        .args(["--project", app.project_id(), "--conversation", &conversation])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python with paho-mqtt and PyJWT");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let sent = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let message_id = sent.strip_prefix("SENT ").expect("SENT line").to_owned();
+    for expected in ["message.created", "message.updated", "message.deleted"] {
+        let event = crate::helpers::payload_json(&bob.publish_on(&topic).await);
+        assert_eq!((event["type"].as_str(), event["data"]["id"].as_str()), (Some(expected), Some(message_id.as_str())));
+        assert_eq!(event["data"]["sender"]["name"], "Paho");
+    }
+    assert_eq!(tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().as_deref(), Some("DONE"));
+    assert!(tokio::time::timeout(PATIENCE, child.wait()).await.unwrap().unwrap().success());
+}

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use crate::cache::EngineCache;
 use crate::conversations::ConversationError;
 use crate::messages::{self, Committer, CommitterSettings, MessageError, NewMessage};
+use crate::{reactions, receipts};
 
 /// Largest command accepted, in bytes (the gateway also caps packets).
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -95,6 +96,13 @@ enum Command {
     Edit { message_id: String, content: String },
     #[serde(rename = "message.delete")]
     Delete { message_id: String },
+    #[serde(rename = "reaction.add")]
+    ReactionAdd { message_id: String, emoji: String },
+    #[serde(rename = "reaction.remove")]
+    ReactionRemove { message_id: String, emoji: String },
+    /// Up to `seq`, or up to the message `message_id`.
+    #[serde(rename = "read.mark")]
+    ReadMark { conversation_id: String, seq: Option<i64>, message_id: Option<String> },
     #[serde(rename = "history.sync")]
     HistorySync {
         conversation_id: String,
@@ -179,7 +187,15 @@ impl Engine {
         if !reply_to.as_str().is_some_and(|id| !id.is_empty() && id.len() <= 128) {
             return (reply_to, Err(CommandError::invalid("`id` must be a string of 1-128 characters")));
         }
-        let known = ["message.send", "message.edit", "message.delete", "history.sync"];
+        let known = [
+            "message.send",
+            "message.edit",
+            "message.delete",
+            "reaction.add",
+            "reaction.remove",
+            "read.mark",
+            "history.sync",
+        ];
         match value.get("op").and_then(Value::as_str) {
             Some(op) if known.contains(&op) => {}
             Some(op) => return (reply_to, Err(CommandError::new("unknown_op", format!("unknown op {op:?}")))),
@@ -258,6 +274,35 @@ impl Engine {
                 self.outlet.to_conversation(project_id, &conversation_id, event.to_string());
                 Ok(Answer::Now(Ok(json!({"message": message}))))
             }
+            Command::ReactionAdd { message_id, emoji } => self.react(project_id, user_id, &message_id, &emoji, true).await,
+            Command::ReactionRemove { message_id, emoji } => {
+                self.react(project_id, user_id, &message_id, &emoji, false).await
+            }
+            Command::ReadMark { conversation_id, seq, message_id } => {
+                self.require_member(project_id, user_id, &conversation_id).await?;
+                let seq = match (seq, message_id) {
+                    (Some(seq), None) => seq,
+                    (None, Some(message_id)) => {
+                        let message = messages::find(&self.db, project_id, &message_id).await?;
+                        match message {
+                            Some(message) if message.conversation_id == conversation_id => message.seq,
+                            _ => return Err(MessageError::NotFound.into()),
+                        }
+                    }
+                    _ => return Err(CommandError::invalid("give exactly one of `seq` and `message_id`")),
+                };
+                let position = receipts::mark(&self.db, &conversation_id, user_id, seq).await?;
+                if position.moved {
+                    let event = json!({"type": "read.updated", "data": {"conversation_id": conversation_id,
+                        "user_id": user_id, "last_read_seq": position.last_read_seq}});
+                    self.outlet.to_conversation(project_id, &conversation_id, event.to_string());
+                    let unread = json!({"type": "unread.changed", "data": {"conversation_id": conversation_id,
+                        "unread": position.unread}});
+                    self.outlet.to_user(project_id, user_id, unread.to_string());
+                }
+                Ok(Answer::Now(Ok(json!({"conversation_id": conversation_id,
+                    "last_read_seq": position.last_read_seq, "unread": position.unread}))))
+            }
             Command::HistorySync { conversation_id, after_seq, limit } => {
                 self.require_member(project_id, user_id, &conversation_id).await?;
                 let limit = limit.unwrap_or(50).clamp(1, messages::MAX_HISTORY_PAGE);
@@ -266,6 +311,39 @@ impl Engine {
                 Ok(Answer::Now(Ok(json!({"conversation_id": conversation_id, "messages": page, "has_more": has_more}))))
             }
         }
+    }
+
+    /// `reaction.add` (`adding`) or `reaction.remove`.
+    async fn react(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        message_id: &str,
+        emoji: &str,
+        adding: bool,
+    ) -> Result<Answer, CommandError> {
+        if !reactions::valid_emoji(emoji) {
+            return Err(CommandError::invalid("`emoji` must be 1-64 bytes without spaces"));
+        }
+        let message = messages::find(&self.db, project_id, message_id).await?.ok_or(MessageError::NotFound)?;
+        if self.require_member(project_id, user_id, &message.conversation_id).await? {
+            return Err(ConversationError::Archived.into());
+        }
+        if message.is_deleted {
+            return Err(MessageError::Deleted.into());
+        }
+        let changed = if adding {
+            reactions::add(&self.db, &message.conversation_id, message_id, user_id, emoji).await?
+        } else {
+            reactions::remove(&self.db, message_id, user_id, emoji).await?
+        };
+        if changed {
+            let kind = if adding { "reaction.added" } else { "reaction.removed" };
+            let event = json!({"type": kind, "data": {"conversation_id": message.conversation_id,
+                "message_id": message_id, "user_id": user_id, "emoji": emoji}});
+            self.outlet.to_conversation(project_id, &message.conversation_id, event.to_string());
+        }
+        Ok(Answer::Now(Ok(json!({"message_id": message_id, "emoji": emoji, "changed": changed}))))
     }
 
     async fn conversation_of(&self, project_id: &str, message_id: &str) -> Result<String, CommandError> {

@@ -4,7 +4,8 @@
 //! Modules: `database` (connecting, SQLite tuning), `projects` (tenants and
 //! their keys), `users` (external users created from identity claims),
 //! `conversations` (conversations and membership, what the MQTT ACL asks),
-//! `messages` (stored messages, group commit, history), `cache` (what every
+//! `messages` (stored messages, group commit, history), `reactions`,
+//! `receipts` (read positions and unread counts), `cache` (what every
 //! command checks, kept in memory), `commands` (the JSON
 //! commands clients publish on their outbox, and their replies and events).
 //! Every function takes a `&DatabaseConnection` and works the same on SQLite
@@ -19,6 +20,8 @@ pub mod database;
 mod ids;
 pub mod messages;
 pub mod projects;
+pub mod reactions;
+pub mod receipts;
 pub mod users;
 
 pub use sea_orm::{DatabaseConnection, DbErr};

@@ -9,12 +9,17 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_core;
 mod m20261122_000002_messages;
+mod m20261122_000003_reactions_and_receipts;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_core::Migration), Box::new(m20261122_000002_messages::Migration)]
+        vec![
+            Box::new(m20261122_000001_core::Migration),
+            Box::new(m20261122_000002_messages::Migration),
+            Box::new(m20261122_000003_reactions_and_receipts::Migration),
+        ]
     }
 }

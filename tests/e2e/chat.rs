@@ -206,3 +206,48 @@ async fn the_same_client_msg_id_twice_in_a_burst_stores_one_message() {
     let history = alice.command(json!({"op": "history.sync", "conversation_id": conversation})).await;
     assert_eq!(history["data"]["messages"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn reactions_and_read_receipts() {
+    let app = TestApp::spawn().await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let strangers = app.create_conversation("group", &["carol"]).await;
+    let topic = app.conversation_topic(&conversation);
+    let mut alice = ChatClient::connect(&app, "alice").await;
+    let mut bob = ChatClient::connect(&app, "bob").await;
+    assert!(granted(&alice.client.subscribe(&topic).await));
+    let mut ids = Vec::new();
+    for content in ["one", "two", "three"] {
+        let reply = alice.command(json!({"op": "message.send", "conversation_id": conversation, "content": content})).await;
+        ids.push(reply["data"]["message"]["id"].as_str().unwrap().to_owned());
+    }
+    let add = json!({"op": "reaction.add", "message_id": ids[0], "emoji": "👍"});
+    assert_eq!(bob.command(add.clone()).await["data"]["changed"], true);
+    assert_eq!(bob.command(add).await["data"]["changed"], false, "adding twice changes nothing");
+    let event = loop {
+        let event = payload_json(&alice.client.publish_on(&topic).await);
+        if event["type"] != "message.created" {
+            break event;
+        }
+    };
+    assert_eq!(event["type"], "reaction.added");
+    assert_eq!((event["data"]["user_id"].as_str(), event["data"]["emoji"].as_str()), (Some("bob"), Some("👍")));
+    let removed = bob.command(json!({"op": "reaction.remove", "message_id": ids[0], "emoji": "👍"})).await;
+    assert_eq!(removed["data"]["changed"], true);
+    assert_eq!(payload_json(&alice.client.publish_on(&topic).await)["type"], "reaction.removed");
+    assert_eq!(error_code(&bob.command(json!({"op": "reaction.add", "message_id": ids[0], "emoji": "a b"})).await), "invalid_request");
+
+    // Bob reads up to the second message: one unread left; marks never go backwards.
+    let read = bob.command(json!({"op": "read.mark", "conversation_id": conversation, "message_id": ids[1]})).await;
+    assert_eq!((read["data"]["last_read_seq"].as_i64(), read["data"]["unread"].as_i64()), (Some(2), Some(1)));
+    let event = payload_json(&alice.client.publish_on(&topic).await);
+    assert_eq!((event["type"].as_str(), event["data"]["user_id"].as_str(), event["data"]["last_read_seq"].as_i64()), (Some("read.updated"), Some("bob"), Some(2)));
+    let back = bob.command(json!({"op": "read.mark", "conversation_id": conversation, "seq": 1})).await;
+    assert_eq!(back["data"]["last_read_seq"], 2);
+    let all = bob.command(json!({"op": "read.mark", "conversation_id": conversation, "seq": 99})).await;
+    assert_eq!((all["data"]["last_read_seq"].as_i64(), all["data"]["unread"].as_i64()), (Some(3), Some(0)));
+    assert_eq!(error_code(&bob.command(json!({"op": "read.mark", "conversation_id": conversation})).await), "invalid_request");
+    assert_eq!(error_code(&bob.command(json!({"op": "read.mark", "conversation_id": strangers, "seq": 1})).await), "not_a_member");
+    let strangers_message = json!({"op": "reaction.add", "message_id": "msg_nope", "emoji": "x"});
+    assert_eq!(error_code(&bob.command(strangers_message).await), "message_not_found");
+}

@@ -9,8 +9,10 @@ async fn qos_1_and_2_retained_and_typing_between_members() {
     let app = TestApp::spawn().await;
     let conversation = app.create_conversation("group", &["alice", "bob"]).await;
     let typing = format!("{}/typing", app.conversation_topic(&conversation));
-    let alice = app.client("alice").await;
+    let mut alice = app.client("alice").await;
     alice.client.publish(typing.clone(), QoS::AtLeastOnce, true, "retained typing").await.unwrap();
+    // Stored as retained (PUBACK) before Bob subscribes, so he gets it as retained.
+    while !matches!(alice.next_packet(crate::helpers::PATIENCE).await, Some(rumqttc::Packet::PubAck(_))) {}
     let mut bob = app.client("bob").await;
     bob.client.subscribe(typing.clone(), QoS::ExactlyOnce).await.unwrap();
     assert!(granted(&bob.next_suback().await));

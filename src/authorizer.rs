@@ -6,13 +6,16 @@ use dashmap::DashMap;
 use mqchat_bridge::cache::EngineCache;
 use mqchat_bridge::projects::Project;
 use mqchat_bridge::users::UserProfile;
-use mqchat_bridge::{conversations, projects, users, DatabaseConnection};
+use mqchat_bridge::conversations::ConversationError;
+use mqchat_bridge::messages::Sender;
+use mqchat_bridge::{projects, users, DatabaseConnection};
 use mqchat_broker::identity::{self, now_unix};
 use mqchat_broker::{AuthError, Authorizer, Principal};
 
 pub struct ChatAuthorizer {
     db: DatabaseConnection,
-    /// Told when a token brings a user's profile, so events show the new one.
+    /// Told when a token brings a user's profile, so events show the new one;
+    /// also answers the gateway's membership checks.
     cache: Arc<EngineCache>,
     /// Projects by public key: keys never change, so a hit needs no query.
     projects: DashMap<String, Arc<Project>>,
@@ -50,7 +53,8 @@ impl ChatAuthorizer {
         users::upsert(&self.db, &project.project_id, &profile)
             .await
             .map_err(|error| AuthError::Unavailable(error.to_string()))?;
-        self.cache.forget_user(&project.project_id, &claims.sub);
+        let sender = Sender { id: claims.sub.clone(), name: claims.name.clone(), avatar_url: claims.avatar_url.clone() };
+        self.cache.remember_sender(&project.project_id, sender);
         Ok(Principal { project_id: project.project_id.clone(), user_id: verified.user_id, claims })
     }
 }
@@ -65,9 +69,12 @@ impl Authorizer for ChatAuthorizer {
         self.verify_token(&project, password).await
     }
 
+    /// Answered from the chat engine's cache, which the membership API keeps current.
     async fn is_member(&self, principal: &Principal, conversation_id: &str) -> Result<bool, AuthError> {
-        conversations::is_member(&self.db, &principal.project_id, conversation_id, principal.user_id.as_str())
-            .await
-            .map_err(|error| AuthError::Unavailable(error.to_string()))
+        match self.cache.conversation(&self.db, &principal.project_id, conversation_id).await {
+            Ok(conversation) => Ok(conversation.members.contains(principal.user_id.as_str())),
+            Err(ConversationError::NotFound) => Ok(false),
+            Err(error) => Err(AuthError::Unavailable(error.to_string())),
+        }
     }
 }

@@ -1,9 +1,10 @@
 //! What the chat engine checks on every command, kept in memory: each
 //! conversation's members and archived flag, and senders' profiles.
 //!
-//! Every change goes through `forget_*` (the membership API, the authorizer
-//! when a token brings new claims). A load that raced with a change is not
-//! kept: loads remember the generation they started in.
+//! Every change is told here: `forget_conversation` by the membership API,
+//! `remember_sender` by the authorizer when a token brings claims. A load
+//! that raced with a change is not kept: loads remember the generation they
+//! started in. The gateway's membership checks read the same cache.
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -26,7 +27,7 @@ pub struct ConversationState {
 pub struct EngineCache {
     conversations: DashMap<(String, String), Arc<ConversationState>>,
     senders: DashMap<(String, String), Sender>,
-    /// Bumped by every `forget_*`.
+    /// Bumped by every change.
     generation: AtomicU64,
 }
 
@@ -78,9 +79,15 @@ impl EngineCache {
         self.conversations.remove(&(project_id.to_owned(), conversation_id.to_owned()));
     }
 
-    /// After a user's profile changed.
-    pub fn forget_user(&self, project_id: &str, user_id: &str) {
+    /// A user's profile as a fresh token states it (already stored). Nothing
+    /// happens when it is the one cached, so reconnects cost nothing here.
+    pub fn remember_sender(&self, project_id: &str, sender: Sender) {
+        let key = (project_id.to_owned(), sender.id.clone());
+        if self.senders.get(&key).is_some_and(|cached| *cached == sender) {
+            return;
+        }
+        // A load that started before the profile was stored must not win.
         self.generation.fetch_add(1, Ordering::AcqRel);
-        self.senders.remove(&(project_id.to_owned(), user_id.to_owned()));
+        self.senders.insert(key, sender);
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use migration::{Migrator, MigratorTrait};
 use mqchat_bridge::{database, DatabaseConnection};
+use mqchat_bridge::attachments::FileStore;
 use mqchat_bridge::cache::EngineCache;
 use mqchat_bridge::commands::Engine;
 use mqchat_broker::embedded::CommandFeed;
@@ -96,10 +97,13 @@ impl App {
             (mqtt.local_addr()?, websocket.local_addr()?, http_listener.local_addr()?);
 
         let EmbeddedBroker { upstream_addrs, publisher, commands } = embedded;
-        let outlet = Arc::new(MqttOutlet { publisher: publisher.clone() });
-        let cache = Arc::new(EngineCache::default());
-        let engine = Arc::new(Engine::start(db.clone(), settings.chat, outlet, Arc::clone(&cache)));
         let registry = Arc::new(Registry::default());
+        let outlet = Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) });
+        let cache = Arc::new(EngineCache::default());
+        let http_url = settings.http.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+        let files = FileStore::open(settings.attachments.clone(), &http_url)
+            .with_context(|| format!("opening the attachments directory {}", settings.attachments.dir.display()))?;
+        let engine = Arc::new(Engine::start(db.clone(), settings.chat, outlet, Arc::clone(&cache), Arc::new(files)));
         let authorizer = Arc::new(ChatAuthorizer::new(db.clone(), Arc::clone(&cache)));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let secure = tls.is_some();
@@ -114,9 +118,7 @@ impl App {
         let api = Arc::new(ApiState {
             db: db.clone(),
             authorizer,
-            registry: Arc::clone(&registry),
-            cache,
-            publisher: publisher.clone(),
+            engine: Arc::clone(&engine),
             mqtt_url: settings
                 .mqtt
                 .public_url

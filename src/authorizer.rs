@@ -72,7 +72,7 @@ impl Authorizer for ChatAuthorizer {
     /// Answered from the chat engine's cache, which the membership API keeps current.
     async fn is_member(&self, principal: &Principal, conversation_id: &str) -> Result<bool, AuthError> {
         match self.cache.conversation(&self.db, &principal.project_id, conversation_id).await {
-            Ok(conversation) => Ok(conversation.members.contains(principal.user_id.as_str())),
+            Ok(conversation) => Ok(conversation.is_member(principal.user_id.as_str())),
             Err(ConversationError::NotFound) => Ok(false),
             Err(error) => Err(AuthError::Unavailable(error.to_string())),
         }

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use mqchat_bridge::commands::{Engine, Outlet};
 use mqchat_broker::acl;
 use mqchat_broker::embedded::CommandFeed;
-use mqchat_broker::PlatformPublisher;
+use mqchat_broker::{PlatformPublisher, Registry};
 use tokio::sync::mpsc;
 
 /// Command workers. One user's commands always go to the same worker and
@@ -17,9 +17,11 @@ const WORKERS: usize = 64;
 /// Commands queued per worker before the feed waits.
 const WORKER_QUEUE: usize = 256;
 
-/// Publishes the engine's output through rumqttd's in-process link.
+/// Publishes the engine's output through rumqttd's in-process link, and
+/// cuts live subscriptions through the gateway's registry.
 pub struct MqttOutlet {
     pub publisher: PlatformPublisher,
+    pub registry: Arc<Registry>,
 }
 
 impl Outlet for MqttOutlet {
@@ -29,6 +31,10 @@ impl Outlet for MqttOutlet {
 
     fn to_user(&self, project_id: &str, user_id: &str, payload: String) {
         self.publish(acl::inbox_topic(project_id, user_id), payload);
+    }
+
+    fn revoke(&self, project_id: &str, user_id: &str, conversation_id: &str) {
+        self.registry.revoke_conversation(project_id, user_id, conversation_id);
     }
 }
 

@@ -21,6 +21,7 @@ pub struct Settings {
     pub router: RouterSettings,
     pub session: SessionSettings,
     pub chat: ChatSettings,
+    pub attachments: AttachmentSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,13 +56,15 @@ impl Default for WebSocketSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSettings {
-    /// The HTTP API (server API, `sdk/init`).
+    /// The HTTP API (server API, `sdk/init`, uploads, files).
     pub listen: SocketAddr,
+    /// Base of the URLs handed out (attachment links); derived from `listen` when unset.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpSettings {
     fn default() -> Self {
-        HttpSettings { listen: SocketAddr::from(([127, 0, 0, 1], 8080)) }
+        HttpSettings { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), public_url: None }
     }
 }
 
@@ -103,6 +106,8 @@ impl Default for SessionSettings {
 
 /// The chat engine's group commit.
 pub type ChatSettings = mqchat_bridge::messages::CommitterSettings;
+/// Uploaded files: directory, limits, URL lifetime and key.
+pub type AttachmentSettings = mqchat_bridge::attachments::AttachmentSettings;
 
 /// Command-line flags that override every other layer.
 #[derive(Debug, Clone, Default)]
@@ -163,16 +168,23 @@ impl Settings {
         if self.gateway.max_packet_size < 64 || self.gateway.max_connections == 0 {
             return Err(SettingsError::Rule("gateway.max_packet_size must be >= 64 and max_connections >= 1".into()));
         }
+        if self.attachments.max_bytes == 0 || self.attachments.url_ttl.is_zero() {
+            return Err(SettingsError::Rule("attachments.max_bytes and attachments.url_ttl must be positive".into()));
+        }
         if self.session.ttl.is_zero() || self.session.ttl > Duration::from_secs(24 * 3600) {
             return Err(SettingsError::Rule("session.ttl must be between 1s and 24h".into()));
         }
         Ok(())
     }
 
-    /// The effective configuration as TOML, with the database password masked.
+    /// The effective configuration as TOML, with the database password and
+    /// the attachment signing key masked.
     pub fn to_masked_toml(&self) -> Result<String, toml::ser::Error> {
         let mut masked = self.clone();
         masked.database.url = mask_url_password(&masked.database.url);
+        if masked.attachments.signing_key.is_some() {
+            masked.attachments.signing_key = Some("****".into());
+        }
         toml::to_string_pretty(&masked)
     }
 }

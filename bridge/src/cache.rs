@@ -1,11 +1,12 @@
 //! What the chat engine checks on every command, kept in memory: each
-//! conversation's members and archived flag, and senders' profiles.
+//! conversation's type, archived flag and members with their roles, and
+//! senders' profiles.
 //!
 //! Every change is told here: `forget_conversation` by the membership API,
 //! `remember_sender` by the authorizer when a token brings claims. A load
 //! that raced with a change is not kept: loads remember the generation they
 //! started in. The gateway's membership checks read the same cache.
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -13,14 +14,25 @@ use dashmap::DashMap;
 use entity::conversation_member;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
 
-use crate::conversations::{self, ConversationError};
+use crate::conversations::{self, ConversationError, ConversationKind, Role};
 use crate::messages::Sender;
 
 /// A conversation as commands need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationState {
+    pub kind: ConversationKind,
     pub archived: bool,
-    pub members: HashSet<String>,
+    pub members: HashMap<String, Role>,
+}
+
+impl ConversationState {
+    pub fn is_member(&self, user_id: &str) -> bool {
+        self.members.contains_key(user_id)
+    }
+
+    pub fn is_admin(&self, user_id: &str) -> bool {
+        self.members.get(user_id) == Some(&Role::Admin)
+    }
 }
 
 #[derive(Default)]
@@ -47,13 +59,19 @@ impl EngineCache {
         let members = conversation_member::Entity::find()
             .select_only()
             .column(conversation_member::Column::UserId)
+            .column(conversation_member::Column::Role)
             .filter(conversation_member::Column::ConversationId.eq(conversation_id))
-            .into_tuple::<String>()
+            .into_tuple::<(String, String)>()
             .all(db)
             .await?
             .into_iter()
+            .map(|(user_id, role)| (user_id, Role::parse(&role)))
             .collect();
-        let state = Arc::new(ConversationState { archived: row.archived_at.is_some(), members });
+        let state = Arc::new(ConversationState {
+            kind: ConversationKind::parse(&row.kind)?,
+            archived: row.archived_at.is_some(),
+            members,
+        });
         if self.generation.load(Ordering::Acquire) == generation {
             self.conversations.insert(key, Arc::clone(&state));
         }

@@ -55,7 +55,7 @@ impl ConversationKind {
         }
     }
 
-    fn parse(stored: &str) -> Result<Self, DbErr> {
+    pub(crate) fn parse(stored: &str) -> Result<Self, DbErr> {
         match stored {
             "direct" => Ok(ConversationKind::Direct),
             "group" => Ok(ConversationKind::Group),
@@ -66,12 +66,40 @@ impl ConversationKind {
     }
 }
 
+/// A member's rights in a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// May also delete other members' messages.
+    Admin,
+    Member,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Member => "member",
+        }
+    }
+
+    pub(crate) fn parse(stored: &str) -> Role {
+        if stored == "admin" {
+            Role::Admin
+        } else {
+            Role::Member
+        }
+    }
+}
+
 /// A request to create a conversation; member ids are already validated `sub`s.
 #[derive(Debug, Clone)]
 pub struct NewConversation {
     pub kind: ConversationKind,
     pub title: Option<String>,
     pub member_ids: Vec<String>,
+    /// Members who become admins (added as members when not listed).
+    pub admin_ids: Vec<String>,
 }
 
 /// A conversation with its members, as the API returns it.
@@ -83,76 +111,126 @@ pub struct Conversation {
     pub kind: ConversationKind,
     pub title: Option<String>,
     pub member_ids: Vec<String>,
+    pub admin_ids: Vec<String>,
     pub archived: bool,
     pub archived_at: Option<DateTime<Utc>>,
+    pub last_seq: i64,
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn create(
-    db: &DatabaseConnection,
-    project_id: &str,
-    request: NewConversation,
-) -> Result<Conversation, ConversationError> {
-    let members: BTreeSet<String> = request.member_ids.into_iter().collect();
+/// The result of `create`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    pub conversation: Conversation,
+    /// False when a direct conversation between the two users already existed
+    /// and is returned instead.
+    pub created: bool,
+}
+
+/// The key that makes a direct conversation unique per pair of users
+/// (`|` cannot occur in a user id).
+fn direct_key(members: &BTreeSet<String>) -> String {
+    members.iter().map(String::as_str).collect::<Vec<_>>().join("|")
+}
+
+/// Creates the conversation; a direct one between two users who already
+/// have one returns the existing conversation.
+pub async fn create(db: &DatabaseConnection, project_id: &str, request: NewConversation) -> Result<Created, ConversationError> {
+    let admins: BTreeSet<String> = request.admin_ids.into_iter().collect();
+    let members: BTreeSet<String> = request.member_ids.into_iter().chain(admins.iter().cloned()).collect();
     if members.len() > MAX_INITIAL_MEMBERS {
         return Err(ConversationError::Invalid(format!("at most {MAX_INITIAL_MEMBERS} members per request")));
     }
-    if request.kind == ConversationKind::Direct && members.len() != 2 {
+    let direct = request.kind == ConversationKind::Direct;
+    if direct && members.len() != 2 {
         return Err(ConversationError::Invalid("a direct conversation has exactly two distinct members".into()));
+    }
+    if direct && !admins.is_empty() {
+        return Err(ConversationError::Invalid("a direct conversation has no admins".into()));
     }
     let title = request.title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
     if title.as_ref().is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS) {
         return Err(ConversationError::Invalid(format!("title is longer than {MAX_TITLE_CHARS} characters")));
     }
+    let key = direct.then(|| direct_key(&members));
+    if let Some(key) = &key {
+        if let Some(existing) = find_direct(db, project_id, key).await? {
+            return Ok(Created { conversation: get(db, project_id, &existing).await?, created: false });
+        }
+    }
     let now = Utc::now();
     let id = random_id("conv_", 16);
     let txn = db.begin().await?;
-    conversation::ActiveModel {
+    let inserted = conversation::ActiveModel {
         id: Set(id.clone()),
         project_id: Set(project_id.to_owned()),
         kind: Set(request.kind.as_str().to_owned()),
         title: Set(title),
         archived_at: Set(None),
         last_seq: Set(0),
+        direct_key: Set(key.clone()),
+        last_activity_at: Set(Some(now)),
         created_at: Set(now),
     }
     .insert(&txn)
-    .await?;
+    .await;
+    if let (Err(error), Some(key)) = (&inserted, &key) {
+        // Created concurrently by the other user: theirs stands.
+        drop(txn);
+        return match find_direct(db, project_id, key).await? {
+            Some(existing) => Ok(Created { conversation: get(db, project_id, &existing).await?, created: false }),
+            None => Err(ConversationError::Database(DbErr::Custom(error.to_string()))),
+        };
+    }
+    inserted?;
     for member in &members {
-        insert_member(&txn, project_id, &id, member, "member").await?;
+        let role = if admins.contains(member) { Role::Admin } else { Role::Member };
+        insert_member(&txn, project_id, &id, member, role).await?;
     }
     txn.commit().await?;
-    get(db, project_id, &id).await
+    Ok(Created { conversation: get(db, project_id, &id).await?, created: true })
+}
+
+async fn find_direct(db: &DatabaseConnection, project_id: &str, key: &str) -> Result<Option<String>, DbErr> {
+    Ok(conversation::Entity::find()
+        .filter(conversation::Column::ProjectId.eq(project_id))
+        .filter(conversation::Column::DirectKey.eq(key))
+        .one(db)
+        .await?
+        .map(|row| row.id))
 }
 
 pub async fn get(db: &DatabaseConnection, project_id: &str, id: &str) -> Result<Conversation, ConversationError> {
     let row = find_row(db, project_id, id).await?;
-    let member_ids = conversation_member::Entity::find()
+    let members = conversation_member::Entity::find()
         .filter(conversation_member::Column::ConversationId.eq(id))
         .order_by_asc(conversation_member::Column::UserId)
         .all(db)
-        .await?
-        .into_iter()
-        .map(|m| m.user_id)
-        .collect();
+        .await?;
+    let admin_ids = members.iter().filter(|m| Role::parse(&m.role) == Role::Admin).map(|m| m.user_id.clone()).collect();
+    let member_ids = members.into_iter().map(|m| m.user_id).collect();
     Ok(Conversation {
         kind: ConversationKind::parse(&row.kind)?,
         id: row.id,
         project_id: row.project_id,
         title: row.title,
         member_ids,
+        admin_ids,
         archived: row.archived_at.is_some(),
+        last_seq: row.last_seq,
         archived_at: row.archived_at,
         created_at: row.created_at,
     })
 }
 
-/// Adds `user_id`; returns false when it already was a member.
+/// Adds `user_id` with `role`; returns false when it already was a member
+/// (its role is left as it was).
 pub async fn add_member(
     db: &DatabaseConnection,
     project_id: &str,
     id: &str,
     user_id: &str,
+    role: Role,
 ) -> Result<bool, ConversationError> {
     let row = find_row(db, project_id, id).await?;
     if row.archived_at.is_some() {
@@ -165,7 +243,7 @@ pub async fn add_member(
         return Err(ConversationError::Invalid("a direct conversation cannot gain members".into()));
     }
     let txn = db.begin().await?;
-    insert_member(&txn, project_id, id, user_id, "member").await?;
+    insert_member(&txn, project_id, id, user_id, role).await?;
     txn.commit().await?;
     Ok(true)
 }
@@ -226,14 +304,14 @@ async fn insert_member(
     project_id: &str,
     conversation_id: &str,
     user_id: &str,
-    role: &str,
+    role: Role,
 ) -> Result<(), DbErr> {
     users::ensure_exists(db, project_id, user_id).await?;
     conversation_member::ActiveModel {
         conversation_id: Set(conversation_id.to_owned()),
         user_id: Set(user_id.to_owned()),
         project_id: Set(project_id.to_owned()),
-        role: Set(role.to_owned()),
+        role: Set(role.as_str().to_owned()),
         joined_at: Set(Utc::now()),
     }
     .insert(db)

@@ -5,14 +5,18 @@
 //! their keys), `users` (external users created from identity claims),
 //! `conversations` (conversations and membership, what the MQTT ACL asks),
 //! `messages` (stored messages, group commit, history), `reactions`,
-//! `receipts` (read positions and unread counts), `cache` (what every
-//! command checks, kept in memory), `commands` (the JSON
-//! commands clients publish on their outbox, and their replies and events).
+//! `receipts` (read positions and unread counts), `summaries` (a user's
+//! conversation list and unread total), `attachments` (uploaded files and
+//! their signed URLs), `cache` (what every command checks, kept in memory),
+//! `commands` (the engine: the JSON commands clients publish on their
+//! outbox, their replies and events, and the membership operations the
+//! server API shares with them).
 //! Every function takes a `&DatabaseConnection` and works the same on SQLite
 //! and PostgreSQL. This crate knows nothing about sockets, MQTT framing or
 //! HTTP: the binary wires it to the broker and to the API.
 #![forbid(unsafe_code)]
 
+pub mod attachments;
 pub mod cache;
 pub mod commands;
 pub mod conversations;
@@ -22,6 +26,7 @@ pub mod messages;
 pub mod projects;
 pub mod reactions;
 pub mod receipts;
+pub mod summaries;
 pub mod users;
 
 pub use sea_orm::{DatabaseConnection, DbErr};

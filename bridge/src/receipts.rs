@@ -2,7 +2,7 @@
 //! moves forward, and the unread count it implies.
 use chrono::Utc;
 use entity::{conversation, read_receipt};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 /// Where a member stands after marking.
@@ -55,6 +55,34 @@ pub async fn mark(
             > 0;
     let last_read_seq = if advanced || inserted { target } else { position(db, conversation_id, user_id).await? };
     Ok(ReadPosition { last_read_seq, unread: last_seq - last_read_seq, moved: advanced || inserted })
+}
+
+/// Moves each (conversation, user) read position forward to its seq, in
+/// one statement: a sender has read what it sent.
+pub async fn advance_many(db: &impl ConnectionTrait, positions: &[(&str, &str, i64)]) -> Result<(), DbErr> {
+    if positions.is_empty() {
+        return Ok(());
+    }
+    let now = Utc::now();
+    let rows = positions.iter().map(|&(conversation_id, user_id, seq)| read_receipt::ActiveModel {
+        conversation_id: Set(conversation_id.to_owned()),
+        user_id: Set(user_id.to_owned()),
+        last_read_seq: Set(seq),
+        updated_at: Set(now),
+    });
+    read_receipt::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([read_receipt::Column::ConversationId, read_receipt::Column::UserId])
+                .update_columns([read_receipt::Column::LastReadSeq, read_receipt::Column::UpdatedAt])
+                .action_and_where(
+                    Expr::col((read_receipt::Entity, read_receipt::Column::LastReadSeq))
+                        .lt(Expr::cust(r#"excluded."last_read_seq""#)),
+                )
+                .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
 }
 
 /// The member's current read position (0 when it never marked).

@@ -14,6 +14,14 @@ pub struct UserProfile {
     pub avatar_url: Option<String>,
 }
 
+/// Whether `id` can be a user id: the `sub` rule of DESIGN §3 (1–128 of
+/// `A-Z a-z 0-9 _ . : @ -`), which tokens are held to as well.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '@' | '-'))
+}
+
 /// Inserts the user or refreshes its profile from newer claims.
 pub async fn upsert(db: &impl ConnectionTrait, project_id: &str, profile: &UserProfile) -> Result<(), DbErr> {
     let now = Utc::now();

@@ -15,6 +15,12 @@ pub struct Model {
     pub archived_at: Option<DateTimeUtc>,
     /// `seq` of the newest message; the next one gets `last_seq + 1`.
     pub last_seq: i64,
+    /// `"{a}|{b}"` (sorted member ids) for a direct conversation, so that a
+    /// pair of users has exactly one; NULL otherwise.
+    pub direct_key: Option<String>,
+    /// When the newest message was stored, or the conversation created:
+    /// conversation lists sort by it.
+    pub last_activity_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
 }
 

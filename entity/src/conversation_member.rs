@@ -11,7 +11,7 @@ pub struct Model {
     pub user_id: String,
     /// Denormalised so that "conversations of a user" needs no join.
     pub project_id: String,
-    /// `owner`, `admin` or `member`.
+    /// `admin` (may delete others' messages) or `member`.
     pub role: String,
     pub joined_at: DateTimeUtc,
 }

@@ -1,11 +1,13 @@
 //! SeaORM entities: the rows mqchat stores.
 //!
 //! One module per table (`project`, `user`, `conversation`,
-//! `conversation_member`, `message`, `reaction`, `read_receipt`). Entities only describe data; the queries that use
+//! `conversation_member`, `message`, `reaction`, `read_receipt`,
+//! `attachment`). Entities only describe data; the queries that use
 //! them live in the `bridge` crate, and the schema is created by the
 //! `migration` crate. This crate knows nothing about MQTT or HTTP.
 #![forbid(unsafe_code)]
 
+pub mod attachment;
 pub mod conversation;
 pub mod conversation_member;
 pub mod message;

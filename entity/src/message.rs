@@ -24,6 +24,9 @@ pub struct Model {
     pub p2: Option<String>,
     pub p3: Option<String>,
     pub reply_to_message_id: Option<String>,
+    /// JSON array of the attached files' metadata (`id`, `filename`,
+    /// `content_type`, `size`); NULL when none.
+    pub attachments: Option<String>,
     pub edited: bool,
     pub is_deleted: bool,
     pub created_at: DateTimeUtc,

@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_core;
 mod m20261122_000002_messages;
 mod m20261122_000003_reactions_and_receipts;
+mod m20261122_000004_conversation_lists_and_attachments;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_core::Migration),
             Box::new(m20261122_000002_messages::Migration),
             Box::new(m20261122_000003_reactions_and_receipts::Migration),
+            Box::new(m20261122_000004_conversation_lists_and_attachments::Migration),
         ]
     }
 }

@@ -1,17 +1,19 @@
-//! Server API for conversations (secret key). Membership changes are
-//! published on the conversation topic and reach live connections at once.
+//! Server API for conversations (secret key), and their history for the
+//! site backend and for members. Changes go through the chat engine, which
+//! publishes the same events as the MQTT commands and cuts a removed
+//! member's live subscriptions.
 use std::sync::Arc;
 
-use mqchat_bridge::conversations::{self, ConversationKind, NewConversation};
+use mqchat_bridge::conversations::{ConversationKind, NewConversation, Role};
+use mqchat_bridge::messages::Page;
 use mqchat_bridge::projects::Project;
-use mqchat_broker::acl;
 use mqchat_broker::identity::UserId;
 use serde::Deserialize;
 use serde_json::json;
 use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
-use super::{json_body, server_project, ApiError, ApiState};
+use super::{caller, json_body, server_project, ApiError, ApiState, Caller};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,12 +23,30 @@ struct CreateConversation {
     title: Option<String>,
     #[serde(default)]
     member_ids: Vec<String>,
+    /// Members who may delete others' messages.
+    #[serde(default)]
+    admin_ids: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddMember {
     user_id: String,
+    #[serde(default = "member_role")]
+    role: Role,
+}
+
+fn member_role() -> Role {
+    Role::Member
+}
+
+/// `?before_seq=&after_seq=&limit=`: at most one of the two positions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    before_seq: Option<i64>,
+    after_seq: Option<i64>,
+    limit: Option<u64>,
 }
 
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
@@ -38,6 +58,12 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(warp::get())
         .and(server_project(Arc::clone(&state)))
         .and_then(get);
+    // GET /api/v1/conversations/{id}/messages
+    let history = warp::path!("api" / "v1" / "conversations" / String / "messages")
+        .and(warp::get())
+        .and(caller(Arc::clone(&state)))
+        .and(warp::query::<HistoryQuery>())
+        .and_then(history);
     // POST /api/v1/conversations/{id}/members
     let add = warp::path!("api" / "v1" / "conversations" / String / "members")
         .and(warp::post())
@@ -54,71 +80,64 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(warp::post())
         .and(server_project(state))
         .and_then(archive);
-    create.or(get).or(add).or(remove).or(archive)
+    create.or(get).or(history).or(add).or(remove).or(archive)
 }
 
-fn user_id(raw: &str) -> Result<UserId, ApiError> {
-    UserId::parse(raw).map_err(|error| ApiError::invalid(format!("user id {raw:?}: {error}")))
-}
-
-/// Publishes a conversation event; a failure is logged, the change stands.
-fn publish_event(state: &ApiState, project: &Project, conversation_id: &str, event: serde_json::Value) {
-    let topic = acl::conversation_topic(&project.project_id, conversation_id);
-    if let Err(error) = state.publisher.publish(topic, event.to_string()) {
-        tracing::error!(%error, conversation_id, "could not publish conversation event");
-    }
+fn user_id(raw: &str) -> Result<String, ApiError> {
+    UserId::parse(raw)
+        .map(|id| id.as_str().to_owned())
+        .map_err(|error| ApiError::invalid(format!("user id {raw:?}: {error}")))
 }
 
 async fn create(state: Arc<ApiState>, project: Project, body: CreateConversation) -> Result<warp::reply::Response, Rejection> {
-    let member_ids = body
-        .member_ids
-        .iter()
-        .map(|raw| user_id(raw).map(|id| id.as_str().to_owned()))
-        .collect::<Result<Vec<_>, _>>()?;
-    let request = NewConversation { kind: body.kind, title: body.title, member_ids };
-    let conversation = conversations::create(&state.db, &project.project_id, request).await.map_err(ApiError::from)?;
-    Ok(warp::reply::with_status(warp::reply::json(&conversation), StatusCode::CREATED).into_response())
+    let member_ids = body.member_ids.iter().map(|raw| user_id(raw)).collect::<Result<Vec<_>, _>>()?;
+    let admin_ids = body.admin_ids.iter().map(|raw| user_id(raw)).collect::<Result<Vec<_>, _>>()?;
+    let request = NewConversation { kind: body.kind, title: body.title, member_ids, admin_ids };
+    let outcome = state.engine.create_conversation(&project.project_id, request).await.map_err(ApiError::from)?;
+    // A direct conversation that already existed comes back with 200.
+    let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok(warp::reply::with_status(warp::reply::json(&outcome.conversation), status).into_response())
 }
 
 async fn get(id: String, state: Arc<ApiState>, project: Project) -> Result<warp::reply::Response, Rejection> {
-    let conversation = conversations::get(&state.db, &project.project_id, &id).await.map_err(ApiError::from)?;
+    let conversation = state.engine.conversation(&project.project_id, &id).await.map_err(ApiError::from)?;
     Ok(warp::reply::json(&conversation).into_response())
+}
+
+async fn history(id: String, state: Arc<ApiState>, caller: Caller, query: HistoryQuery) -> Result<warp::reply::Response, Rejection> {
+    let project_id = &caller.project().project_id;
+    if let Caller::User(_, user_id) = &caller {
+        if !state.engine.is_member(project_id, user_id, &id).await.map_err(ApiError::from)? {
+            return Err(ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "you are not a member of this conversation").into());
+        }
+    }
+    let page = match (query.before_seq, query.after_seq) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid("give at most one of before_seq and after_seq").into()),
+        (None, Some(after)) => Page::After(after.max(0)),
+        (Some(before), None) => Page::Before(before),
+        (None, None) => Page::Before(i64::MAX),
+    };
+    let (messages, has_more) = state.engine.history(project_id, &id, page, query.limit).await.map_err(ApiError::from)?;
+    Ok(warp::reply::json(&json!({"conversation_id": id, "messages": messages, "has_more": has_more})).into_response())
 }
 
 async fn add_member(id: String, state: Arc<ApiState>, project: Project, body: AddMember) -> Result<warp::reply::Response, Rejection> {
     let user = user_id(&body.user_id)?;
-    let added = conversations::add_member(&state.db, &project.project_id, &id, user.as_str()).await.map_err(ApiError::from)?;
-    state.cache.forget_conversation(&project.project_id, &id);
-    if added {
-        let event = json!({"type": "member.joined", "data": {"conversation_id": id, "user_id": user}});
-        publish_event(&state, &project, &id, event);
-    }
-    let conversation = conversations::get(&state.db, &project.project_id, &id).await.map_err(ApiError::from)?;
+    let added = state.engine.add_member(&project.project_id, &id, &user, body.role).await.map_err(ApiError::from)?;
+    let conversation = state.engine.conversation(&project.project_id, &id).await.map_err(ApiError::from)?;
     let status = if added { StatusCode::CREATED } else { StatusCode::OK };
     Ok(warp::reply::with_status(warp::reply::json(&conversation), status).into_response())
 }
 
 async fn remove_member(id: String, user: String, state: Arc<ApiState>, project: Project) -> Result<warp::reply::Response, Rejection> {
     let user = user_id(&user)?;
-    let removed = conversations::remove_member(&state.db, &project.project_id, &id, user.as_str()).await.map_err(ApiError::from)?;
-    state.cache.forget_conversation(&project.project_id, &id);
-    if !removed {
+    if !state.engine.remove_member(&project.project_id, &id, &user).await.map_err(ApiError::from)? {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "member_not_found", "user is not a member").into());
     }
-    // Stored first, so a new SUBSCRIBE is refused; then live connections drop it.
-    state.registry.revoke_conversation(&project.project_id, user.as_str(), &id);
-    let event = json!({"type": "member.left", "data": {"conversation_id": id, "user_id": user}});
-    publish_event(&state, &project, &id, event);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn archive(id: String, state: Arc<ApiState>, project: Project) -> Result<warp::reply::Response, Rejection> {
-    let was_archived = conversations::get(&state.db, &project.project_id, &id).await.map_err(ApiError::from)?.archived;
-    let conversation = conversations::archive(&state.db, &project.project_id, &id).await.map_err(ApiError::from)?;
-    state.cache.forget_conversation(&project.project_id, &id);
-    if !was_archived {
-        let event = json!({"type": "conversation.archived", "data": {"conversation_id": id, "archived_at": conversation.archived_at}});
-        publish_event(&state, &project, &id, event);
-    }
+    let conversation = state.engine.archive(&project.project_id, &id).await.map_err(ApiError::from)?;
     Ok(warp::reply::json(&conversation).into_response())
 }

@@ -2,7 +2,7 @@
 //! status code, and the `recover` that turns every rejection into it.
 use std::convert::Infallible;
 
-use mqchat_bridge::conversations::ConversationError;
+use mqchat_bridge::commands::CommandError;
 use warp::http::StatusCode;
 use warp::{Rejection, Reply};
 
@@ -40,14 +40,20 @@ impl ApiError {
     }
 }
 
-impl From<ConversationError> for ApiError {
-    fn from(error: ConversationError) -> Self {
-        match error {
-            ConversationError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "conversation_not_found", error.to_string()),
-            ConversationError::Invalid(message) => ApiError::invalid(message),
-            ConversationError::Archived => ApiError::new(StatusCode::CONFLICT, "conversation_archived", error.to_string()),
-            ConversationError::Database(error) => ApiError::internal(error),
-        }
+impl From<CommandError> for ApiError {
+    /// The engine's codes, with the status that fits each.
+    fn from(error: CommandError) -> Self {
+        let status = match error.code {
+            "conversation_not_found" | "message_not_found" | "attachment_not_found" => StatusCode::NOT_FOUND,
+            "not_a_member" | "forbidden" => StatusCode::FORBIDDEN,
+            "conversation_archived" | "message_deleted" => StatusCode::CONFLICT,
+            "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
+            "unsupported_content_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "internal" => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        ApiError { status, code: error.code, message: error.message }
     }
 }
 
@@ -58,6 +64,8 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
     } else if let Some(error) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", error.to_string())
+    } else if let Some(error) = rejection.find::<warp::reject::InvalidQuery>() {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", error.to_string())
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {
         ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "request body is too large")
     } else if rejection.find::<warp::reject::LengthRequired>().is_some() {

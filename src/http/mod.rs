@@ -1,17 +1,19 @@
 //! The HTTP API (warp): `sdk/init` for widgets and apps, the server API for
-//! site backends. Each route's filter sits beside its handler; state comes in
-//! through `with_state`, and one `recover` shapes every error.
+//! site backends, uploads and history for both. Each route's filter sits
+//! beside its handler; state comes in through `with_state`, and one
+//! `recover` shapes every error.
 mod conversations;
 mod errors;
 mod sdk;
+mod uploads;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqchat_bridge::cache::EngineCache;
+use mqchat_bridge::commands::Engine;
 use mqchat_bridge::projects::{self, Project};
 use mqchat_bridge::DatabaseConnection;
-use mqchat_broker::{PlatformPublisher, Registry};
+use mqchat_broker::Principal;
 use warp::{Filter, Rejection, Reply};
 
 use crate::authorizer::ChatAuthorizer;
@@ -24,10 +26,9 @@ const MAX_BODY_BYTES: u64 = 64 * 1024;
 pub struct ApiState {
     pub db: DatabaseConnection,
     pub authorizer: Arc<ChatAuthorizer>,
-    pub registry: Arc<Registry>,
-    /// The chat engine's cache of memberships, told of every change here.
-    pub cache: Arc<EngineCache>,
-    pub publisher: PlatformPublisher,
+    /// The chat engine: every change goes through it, so the API publishes
+    /// the same events as the MQTT commands.
+    pub engine: Arc<Engine>,
     /// How clients reach the MQTT listeners (returned by `sdk/init`).
     pub mqtt_url: String,
     pub websocket_url: String,
@@ -36,7 +37,9 @@ pub struct ApiState {
 
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
     let health = warp::path!("healthz").and(warp::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})));
-    let api = sdk::routes(Arc::clone(&state)).or(conversations::routes(state));
+    let api = sdk::routes(Arc::clone(&state))
+        .or(conversations::routes(Arc::clone(&state)))
+        .or(uploads::routes(state));
     health
         .map(Reply::into_response)
         .or(api.map(Reply::into_response))
@@ -65,12 +68,85 @@ fn server_project(state: Arc<ApiState>) -> impl Filter<Extract = (Arc<ApiState>,
                 .as_deref()
                 .and_then(bearer)
                 .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <secret key>"))?;
-            match projects::find_by_secret_key(&state.db, secret_key).await {
-                Ok(Some(project)) => Ok((state, project)),
-                Ok(None) => Err(Rejection::from(ApiError::unauthorized("unknown secret key"))),
-                Err(error) => Err(Rejection::from(ApiError::internal(error))),
-            }
+            let project = secret_key_project(&state, secret_key).await?;
+            Ok::<_, Rejection>((state, project))
         },
     )
     .untuple_one()
+}
+
+async fn secret_key_project(state: &ApiState, secret_key: &str) -> Result<Project, ApiError> {
+    match projects::find_by_secret_key(&state.db, secret_key).await {
+        Ok(Some(project)) => Ok(project),
+        Ok(None) => Err(ApiError::unauthorized("unknown secret key")),
+        Err(error) => Err(ApiError::internal(error)),
+    }
+}
+
+/// Who calls a route open to both the site backend and its users.
+pub enum Caller {
+    /// `Authorization: Bearer <secret key>`: sees the whole project.
+    Server(Project),
+    /// `X-Public-Key` + `Authorization: Bearer <session or identity token>`.
+    User(Project, String),
+}
+
+impl Caller {
+    fn project(&self) -> &Project {
+        match self {
+            Caller::Server(project) | Caller::User(project, _) => project,
+        }
+    }
+}
+
+/// A secret key, or a project public key with a user's token.
+fn caller(state: Arc<ApiState>) -> impl Filter<Extract = (Arc<ApiState>, Caller), Error = Rejection> + Clone {
+    with_state(state)
+        .and(warp::header::optional::<String>("x-public-key"))
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(|state: Arc<ApiState>, public_key: Option<String>, authorization: Option<String>| async move {
+            let caller = identify(&state, public_key.as_deref(), authorization.as_deref()).await?;
+            Ok::<_, Rejection>((state, caller))
+        })
+        .untuple_one()
+}
+
+/// Like `caller`, for routes only users call.
+fn user(state: Arc<ApiState>) -> impl Filter<Extract = (Arc<ApiState>, Project, String), Error = Rejection> + Clone {
+    caller(state)
+        .and_then(|state: Arc<ApiState>, caller: Caller| async move {
+            match caller {
+                Caller::User(project, user_id) => Ok((state, project, user_id)),
+                Caller::Server(_) => Err(Rejection::from(ApiError::unauthorized(
+                    "this route acts for a user: send X-Public-Key and the user's session token",
+                ))),
+            }
+        })
+        .untuple_one()
+}
+
+async fn identify(state: &ApiState, public_key: Option<&str>, authorization: Option<&str>) -> Result<Caller, ApiError> {
+    let token = authorization
+        .and_then(bearer)
+        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <secret key or session token>"))?;
+    let Some(public_key) = public_key else {
+        return Ok(Caller::Server(secret_key_project(state, token).await?));
+    };
+    let (project, principal) = verify_user(state, public_key, token).await?;
+    Ok(Caller::User(project.as_ref().clone(), principal.user_id.as_str().to_owned()))
+}
+
+/// The project of `public_key` and the user `token` (identity or session) names.
+async fn verify_user(state: &ApiState, public_key: &str, token: &str) -> Result<(Arc<Project>, Principal), ApiError> {
+    let project = state
+        .authorizer
+        .project(public_key)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::unauthorized("unknown public key"))?;
+    let principal = state.authorizer.verify_token(&project, token).await.map_err(|error| match error {
+        mqchat_broker::AuthError::Unavailable(message) => ApiError::internal(message),
+        other => ApiError::new(warp::http::StatusCode::UNAUTHORIZED, "invalid_token", other.to_string()),
+    })?;
+    Ok((project, principal))
 }

@@ -7,7 +7,7 @@ use mqchat_broker::identity::{self, now_unix};
 use serde_json::json;
 use warp::{Filter, Rejection, Reply};
 
-use super::{bearer, with_state, ApiError, ApiState};
+use super::{bearer, verify_user, with_state, ApiError, ApiState};
 
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     // POST /api/v1/sdk/init
@@ -29,16 +29,7 @@ async fn init(
         .as_deref()
         .and_then(bearer)
         .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <identity token>"))?;
-    let project = state
-        .authorizer
-        .project(&public_key)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::unauthorized("unknown public key"))?;
-    let principal = state.authorizer.verify_token(&project, token).await.map_err(|error| match error {
-        mqchat_broker::AuthError::Unavailable(message) => ApiError::internal(message),
-        other => ApiError::new(warp::http::StatusCode::UNAUTHORIZED, "invalid_token", other.to_string()),
-    })?;
+    let (project, principal) = verify_user(&state, &public_key, token).await?;
     let ttl = state.session_ttl.as_secs() as i64;
     let (session_token, session) =
         identity::issue_session(&project.secret_key, &principal.claims, now_unix(), ttl).map_err(ApiError::internal)?;

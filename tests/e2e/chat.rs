@@ -6,52 +6,8 @@ use reqwest::Method;
 use rumqttc::QoS;
 use serde_json::{json, Value};
 
-use crate::helpers::{granted, payload_json, TestApp, TestClient};
-
-/// A user's client, subscribed to its own inbox.
-struct ChatClient {
-    client: TestClient,
-    inbox: String,
-    outbox: String,
-    next_id: u64,
-}
-
-impl ChatClient {
-    async fn connect(app: &TestApp, user: &str) -> ChatClient {
-        let mut client = app.client(user).await;
-        let inbox = format!("chat/{}/user/{user}/inbox", app.project_id());
-        assert!(granted(&client.subscribe(&inbox).await));
-        ChatClient { client, inbox, outbox: format!("chat/{}/user/{user}/outbox", app.project_id()), next_id: 0 }
-    }
-
-    /// Publishes `command` (given an `id`) and returns its reply.
-    async fn command(&mut self, mut command: Value) -> Value {
-        self.next_id += 1;
-        let id = format!("req-{}", self.next_id);
-        command["id"] = json!(id);
-        self.client.client.publish(self.outbox.clone(), QoS::AtLeastOnce, false, command.to_string()).await.unwrap();
-        self.reply(&id).await
-    }
-
-    async fn reply(&mut self, id: &str) -> Value {
-        loop {
-            let reply = payload_json(&self.client.publish_on(&self.inbox).await);
-            if reply["reply_to"] == id {
-                return reply;
-            }
-        }
-    }
-
-    async fn raw(&mut self, payload: &str) -> Value {
-        self.client.client.publish(self.outbox.clone(), QoS::AtLeastOnce, false, payload.to_owned()).await.unwrap();
-        payload_json(&self.client.publish_on(&self.inbox).await)
-    }
-}
-
-fn error_code(reply: &Value) -> &str {
-    assert_eq!(reply["ok"], false, "{reply}");
-    reply["error"]["code"].as_str().unwrap()
-}
+use crate::chat_client::{error_code, ChatClient};
+use crate::helpers::{granted, payload_json, TestApp};
 
 #[tokio::test]
 async fn send_edit_delete_and_history_between_members() {

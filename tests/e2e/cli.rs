@@ -39,6 +39,7 @@ async fn project_token_serve_and_sigterm() {
     assert!(!refused.status.success());
 
     let mut serve = mqchat()
+        .current_dir(dir.path())
         .args(["--database-url", &db, "serve", "--mqtt-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0"])
         .args(["--http-listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())

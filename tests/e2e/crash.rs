@@ -23,8 +23,9 @@ fn address_after(line: &str, key: &str) -> SocketAddr {
     line[start..].split_whitespace().next().unwrap().parse().unwrap()
 }
 
-async fn start(db: &str) -> Server {
+async fn start(db: &str, dir: &std::path::Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mqchat"))
+        .current_dir(dir)
         .args(["--database-url", db, "serve", "--mqtt-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0"])
         .args(["--http-listen", "127.0.0.1:0"])
         .env("MQCHAT_LOG", "info")
@@ -70,7 +71,7 @@ async fn acknowledged_messages_survive_sigkill() {
     let output = Command::new(env!("CARGO_BIN_EXE_mqchat")).args(["--database-url", &db, "project", "create", "--name", "Crash"]).output().await.unwrap();
     let project: Value = serde_json::from_slice(&output.stdout).unwrap();
     let secret_key = project["secret_key"].as_str().unwrap().to_owned();
-    let server = start(&db).await;
+    let server = start(&db, dir.path()).await;
     let http = reqwest::Client::new();
     let conversation: Value = http
         .post(format!("http://{}/api/v1/conversations", server.http))
@@ -113,7 +114,7 @@ async fn acknowledged_messages_survive_sigkill() {
     }
     drop(client);
 
-    let server = start(&db).await;
+    let server = start(&db, dir.path()).await;
     let mut client = connect(&server, &project, &token, &inbox).await;
     let sync = |after: i64, id: &str| json!({"id": id, "op": "history.sync", "conversation_id": conversation, "after_seq": after, "limit": 200}).to_string();
     let mut stored: BTreeMap<String, i64> = BTreeMap::new();

@@ -62,6 +62,7 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut settings = test_settings_with(tweak);
         settings.database.url = fresh_database_url(&dir).await;
+        settings.attachments.dir = dir.path().join("uploads");
         let app = App::build(&settings).await.expect("app builds");
         let project = projects::create(&app.db, "Test project").await.expect("project");
         let (shutdown, stop) = oneshot::channel::<()>();

@@ -46,7 +46,10 @@ async fn mosquitto_sub_and_pub_chat_through_the_gateway() {
     })
     .await
     .expect("mosquitto_sub received bob's message");
-    assert_eq!(received, format!("{typing} bob is typing"));
+    let (topic, payload) = received.split_once(' ').unwrap();
+    assert_eq!(topic, typing);
+    let stamped: serde_json::Value = serde_json::from_str(payload).unwrap();
+    assert_eq!((stamped["data"]["user_id"].as_str(), stamped["data"]["name"].as_str()), (Some("bob"), Some("bob name")));
 
     // A refused subscription: mosquitto_sub reports it (and, in 2.0, exits 0).
     let output = Command::new("mosquitto_sub")

@@ -6,7 +6,7 @@ use rumqttc::{MqttOptions, TlsConfiguration, Transport};
 use crate::helpers::{granted, payload_json, TestApp, TestClient};
 
 async fn chat_over(app: &TestApp, options: MqttOptions) {
-    let conversation = app.create_conversation("direct", &["alice", "bob"]).await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
     let topic = app.conversation_topic(&conversation);
     let mut alice = TestClient::connect(options).await.expect("connects");
     assert!(granted(&alice.subscribe(&topic).await));

@@ -9,10 +9,13 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTra
 use tokio::sync::{mpsc, oneshot};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use super::store::MessageView;
 use super::{MessageError, NewMessage};
+use crate::attachments::FileStore;
 use crate::ids::random_id;
+use crate::receipts;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,11 +54,12 @@ impl Committer {
     /// publish its event before the sender hears back).
     pub fn spawn(
         db: DatabaseConnection,
+        files: Arc<FileStore>,
         settings: CommitterSettings,
         on_commit: impl Fn(&str, &MessageView) + Send + Sync + 'static,
     ) -> Committer {
         let (queue, requests) = mpsc::channel(settings.queue);
-        tokio::spawn(write_batches(db, settings.max_batch.max(1), requests, on_commit));
+        tokio::spawn(write_batches(db, files, settings.max_batch.max(1), requests, on_commit));
         Committer { queue }
     }
 
@@ -81,6 +85,7 @@ impl PendingSend {
 
 async fn write_batches(
     db: DatabaseConnection,
+    files: Arc<FileStore>,
     max_batch: usize,
     mut requests: mpsc::Receiver<(NewMessage, Reply)>,
     on_commit: impl Fn(&str, &MessageView),
@@ -90,7 +95,7 @@ async fn write_batches(
     // one: no artificial delay when idle, large batches under load.
     while requests.recv_many(&mut batch, max_batch).await > 0 {
         let (messages, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        match store_batch(&db, &messages).await {
+        match store_batch(&db, &files, &messages).await {
             Ok(outcomes) => {
                 for ((outcome, reply), new) in outcomes.into_iter().zip(replies).zip(&messages) {
                     if !outcome.duplicate {
@@ -111,8 +116,13 @@ async fn write_batches(
 
 /// Stores a batch in one transaction with a handful of statements,
 /// whatever its size: one lookup of earlier `client_msg_id`s, one `last_seq`
-/// bump per conversation, one multi-row insert.
-async fn store_batch(db: &DatabaseConnection, messages: &[NewMessage]) -> Result<Vec<SendOutcome>, DbErr> {
+/// bump per conversation, one multi-row insert, one upsert moving each
+/// sender's read position to its newest message.
+async fn store_batch(
+    db: &DatabaseConnection,
+    files: &FileStore,
+    messages: &[NewMessage],
+) -> Result<Vec<SendOutcome>, DbErr> {
     let txn = db.begin().await?;
     let earlier = earlier_sends(&txn, messages).await?;
 
@@ -145,11 +155,11 @@ async fn store_batch(db: &DatabaseConnection, messages: &[NewMessage]) -> Result
     for new in &fresh {
         *per_conversation.entry(new.conversation_id.as_str()).or_default() += 1;
     }
+    let now = Utc::now();
     let mut next_seq: HashMap<&str, i64> = HashMap::new();
     for (conversation_id, count) in per_conversation {
-        next_seq.insert(conversation_id, take_seqs(&txn, conversation_id, count).await?);
+        next_seq.insert(conversation_id, take_seqs(&txn, conversation_id, count, now).await?);
     }
-    let now = Utc::now();
     let rows: Vec<message::Model> = fresh
         .iter()
         .map(|new| {
@@ -170,6 +180,7 @@ async fn store_batch(db: &DatabaseConnection, messages: &[NewMessage]) -> Result
                 p2: new.p2.clone(),
                 p3: new.p3.clone(),
                 reply_to_message_id: new.reply_to_message_id.clone(),
+                attachments: new.attachments_json(),
                 edited: false,
                 is_deleted: false,
                 created_at: now,
@@ -182,18 +193,25 @@ async fn store_batch(db: &DatabaseConnection, messages: &[NewMessage]) -> Result
             .exec_without_returning(&txn)
             .await?;
     }
+    let mut read_up_to: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for row in &rows {
+        let seq = read_up_to.entry((row.conversation_id.as_str(), row.sender_id.as_str())).or_default();
+        *seq = Ord::max(*seq, row.seq);
+    }
+    let positions: Vec<(&str, &str, i64)> = read_up_to.into_iter().map(|((c, u), seq)| (c, u, seq)).collect();
+    receipts::advance_many(&txn, &positions).await?;
     txn.commit().await?;
 
     Ok(plans
         .into_iter()
         .zip(messages)
         .map(|(plan, new)| match plan {
-            Plan::Stored(row) => SendOutcome { message: MessageView::from_row(*row, new.sender.clone()), duplicate: true },
+            Plan::Stored(row) => SendOutcome { message: MessageView::from_row(*row, new.sender.clone(), files), duplicate: true },
             Plan::SameAsNew(index) => {
-                SendOutcome { message: MessageView::from_row(rows[index].clone(), new.sender.clone()), duplicate: true }
+                SendOutcome { message: MessageView::from_row(rows[index].clone(), new.sender.clone(), files), duplicate: true }
             }
             Plan::New(index) => {
-                SendOutcome { message: MessageView::from_row(rows[index].clone(), new.sender.clone()), duplicate: false }
+                SendOutcome { message: MessageView::from_row(rows[index].clone(), new.sender.clone(), files), duplicate: false }
             }
         })
         .collect())
@@ -234,9 +252,15 @@ async fn earlier_sends<'m>(
 /// Reserves `count` consecutive seqs in the conversation and returns the
 /// first. The update takes the row lock (PostgreSQL) or the database write
 /// lock (SQLite), so seqs stay gapless and unique even with several writers.
-async fn take_seqs(txn: &impl ConnectionTrait, conversation_id: &str, count: i64) -> Result<i64, DbErr> {
+async fn take_seqs(
+    txn: &impl ConnectionTrait,
+    conversation_id: &str,
+    count: i64,
+    now: chrono::DateTime<Utc>,
+) -> Result<i64, DbErr> {
     conversation::Entity::update_many()
         .col_expr(conversation::Column::LastSeq, Expr::col(conversation::Column::LastSeq).add(count))
+        .col_expr(conversation::Column::LastActivityAt, Expr::value(now))
         .filter(conversation::Column::Id.eq(conversation_id))
         .exec(txn)
         .await?;

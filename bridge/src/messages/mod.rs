@@ -4,13 +4,13 @@ mod committer;
 pub(crate) mod store;
 
 pub use committer::{Committer, CommitterSettings, PendingSend, SendOutcome};
-pub use store::{delete, edit, find, history_after, MessageView, Sender};
+pub use store::{delete, edit, find, history, MessageView, Page, ReactionGroup, Sender};
 
 /// Longest message content, in characters.
 pub const MAX_CONTENT_CHARS: usize = 4000;
 /// Longest `p1`/`p2`/`p3` and `client_msg_id`, in characters.
 pub const MAX_FIELD_CHARS: usize = 1000;
-/// Most messages one `history.sync` returns.
+/// Most messages one history page returns.
 pub const MAX_HISTORY_PAGE: u64 = 200;
 
 /// A validated message to store.
@@ -27,14 +27,26 @@ pub struct NewMessage {
     pub p2: Option<String>,
     pub p3: Option<String>,
     pub reply_to_message_id: Option<String>,
+    /// Files uploaded by the sender into this conversation.
+    pub attachments: Vec<AttachmentRef>,
 }
+
+impl NewMessage {
+    /// The `attachments` column: NULL when there are none.
+    pub(crate) fn attachments_json(&self) -> Option<String> {
+        (!self.attachments.is_empty()).then(|| serde_json::to_string(&self.attachments).unwrap_or_default())
+    }
+}
+
+use crate::attachments::AttachmentRef;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
     #[error("message not found")]
     NotFound,
-    #[error("only the sender may change this message")]
-    NotSender,
+    /// Only the sender edits; the sender or a conversation admin deletes.
+    #[error("you may not change this message")]
+    Forbidden,
     #[error("the message was deleted")]
     Deleted,
     #[error(transparent)]

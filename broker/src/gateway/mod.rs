@@ -4,6 +4,7 @@ mod acks;
 mod frames;
 mod session;
 mod transport;
+mod typing;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -26,6 +26,7 @@ use tokio::time::{sleep_until, Instant};
 use super::acks::AckRewrites;
 use super::frames::{self, next_frame};
 use super::transport::{reserve_for_read, ClientReader, ClientWriter};
+use super::typing;
 use super::Context;
 use crate::acl::{self, Decision, Subject};
 use crate::authorizer::{AuthError, Principal};
@@ -506,7 +507,14 @@ impl<'c> Session<'c> {
         let publish = Publish::read(header, frame.clone())?;
         let decision = acl::publish(self.subject(), &publish.topic);
         match self.allowed(decision).await? {
-            Ok(()) => self.out.extend_from_slice(&frame),
+            Ok(()) => match typing::conversation_of(&publish.topic) {
+                None => self.out.extend_from_slice(&frame),
+                Some(conversation_id) => {
+                    let payload = typing::stamp(&self.principal, conversation_id, &publish.payload, chrono::Utc::now());
+                    let stamped = Publish { retain: false, payload, ..publish };
+                    stamped.write(&mut self.out)?;
+                }
+            },
             Err(reason) => {
                 tracing::warn!(user = %self.principal.user_id, topic = %publish.topic, reason, "PUBLISH dropped");
                 match publish.qos {

@@ -1,0 +1,207 @@
+//! Message commands: send, edit, delete, reactions, read marks and history.
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{CommandError, Engine};
+use crate::messages::{self, MessageError, MessageView, NewMessage, Page, PendingSend};
+use crate::{reactions, receipts, summaries};
+
+/// `message.send`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Send {
+    conversation_id: String,
+    #[serde(default)]
+    content: String,
+    #[serde(rename = "type", default)]
+    kind: i16,
+    p1: Option<String>,
+    p2: Option<String>,
+    p3: Option<String>,
+    reply_to_message_id: Option<String>,
+    client_msg_id: Option<String>,
+    /// Ids of files the sender uploaded into this conversation.
+    #[serde(default)]
+    attachments: Vec<String>,
+}
+
+fn check_content(content: &str) -> Result<(), CommandError> {
+    if content.chars().count() > messages::MAX_CONTENT_CHARS {
+        return Err(CommandError::new(
+            "content_too_long",
+            format!("content is longer than {} characters", messages::MAX_CONTENT_CHARS),
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    pub(super) async fn send(&self, project_id: &str, user_id: &str, send: Send) -> Result<PendingSend, CommandError> {
+        let Send { conversation_id, content, kind, p1, p2, p3, reply_to_message_id, client_msg_id, attachments } = send;
+        check_content(&content)?;
+        if !(0..=5).contains(&kind) {
+            return Err(CommandError::invalid("`type` must be 0 (text) to 5 (system)"));
+        }
+        if kind == 0 && content.trim().is_empty() && attachments.is_empty() {
+            return Err(CommandError::invalid("a text message (type 0) needs content or attachments"));
+        }
+        for (name, field) in [("p1", &p1), ("p2", &p2), ("p3", &p3), ("client_msg_id", &client_msg_id)] {
+            if field.as_ref().is_some_and(|value| value.chars().count() > messages::MAX_FIELD_CHARS) {
+                return Err(CommandError::invalid(format!("`{name}` is longer than {} characters", messages::MAX_FIELD_CHARS)));
+            }
+        }
+        self.writable_membership(project_id, user_id, &conversation_id).await?;
+        let attachments = if attachments.is_empty() {
+            Vec::new()
+        } else {
+            self.files.for_message(&self.db, project_id, &conversation_id, user_id, &attachments).await?
+        };
+        let sender = self.cache.sender(&self.db, project_id, user_id).await?;
+        Ok(self
+            .committer
+            .enqueue(NewMessage {
+                project_id: project_id.to_owned(),
+                conversation_id,
+                sender,
+                client_msg_id,
+                kind,
+                content,
+                p1,
+                p2,
+                p3,
+                reply_to_message_id,
+                attachments,
+            })
+            .await?)
+    }
+
+    /// The message and whether `user_id` may change it (`deleting` lets
+    /// conversation admins too); checks membership and the archive.
+    async fn changeable(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        message_id: &str,
+        deleting: bool,
+    ) -> Result<entity::message::Model, CommandError> {
+        let row = messages::find(&self.db, project_id, message_id).await?.ok_or(MessageError::NotFound)?;
+        let conversation = self.writable_membership(project_id, user_id, &row.conversation_id).await?;
+        let allowed = row.sender_id == user_id || (deleting && conversation.is_admin(user_id));
+        if !allowed {
+            return Err(MessageError::Forbidden.into());
+        }
+        Ok(row)
+    }
+
+    pub(super) async fn edit(&self, project_id: &str, user_id: &str, message_id: &str, content: &str) -> Result<Value, CommandError> {
+        check_content(content)?;
+        if content.trim().is_empty() {
+            return Err(CommandError::invalid("an edit needs content; delete the message instead"));
+        }
+        let row = self.changeable(project_id, user_id, message_id, false).await?;
+        let message = messages::edit(&self.db, &self.files, project_id, row, content).await?;
+        self.publish_message_event(project_id, "message.updated", &message);
+        Ok(json!({"message": message}))
+    }
+
+    pub(super) async fn delete(&self, project_id: &str, user_id: &str, message_id: &str) -> Result<Value, CommandError> {
+        let row = self.changeable(project_id, user_id, message_id, true).await?;
+        let message = messages::delete(&self.db, &self.files, project_id, row).await?;
+        self.publish_message_event(project_id, "message.deleted", &message);
+        Ok(json!({"message": message, "deleted_by": user_id}))
+    }
+
+    fn publish_message_event(&self, project_id: &str, kind: &str, message: &MessageView) {
+        let event = json!({"type": kind, "data": message});
+        self.outlet.to_conversation(project_id, &message.conversation_id, event.to_string());
+    }
+
+    /// `reaction.add` (`adding`) or `reaction.remove`.
+    pub(super) async fn react(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        message_id: &str,
+        emoji: &str,
+        adding: bool,
+    ) -> Result<Value, CommandError> {
+        if !reactions::valid_emoji(emoji) {
+            return Err(CommandError::invalid("`emoji` must be 1-64 bytes without spaces"));
+        }
+        let message = messages::find(&self.db, project_id, message_id).await?.ok_or(MessageError::NotFound)?;
+        self.writable_membership(project_id, user_id, &message.conversation_id).await?;
+        if message.is_deleted {
+            return Err(MessageError::Deleted.into());
+        }
+        let changed = if adding {
+            reactions::add(&self.db, &message.conversation_id, message_id, user_id, emoji).await?
+        } else {
+            reactions::remove(&self.db, message_id, user_id, emoji).await?
+        };
+        if changed {
+            let kind = if adding { "reaction.added" } else { "reaction.removed" };
+            let event = json!({"type": kind, "data": {"conversation_id": message.conversation_id,
+                "message_id": message_id, "user_id": user_id, "emoji": emoji}});
+            self.outlet.to_conversation(project_id, &message.conversation_id, event.to_string());
+        }
+        Ok(json!({"message_id": message_id, "emoji": emoji, "changed": changed}))
+    }
+
+    pub(super) async fn read_mark(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        conversation_id: &str,
+        seq: Option<i64>,
+        message_id: Option<String>,
+    ) -> Result<Value, CommandError> {
+        self.membership(project_id, user_id, conversation_id).await?;
+        let seq = match (seq, message_id) {
+            (Some(seq), None) => seq,
+            (None, Some(message_id)) => match messages::find(&self.db, project_id, &message_id).await? {
+                Some(message) if message.conversation_id == conversation_id => message.seq,
+                _ => return Err(MessageError::NotFound.into()),
+            },
+            _ => return Err(CommandError::invalid("give exactly one of `seq` and `message_id`")),
+        };
+        let position = receipts::mark(&self.db, conversation_id, user_id, seq).await?;
+        let total = summaries::unread_total(&self.db, project_id, user_id).await?;
+        if position.moved {
+            let event = json!({"type": "read.updated", "data": {"conversation_id": conversation_id,
+                "user_id": user_id, "last_read_seq": position.last_read_seq}});
+            self.outlet.to_conversation(project_id, conversation_id, event.to_string());
+            let unread = json!({"type": "unread.changed", "data": {"conversation_id": conversation_id,
+                "unread": position.unread, "total": total}});
+            self.outlet.to_user(project_id, user_id, unread.to_string());
+        }
+        Ok(json!({"conversation_id": conversation_id, "last_read_seq": position.last_read_seq,
+            "unread": position.unread, "total_unread": total}))
+    }
+
+    pub(super) async fn history_sync(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        conversation_id: &str,
+        after_seq: i64,
+        limit: Option<u64>,
+    ) -> Result<Value, CommandError> {
+        self.membership(project_id, user_id, conversation_id).await?;
+        let (page, has_more) = self.history(project_id, conversation_id, Page::After(after_seq.max(0)), limit).await?;
+        Ok(json!({"conversation_id": conversation_id, "messages": page, "has_more": has_more}))
+    }
+
+    /// A page of the conversation's history, whoever asks (callers check
+    /// membership); `limit` defaults to 50 and is capped.
+    pub async fn history(
+        &self,
+        project_id: &str,
+        conversation_id: &str,
+        page: Page,
+        limit: Option<u64>,
+    ) -> Result<(Vec<MessageView>, bool), CommandError> {
+        self.cache.conversation(&self.db, project_id, conversation_id).await?;
+        let limit = limit.unwrap_or(50).clamp(1, messages::MAX_HISTORY_PAGE);
+        Ok(messages::history(&self.db, &self.files, project_id, conversation_id, page, limit).await?)
+    }
+}

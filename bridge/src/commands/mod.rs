@@ -1,0 +1,324 @@
+//! The chat engine's front: the JSON commands a user's clients publish on
+//! its outbox (`{"id", "op", …}`), each answered on its inbox with
+//! `{"reply_to", "ok": true, "data"}` or `{"reply_to", "ok": false, "error": {"code", "message"}}`,
+//! and the same operations for the server API.
+//!
+//! The sender is who the outbox belongs to: the gateway lets only that user
+//! publish there, so a command cannot claim to come from someone else.
+//! `messaging` holds the message commands, `rooms` the conversation ones.
+mod messaging;
+mod rooms;
+
+use std::sync::Arc;
+
+use sea_orm::DatabaseConnection;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::attachments::{AttachmentError, FileStore};
+use crate::cache::{ConversationState, EngineCache};
+use crate::conversations::{ConversationError, ConversationKind};
+use crate::messages::{Committer, CommitterSettings, MessageError};
+
+/// Largest command accepted, in bytes (the gateway also caps packets).
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// Where the engine's output goes; the binary maps these to MQTT topics.
+pub trait Outlet: Send + Sync + 'static {
+    /// To every member subscribed to the conversation.
+    fn to_conversation(&self, project_id: &str, conversation_id: &str, payload: String);
+    /// To one user's inbox (all of its devices).
+    fn to_user(&self, project_id: &str, user_id: &str, payload: String);
+    /// The user is no longer a member: its live subscriptions to the
+    /// conversation must end now.
+    fn revoke(&self, project_id: &str, user_id: &str, conversation_id: &str);
+}
+
+/// A refusal with a stable, documented code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl CommandError {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+        CommandError { code, message: message.into() }
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        CommandError::new("invalid_request", message)
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        CommandError::new("forbidden", message)
+    }
+}
+
+impl From<ConversationError> for CommandError {
+    fn from(error: ConversationError) -> Self {
+        match error {
+            ConversationError::NotFound => CommandError::new("conversation_not_found", "no such conversation"),
+            ConversationError::Archived => CommandError::new("conversation_archived", "the conversation is archived"),
+            ConversationError::Invalid(message) => CommandError::invalid(message),
+            ConversationError::Database(error) => internal(error),
+        }
+    }
+}
+
+impl From<MessageError> for CommandError {
+    fn from(error: MessageError) -> Self {
+        match error {
+            MessageError::NotFound => CommandError::new("message_not_found", "no such message"),
+            MessageError::Forbidden => CommandError::forbidden(
+                "only the sender may edit a message; only the sender or a conversation admin may delete it",
+            ),
+            MessageError::Deleted => CommandError::new("message_deleted", "the message was deleted"),
+            MessageError::Database(error) => internal(error),
+            MessageError::Unavailable => CommandError::new("unavailable", "the server is shutting down; retry"),
+        }
+    }
+}
+
+impl From<AttachmentError> for CommandError {
+    fn from(error: AttachmentError) -> Self {
+        match error {
+            AttachmentError::NotFound(_) => CommandError::new("attachment_not_found", error.to_string()),
+            AttachmentError::TooLarge(_) => CommandError::new("too_large", error.to_string()),
+            AttachmentError::ContentType(_) => CommandError::new("unsupported_content_type", error.to_string()),
+            AttachmentError::Invalid(message) => CommandError::invalid(message),
+            AttachmentError::Io(error) => internal(error),
+            AttachmentError::Database(error) => internal(error),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for CommandError {
+    fn from(error: sea_orm::DbErr) -> Self {
+        internal(error)
+    }
+}
+
+fn internal(error: impl std::fmt::Display) -> CommandError {
+    tracing::error!(%error, "command failed");
+    CommandError::new("internal", "internal error")
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", deny_unknown_fields)]
+enum Command {
+    #[serde(rename = "message.send")]
+    Send(messaging::Send),
+    #[serde(rename = "message.edit")]
+    Edit { message_id: String, content: String },
+    #[serde(rename = "message.delete")]
+    Delete { message_id: String },
+    #[serde(rename = "reaction.add")]
+    ReactionAdd { message_id: String, emoji: String },
+    #[serde(rename = "reaction.remove")]
+    ReactionRemove { message_id: String, emoji: String },
+    /// Up to `seq`, or up to the message `message_id`.
+    #[serde(rename = "read.mark")]
+    ReadMark { conversation_id: String, seq: Option<i64>, message_id: Option<String> },
+    #[serde(rename = "history.sync")]
+    HistorySync {
+        conversation_id: String,
+        #[serde(default)]
+        after_seq: i64,
+        limit: Option<u64>,
+    },
+    #[serde(rename = "conversation.create")]
+    Create(rooms::Create),
+    #[serde(rename = "conversation.join")]
+    Join { conversation_id: String },
+    #[serde(rename = "conversation.leave")]
+    Leave { conversation_id: String },
+    #[serde(rename = "conversations.list")]
+    List { before: Option<chrono::DateTime<chrono::Utc>>, limit: Option<u64> },
+}
+
+/// Every `op` a client may send.
+const OPS: [&str; 11] = [
+    "message.send",
+    "message.edit",
+    "message.delete",
+    "reaction.add",
+    "reaction.remove",
+    "read.mark",
+    "history.sync",
+    "conversation.create",
+    "conversation.join",
+    "conversation.leave",
+    "conversations.list",
+];
+
+/// The chat engine.
+pub struct Engine {
+    db: DatabaseConnection,
+    committer: Committer,
+    outlet: Arc<dyn Outlet>,
+    cache: Arc<EngineCache>,
+    files: Arc<FileStore>,
+}
+
+impl Engine {
+    /// Starts the engine's writer; events and replies go to `outlet`.
+    pub fn start(
+        db: DatabaseConnection,
+        settings: CommitterSettings,
+        outlet: Arc<dyn Outlet>,
+        cache: Arc<EngineCache>,
+        files: Arc<FileStore>,
+    ) -> Self {
+        let events = Arc::clone(&outlet);
+        let committer = Committer::spawn(db.clone(), Arc::clone(&files), settings, move |project_id, message| {
+            let event = json!({"type": "message.created", "data": message});
+            events.to_conversation(project_id, &message.conversation_id, event.to_string());
+        });
+        Engine { db, committer, outlet, cache, files }
+    }
+
+    /// Uploaded files and their URLs.
+    pub fn files(&self) -> &FileStore {
+        &self.files
+    }
+
+    /// The cache every membership check reads (the gateway's too).
+    pub fn cache(&self) -> &Arc<EngineCache> {
+        &self.cache
+    }
+
+    /// Handles one command published by `user_id` and answers on its inbox.
+    /// Returns once the command is decided — for a send, once it is queued
+    /// for storing; its reply follows when it committed. Handling one user's
+    /// commands one after another therefore keeps their order without
+    /// waiting for each commit.
+    pub async fn handle(&self, project_id: &str, user_id: &str, payload: &[u8]) {
+        let (reply_to, result) = self.decide(project_id, user_id, payload).await;
+        match result {
+            Ok(Answer::Now(data)) => self.reply(project_id, user_id, &reply_to, Ok(data)),
+            Err(error) => self.reply(project_id, user_id, &reply_to, Err(error)),
+            Ok(Answer::WhenStored(pending)) => {
+                let outlet = Arc::clone(&self.outlet);
+                let (project_id, user_id) = (project_id.to_owned(), user_id.to_owned());
+                tokio::spawn(async move {
+                    let result = pending
+                        .outcome()
+                        .await
+                        .map(|outcome| json!({"message": outcome.message, "duplicate": outcome.duplicate}))
+                        .map_err(CommandError::from);
+                    outlet.to_user(&project_id, &user_id, reply_body(&reply_to, result));
+                });
+            }
+        }
+    }
+
+    fn reply(&self, project_id: &str, user_id: &str, reply_to: &Value, result: Result<Value, CommandError>) {
+        self.outlet.to_user(project_id, user_id, reply_body(reply_to, result));
+    }
+
+    async fn decide(&self, project_id: &str, user_id: &str, payload: &[u8]) -> (Value, Result<Answer, CommandError>) {
+        if payload.len() > MAX_COMMAND_BYTES {
+            return (Value::Null, Err(CommandError::new("too_large", format!("commands are at most {MAX_COMMAND_BYTES} bytes"))));
+        }
+        let mut value: Value = match serde_json::from_slice(payload) {
+            Ok(value @ Value::Object(_)) => value,
+            Ok(_) => return (Value::Null, Err(CommandError::new("bad_json", "a command is a JSON object"))),
+            Err(error) => return (Value::Null, Err(CommandError::new("bad_json", error.to_string()))),
+        };
+        let reply_to = value.as_object_mut().and_then(|fields| fields.remove("id")).unwrap_or(Value::Null);
+        if !reply_to.as_str().is_some_and(|id| !id.is_empty() && id.len() <= 128) {
+            return (reply_to, Err(CommandError::invalid("`id` must be a string of 1-128 characters")));
+        }
+        match value.get("op").and_then(Value::as_str) {
+            Some(op) if OPS.contains(&op) => {}
+            Some(op) => return (reply_to, Err(CommandError::new("unknown_op", format!("unknown op {op:?}")))),
+            None => return (reply_to, Err(CommandError::invalid("`op` is required"))),
+        }
+        let command: Command = match serde_json::from_value(value) {
+            Ok(command) => command,
+            Err(error) => return (reply_to, Err(CommandError::invalid(error.to_string()))),
+        };
+        (reply_to, self.execute(project_id, user_id, command).await)
+    }
+
+    async fn execute(&self, project_id: &str, user_id: &str, command: Command) -> Result<Answer, CommandError> {
+        let now = |result: Result<Value, CommandError>| result.map(Answer::Now);
+        match command {
+            Command::Send(send) => self.send(project_id, user_id, send).await.map(Answer::WhenStored),
+            Command::Edit { message_id, content } => now(self.edit(project_id, user_id, &message_id, &content).await),
+            Command::Delete { message_id } => now(self.delete(project_id, user_id, &message_id).await),
+            Command::ReactionAdd { message_id, emoji } => now(self.react(project_id, user_id, &message_id, &emoji, true).await),
+            Command::ReactionRemove { message_id, emoji } => {
+                now(self.react(project_id, user_id, &message_id, &emoji, false).await)
+            }
+            Command::ReadMark { conversation_id, seq, message_id } => {
+                now(self.read_mark(project_id, user_id, &conversation_id, seq, message_id).await)
+            }
+            Command::HistorySync { conversation_id, after_seq, limit } => {
+                now(self.history_sync(project_id, user_id, &conversation_id, after_seq, limit).await)
+            }
+            Command::Create(create) => now(self.create_command(project_id, user_id, create).await),
+            Command::Join { conversation_id } => now(self.join(project_id, user_id, &conversation_id).await),
+            Command::Leave { conversation_id } => now(self.leave(project_id, user_id, &conversation_id).await),
+            Command::List { before, limit } => now(self.list(project_id, user_id, before, limit).await),
+        }
+    }
+
+    /// The conversation, once `user_id` is known to be a member.
+    async fn membership(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        conversation_id: &str,
+    ) -> Result<Arc<ConversationState>, CommandError> {
+        let conversation = self.cache.conversation(&self.db, project_id, conversation_id).await?;
+        if !conversation.is_member(user_id) {
+            return Err(CommandError::new("not_a_member", "you are not a member of this conversation"));
+        }
+        Ok(conversation)
+    }
+
+    /// Like `membership`, for commands that change the conversation.
+    async fn writable_membership(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        conversation_id: &str,
+    ) -> Result<Arc<ConversationState>, CommandError> {
+        let conversation = self.membership(project_id, user_id, conversation_id).await?;
+        if conversation.archived {
+            return Err(ConversationError::Archived.into());
+        }
+        Ok(conversation)
+    }
+
+    /// Whether `user_id` is a member (for the HTTP API's session-token routes).
+    pub async fn is_member(&self, project_id: &str, user_id: &str, conversation_id: &str) -> Result<bool, CommandError> {
+        match self.cache.conversation(&self.db, project_id, conversation_id).await {
+            Ok(conversation) => Ok(conversation.is_member(user_id)),
+            Err(ConversationError::NotFound) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+/// How a command is answered.
+enum Answer {
+    Now(Value),
+    /// A send: answered once its batch committed.
+    WhenStored(crate::messages::PendingSend),
+}
+
+fn reply_body(reply_to: &Value, result: Result<Value, CommandError>) -> String {
+    let reply = match result {
+        Ok(data) => json!({"reply_to": reply_to, "ok": true, "data": data}),
+        Err(error) => json!({"reply_to": reply_to, "ok": false, "error": {"code": error.code, "message": error.message}}),
+    };
+    reply.to_string()
+}
+
+/// Whether users may join a conversation of this kind by themselves.
+fn open_to_join(kind: ConversationKind) -> bool {
+    kind == ConversationKind::Channel
+}

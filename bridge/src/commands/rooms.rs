@@ -1,0 +1,139 @@
+//! Conversation commands (create, join, leave, list) and the membership
+//! operations the server API shares with them, so that both publish the
+//! same events: `member.joined` / `member.left` / `conversation.archived` on
+//! the conversation, `conversation.created` / `conversation.joined` /
+//! `conversation.left` on each concerned user's inbox.
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{open_to_join, CommandError, Engine};
+use crate::conversations::{self, Conversation, ConversationKind, Created, NewConversation, Role};
+use crate::{summaries, users};
+
+/// `conversation.create`: the sender is always a member, and the admin of
+/// anything but a direct conversation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Create {
+    #[serde(rename = "type")]
+    kind: ConversationKind,
+    title: Option<String>,
+    /// The other members.
+    #[serde(default)]
+    member_ids: Vec<String>,
+}
+
+impl Engine {
+    pub(super) async fn create_command(&self, project_id: &str, user_id: &str, create: Create) -> Result<Value, CommandError> {
+        let mut member_ids = create.member_ids;
+        if let Some(bad) = member_ids.iter().find(|id| !users::valid_id(id)) {
+            return Err(CommandError::invalid(format!("{bad:?} is not a valid user id")));
+        }
+        member_ids.push(user_id.to_owned());
+        let admin_ids = if create.kind == ConversationKind::Direct { Vec::new() } else { vec![user_id.to_owned()] };
+        let request = NewConversation { kind: create.kind, title: create.title, member_ids, admin_ids };
+        let Created { conversation, created } = self.create_conversation(project_id, request).await?;
+        Ok(json!({"conversation": conversation, "created": created}))
+    }
+
+    /// Creates a conversation and tells every member on its inbox. A direct
+    /// conversation that exists already is returned unchanged (`created: false`).
+    pub async fn create_conversation(&self, project_id: &str, request: NewConversation) -> Result<Created, CommandError> {
+        let outcome = conversations::create(&self.db, project_id, request).await?;
+        if outcome.created {
+            let event = json!({"type": "conversation.created", "data": {"conversation": outcome.conversation}}).to_string();
+            for member in &outcome.conversation.member_ids {
+                self.outlet.to_user(project_id, member, event.clone());
+            }
+        }
+        Ok(outcome)
+    }
+
+    pub(super) async fn join(&self, project_id: &str, user_id: &str, conversation_id: &str) -> Result<Value, CommandError> {
+        let state = self.cache.conversation(&self.db, project_id, conversation_id).await?;
+        if !state.is_member(user_id) && !open_to_join(state.kind) {
+            return Err(CommandError::forbidden("only channels can be joined; ask a member to add you"));
+        }
+        let joined = self.add_member(project_id, conversation_id, user_id, Role::Member).await?;
+        let conversation = conversations::get(&self.db, project_id, conversation_id).await?;
+        Ok(json!({"conversation": conversation, "joined": joined}))
+    }
+
+    pub(super) async fn leave(&self, project_id: &str, user_id: &str, conversation_id: &str) -> Result<Value, CommandError> {
+        let state = self.membership(project_id, user_id, conversation_id).await?;
+        if state.kind == ConversationKind::Direct {
+            return Err(CommandError::forbidden("a direct conversation cannot be left"));
+        }
+        self.remove_member(project_id, conversation_id, user_id).await?;
+        Ok(json!({"conversation_id": conversation_id, "left": true}))
+    }
+
+    pub(super) async fn list(
+        &self,
+        project_id: &str,
+        user_id: &str,
+        before: Option<DateTime<Utc>>,
+        limit: Option<u64>,
+    ) -> Result<Value, CommandError> {
+        let limit = limit.unwrap_or(50).clamp(1, summaries::MAX_LIST_PAGE);
+        let (page, has_more) = summaries::list(&self.db, &self.cache, &self.files, project_id, user_id, before, limit).await?;
+        let total = summaries::unread_total(&self.db, project_id, user_id).await?;
+        Ok(json!({"conversations": page, "has_more": has_more, "total_unread": total}))
+    }
+
+    /// Adds a member; returns false when it already was one. Publishes
+    /// `member.joined` and tells the user's devices.
+    pub async fn add_member(&self, project_id: &str, conversation_id: &str, user_id: &str, role: Role) -> Result<bool, CommandError> {
+        let added = conversations::add_member(&self.db, project_id, conversation_id, user_id, role).await;
+        self.cache.forget_conversation(project_id, conversation_id);
+        if !added? {
+            return Ok(false);
+        }
+        let event = json!({"type": "member.joined", "data": {"conversation_id": conversation_id,
+            "user_id": user_id, "role": role}});
+        self.outlet.to_conversation(project_id, conversation_id, event.to_string());
+        let conversation = conversations::get(&self.db, project_id, conversation_id).await?;
+        let notice = json!({"type": "conversation.joined", "data": {"conversation": conversation}});
+        self.outlet.to_user(project_id, user_id, notice.to_string());
+        Ok(true)
+    }
+
+    /// Removes a member; returns false when it was not one. Its live
+    /// subscriptions end before `member.left` is published.
+    pub async fn remove_member(&self, project_id: &str, conversation_id: &str, user_id: &str) -> Result<bool, CommandError> {
+        let removed = conversations::remove_member(&self.db, project_id, conversation_id, user_id).await;
+        // Forgotten first, so that a new SUBSCRIBE is refused; then live
+        // connections drop it.
+        self.cache.forget_conversation(project_id, conversation_id);
+        if !removed? {
+            return Ok(false);
+        }
+        self.outlet.revoke(project_id, user_id, conversation_id);
+        let event = json!({"type": "member.left", "data": {"conversation_id": conversation_id, "user_id": user_id}});
+        self.outlet.to_conversation(project_id, conversation_id, event.to_string());
+        let notice = json!({"type": "conversation.left", "data": {"conversation_id": conversation_id}});
+        self.outlet.to_user(project_id, user_id, notice.to_string());
+        Ok(true)
+    }
+
+    /// Archives the conversation (idempotent); the first time, publishes
+    /// `conversation.archived`.
+    pub async fn archive(&self, project_id: &str, conversation_id: &str) -> Result<Conversation, CommandError> {
+        let was_archived = conversations::get(&self.db, project_id, conversation_id).await?.archived;
+        let conversation = conversations::archive(&self.db, project_id, conversation_id).await;
+        self.cache.forget_conversation(project_id, conversation_id);
+        let conversation = conversation?;
+        if !was_archived {
+            let event = json!({"type": "conversation.archived", "data": {"conversation_id": conversation_id,
+                "archived_at": conversation.archived_at}});
+            self.outlet.to_conversation(project_id, conversation_id, event.to_string());
+        }
+        Ok(conversation)
+    }
+
+    /// The conversation with its members (server API).
+    pub async fn conversation(&self, project_id: &str, conversation_id: &str) -> Result<Conversation, CommandError> {
+        Ok(conversations::get(&self.db, project_id, conversation_id).await?)
+    }
+}

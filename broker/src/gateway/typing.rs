@@ -1,0 +1,88 @@
+//! Typing indicators: a member publishes anything on
+//! `chat/{project}/conv/{id}/typing` (`{"typing": false}` to stop), and the
+//! gateway replaces the payload with one it stamps itself — who is typing,
+//! from the connection's verified identity, and until when — so no client
+//! can type as someone else or keep an indicator up forever.
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::authorizer::Principal;
+
+/// How long an indicator lasts unless renewed (seed 000: 5 seconds).
+pub const EXPIRY: Duration = Duration::from_secs(5);
+
+/// The conversation of a typing topic `chat/{project}/conv/{id}/typing`.
+pub fn conversation_of(topic: &str) -> Option<&str> {
+    match topic.split('/').collect::<Vec<_>>()[..] {
+        ["chat", _, "conv", conversation, "typing"] => Some(conversation),
+        _ => None,
+    }
+}
+
+/// The payload subscribers receive for a client's typing publish.
+pub fn stamp(principal: &Principal, conversation_id: &str, client_payload: &[u8], now: DateTime<Utc>) -> Bytes {
+    let typing = serde_json::from_slice::<Value>(client_payload)
+        .ok()
+        .and_then(|value| value.get("typing").and_then(Value::as_bool))
+        .unwrap_or(true);
+    let expires_at = now + EXPIRY;
+    let event = json!({"type": "typing", "data": {
+        "conversation_id": conversation_id,
+        "user_id": principal.user_id.as_str(),
+        "name": principal.claims.name,
+        "avatar_url": principal.claims.avatar_url,
+        "typing": typing,
+        "expires_at": if typing { Some(expires_at) } else { None },
+    }});
+    Bytes::from(event.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{IdentityClaims, UserId};
+
+    fn alice() -> Principal {
+        Principal {
+            project_id: "prj_a".into(),
+            user_id: UserId::parse("alice").unwrap(),
+            claims: IdentityClaims {
+                sub: "alice".into(),
+                name: Some("Alice".into()),
+                email: None,
+                avatar_url: None,
+                iat: 0,
+                exp: 10,
+                iss: None,
+            },
+        }
+    }
+
+    #[test]
+    fn the_payload_names_the_connection_user_whatever_the_client_claims() {
+        let now = Utc::now();
+        let forged = br#"{"user_id":"bob","name":"Bob","typing":true,"expires_at":"2999-01-01T00:00:00Z"}"#;
+        let stamped: Value = serde_json::from_slice(&stamp(&alice(), "c1", forged, now)).unwrap();
+        assert_eq!(stamped["type"], "typing");
+        assert_eq!(stamped["data"]["user_id"], "alice");
+        assert_eq!(stamped["data"]["name"], "Alice");
+        assert_eq!(stamped["data"]["conversation_id"], "c1");
+        let expires: DateTime<Utc> = serde_json::from_value(stamped["data"]["expires_at"].clone()).unwrap();
+        assert_eq!(expires, now + EXPIRY);
+    }
+
+    #[test]
+    fn stop_and_garbage() {
+        let now = Utc::now();
+        let stop: Value = serde_json::from_slice(&stamp(&alice(), "c1", br#"{"typing":false}"#, now)).unwrap();
+        assert_eq!(stop["data"]["typing"], false);
+        assert!(stop["data"]["expires_at"].is_null());
+        let garbage: Value = serde_json::from_slice(&stamp(&alice(), "c1", b"\xff\x00", now)).unwrap();
+        assert_eq!(garbage["data"]["typing"], true);
+        assert_eq!(conversation_of("chat/p/conv/c1/typing"), Some("c1"));
+        assert_eq!(conversation_of("chat/p/conv/c1"), None);
+    }
+}

@@ -71,11 +71,13 @@ enum Scenario {
     Chat {
         #[arg(long)]
         project_id: String,
-        #[arg(long)]
-        conversation_id: String,
-        /// Senders are users 0..senders; members (subscribers) are users 0..members.
+        /// Repeat for several conversations (see `chat.rs` for who is in each).
+        #[arg(long = "conversation-id", required = true)]
+        conversation_ids: Vec<String>,
+        /// Senders per conversation (its first members, on connections of their own).
         #[arg(long, default_value_t = 10)]
         senders: usize,
+        /// Members (subscribers) per conversation.
         #[arg(long, default_value_t = 10)]
         members: usize,
         /// Unanswered sends per sender.
@@ -336,8 +338,8 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Pubsub { topic, publishers, subscribers, qos, payload, duration, rate } => {
             pubsub(&cli.target, topic, publishers, subscribers, qos, payload, duration, rate).await?
         }
-        Scenario::Chat { project_id, conversation_id, senders, members, window, rate, duration } => {
-            let load = chat::ChatLoad { project_id, conversation_id, senders, members, window, rate, duration };
+        Scenario::Chat { project_id, conversation_ids, senders, members, window, rate, duration } => {
+            let load = chat::ChatLoad { project_id, conversation_ids, senders, members, window, rate, duration };
             chat::run(&cli.target, load).await?
         }
         Scenario::Connections { count, concurrency, server_pid, settle } => {

@@ -138,7 +138,7 @@ pub async fn run(target: &Target, load: ChatLoad) -> anyhow::Result<serde_json::
             let mut id = 0u64;
             while Instant::now() < end {
                 let since = Instant::now().saturating_duration_since(paced_from).as_secs_f64();
-                if rate > 0 && id >= (since * rate as f64) as u64 + 1 {
+                if rate > 0 && id > (since * rate as f64) as u64 {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     continue;
                 }

@@ -4,7 +4,7 @@
 //! its batch committed: what a sender saw acknowledged is durable.
 use chrono::Utc;
 use entity::{conversation, message};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
 use tokio::sync::{mpsc, oneshot};
 
@@ -218,32 +218,38 @@ async fn store_batch(
 }
 
 /// Earlier sends of this batch's `client_msg_id`s, keyed by
-/// (conversation, sender, client id): one query for the whole batch.
+/// (conversation, sender, client id): one query for the whole batch, each
+/// key an exact lookup in the `ux_messages_client_msg_id` index (so the cost
+/// does not grow with a conversation's history).
 async fn earlier_sends<'m>(
     txn: &impl ConnectionTrait,
     messages: &'m [NewMessage],
 ) -> Result<HashMap<(&'m str, &'m str, &'m str), message::Model>, DbErr> {
-    let keyed: Vec<&NewMessage> = messages.iter().filter(|m| m.client_msg_id.is_some()).collect();
-    if keyed.is_empty() {
+    let keys: BTreeSet<(&str, &str, &str)> = messages
+        .iter()
+        .filter_map(|m| m.client_msg_id.as_deref().map(|id| (m.conversation_id.as_str(), m.sender.id.as_str(), id)))
+        .collect();
+    if keys.is_empty() {
         return Ok(HashMap::new());
     }
-    let conversations: BTreeSet<&str> = keyed.iter().map(|m| m.conversation_id.as_str()).collect();
-    let client_ids: BTreeSet<&str> = keyed.iter().filter_map(|m| m.client_msg_id.as_deref()).collect();
-    let rows = message::Entity::find()
-        .filter(message::Column::ConversationId.is_in(conversations))
-        .filter(message::Column::ClientMsgId.is_in(client_ids))
-        .all(txn)
-        .await?;
-    let mut found = HashMap::new();
-    for new in keyed {
-        let client_id = new.client_msg_id.as_deref().unwrap_or_default();
-        let row = rows.iter().find(|row| {
-            row.conversation_id == new.conversation_id
-                && row.sender_id == new.sender.id
+    let any_key = keys.iter().fold(Condition::any(), |any, &(conversation_id, sender_id, client_id)| {
+        any.add(
+            Condition::all()
+                .add(message::Column::ConversationId.eq(conversation_id))
+                .add(message::Column::SenderId.eq(sender_id))
+                .add(message::Column::ClientMsgId.eq(client_id)),
+        )
+    });
+    let rows = message::Entity::find().filter(any_key).all(txn).await?;
+    let mut found = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let key = keys.iter().copied().find(|&(conversation_id, sender_id, client_id)| {
+            row.conversation_id == conversation_id
+                && row.sender_id == sender_id
                 && row.client_msg_id.as_deref() == Some(client_id)
         });
-        if let Some(row) = row {
-            found.insert((new.conversation_id.as_str(), new.sender.id.as_str(), client_id), row.clone());
+        if let Some(key) = key {
+            found.insert(key, row);
         }
     }
     Ok(found)

@@ -4,8 +4,11 @@
 //! its batch committed: what a sender saw acknowledged is durable.
 use chrono::Utc;
 use entity::{conversation, message};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, TransactionTrait};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
+    TransactionTrait,
+};
 use tokio::sync::{mpsc, oneshot};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -217,42 +220,61 @@ async fn store_batch(
         .collect())
 }
 
+/// Keys looked up per statement (three parameters each; far below the
+/// parameter limits of SQLite and PostgreSQL).
+const KEYS_PER_LOOKUP: usize = 500;
+
 /// Earlier sends of this batch's `client_msg_id`s, keyed by
-/// (conversation, sender, client id): one query for the whole batch, each
-/// key an exact lookup in the `ux_messages_client_msg_id` index (so the cost
-/// does not grow with a conversation's history).
+/// (conversation, sender, client id). The keys are joined as a VALUES list
+/// against the `ux_messages_client_msg_id` index, so each is one exact index
+/// lookup — on SQLite (which would scan the table for a row-value `IN`) and
+/// on PostgreSQL (which plans 256 `OR`ed conditions slower than it runs
+/// them) — and the cost does not grow with a conversation's history.
 async fn earlier_sends<'m>(
     txn: &impl ConnectionTrait,
     messages: &'m [NewMessage],
 ) -> Result<HashMap<(&'m str, &'m str, &'m str), message::Model>, DbErr> {
-    let keys: BTreeSet<(&str, &str, &str)> = messages
+    let keys: Vec<(&str, &str, &str)> = messages
         .iter()
         .filter_map(|m| m.client_msg_id.as_deref().map(|id| (m.conversation_id.as_str(), m.sender.id.as_str(), id)))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let any_key = keys.iter().fold(Condition::any(), |any, &(conversation_id, sender_id, client_id)| {
-        any.add(
-            Condition::all()
-                .add(message::Column::ConversationId.eq(conversation_id))
-                .add(message::Column::SenderId.eq(sender_id))
-                .add(message::Column::ClientMsgId.eq(client_id)),
-        )
-    });
-    let rows = message::Entity::find().filter(any_key).all(txn).await?;
-    let mut found = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let key = keys.iter().copied().find(|&(conversation_id, sender_id, client_id)| {
-            row.conversation_id == conversation_id
-                && row.sender_id == sender_id
-                && row.client_msg_id.as_deref() == Some(client_id)
-        });
-        if let Some(key) = key {
-            found.insert(key, row);
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+        for row in message::Entity::find().from_raw_sql(lookup_statement(txn.get_database_backend(), chunk)).all(txn).await? {
+            let key = chunk.iter().copied().find(|&(conversation_id, sender_id, client_id)| {
+                row.conversation_id == conversation_id
+                    && row.sender_id == sender_id
+                    && row.client_msg_id.as_deref() == Some(client_id)
+            });
+            if let Some(key) = key {
+                found.insert(key, row);
+            }
         }
     }
     Ok(found)
+}
+
+fn lookup_statement(backend: DbBackend, keys: &[(&str, &str, &str)]) -> Statement {
+    let mut values: Vec<sea_orm::Value> = Vec::with_capacity(keys.len() * 3);
+    let mut rows = Vec::with_capacity(keys.len());
+    for &(conversation_id, sender_id, client_id) in keys {
+        let mut placeholders = Vec::with_capacity(3);
+        for value in [conversation_id, sender_id, client_id] {
+            values.push(value.into());
+            placeholders.push(match backend {
+                DbBackend::Postgres => format!("${}", values.len()),
+                _ => "?".to_owned(),
+            });
+        }
+        rows.push(format!("({})", placeholders.join(", ")));
+    }
+    let sql = format!(
+        r#"SELECT "messages".* FROM (VALUES {}) AS "k" JOIN "messages" ON "messages"."conversation_id" = "k"."column1" AND "messages"."sender_id" = "k"."column2" AND "messages"."client_msg_id" = "k"."column3""#,
+        rows.join(", ")
+    );
+    Statement::from_sql_and_values(backend, sql, values)
 }
 
 /// Reserves `count` consecutive seqs in the conversation and returns the

@@ -11,6 +11,7 @@ enum Conversations {
     ProjectId,
     DirectKey,
     LastActivityAt,
+    CreatedAt,
 }
 
 #[derive(DeriveIden)]
@@ -56,6 +57,16 @@ impl MigrationTrait for Migration {
                 Table::alter()
                     .table(Conversations::Table)
                     .add_column(ColumnDef::new(Conversations::LastActivityAt).timestamp_with_time_zone())
+                    .to_owned(),
+            )
+            .await?;
+        // Existing conversations sort by when they were created.
+        manager
+            .exec_stmt(
+                Query::update()
+                    .table(Conversations::Table)
+                    .value(Conversations::LastActivityAt, Expr::col(Conversations::CreatedAt))
+                    .and_where(Expr::col(Conversations::LastActivityAt).is_null())
                     .to_owned(),
             )
             .await?;

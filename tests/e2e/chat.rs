@@ -59,37 +59,44 @@ async fn send_edit_delete_and_history_between_members() {
 }
 
 #[tokio::test]
-async fn concurrent_senders_get_a_gapless_increasing_seq() {
+async fn concurrent_senders_in_two_conversations_get_gapless_increasing_seqs() {
     let app = TestApp::spawn().await;
     let users = ["u1", "u2", "u3", "u4", "u5"];
-    let conversation = app.create_conversation("group", &users).await;
+    // Sends alternate between two conversations, so batches hold both.
+    let conversations = [app.create_conversation("group", &users).await, app.create_conversation("group", &users).await];
     let per_user = 40;
     let mut tasks = Vec::new();
     for user in users {
         let mut client = ChatClient::connect(&app, user).await;
-        let conversation = conversation.clone();
+        let conversations = conversations.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..per_user {
-                let payload = json!({"id": format!("{user}-{i}"), "op": "message.send", "conversation_id": conversation, "content": format!("{user} {i}")});
+                let payload = json!({"id": format!("{user}-{i}"), "op": "message.send",
+                    "conversation_id": conversations[i % 2], "content": format!("{user} {i}")});
                 client.client.client.publish(client.outbox.clone(), QoS::AtLeastOnce, false, payload.to_string()).await.unwrap();
             }
-            let mut seqs = Vec::new();
+            let mut seqs = [Vec::new(), Vec::new()];
             for i in 0..per_user {
                 let reply = client.reply(&format!("{user}-{i}")).await;
-                seqs.push(reply["data"]["message"]["seq"].as_i64().expect("seq"));
+                assert_eq!(reply["data"]["message"]["conversation_id"], conversations[i % 2].as_str(), "{reply}");
+                seqs[i % 2].push(reply["data"]["message"]["seq"].as_i64().expect("seq"));
             }
             seqs
         }));
     }
-    let mut all = Vec::new();
+    let mut all = [Vec::new(), Vec::new()];
     for task in tasks {
-        let seqs = task.await.unwrap();
-        assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "one sender's messages keep their order: {seqs:?}");
-        all.extend(seqs);
+        for (conversation, seqs) in task.await.unwrap().into_iter().enumerate() {
+            assert!(seqs.windows(2).all(|pair| pair[0] < pair[1]), "one sender's messages keep their order: {seqs:?}");
+            all[conversation].extend(seqs);
+        }
     }
-    let unique: BTreeSet<i64> = all.iter().copied().collect();
-    assert_eq!(unique.len(), all.len(), "no seq given twice");
-    assert_eq!(unique.into_iter().collect::<Vec<_>>(), (1..=(users.len() * per_user) as i64).collect::<Vec<_>>());
+    for seqs in all {
+        let unique: BTreeSet<i64> = seqs.iter().copied().collect();
+        assert_eq!(unique.len(), seqs.len(), "no seq given twice");
+        let expected = (1..=(users.len() * per_user / 2) as i64).collect::<Vec<_>>();
+        assert_eq!(unique.into_iter().collect::<Vec<_>>(), expected, "each conversation counts from 1 without gaps");
+    }
 }
 
 #[tokio::test]

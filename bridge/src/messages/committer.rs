@@ -4,7 +4,7 @@
 //! its batch committed: what a sender saw acknowledged is durable.
 use chrono::Utc;
 use entity::{conversation, message};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter, Statement,
     TransactionTrait,
@@ -119,8 +119,8 @@ async fn write_batches(
 
 /// Stores a batch in one transaction with a handful of statements,
 /// whatever its size: one lookup of earlier `client_msg_id`s, one `last_seq`
-/// bump per conversation, one multi-row insert, one upsert moving each
-/// sender's read position to its newest message.
+/// bump for all its conversations, one multi-row insert, one upsert moving
+/// each sender's read position to its newest message.
 async fn store_batch(
     db: &DatabaseConnection,
     files: &FileStore,
@@ -159,14 +159,11 @@ async fn store_batch(
         *per_conversation.entry(new.conversation_id.as_str()).or_default() += 1;
     }
     let now = Utc::now();
-    let mut next_seq: HashMap<&str, i64> = HashMap::new();
-    for (conversation_id, count) in per_conversation {
-        next_seq.insert(conversation_id, take_seqs(&txn, conversation_id, count, now).await?);
-    }
+    let mut next_seq = take_seqs(&txn, &per_conversation, now).await?;
     let rows: Vec<message::Model> = fresh
         .iter()
         .map(|new| {
-            let seq = next_seq.get_mut(new.conversation_id.as_str()).map_or(0, |next| {
+            let seq = next_seq.get_mut(&new.conversation_id).map_or(0, |next| {
                 *next += 1;
                 *next - 1
             });
@@ -277,24 +274,39 @@ fn lookup_statement(backend: DbBackend, keys: &[(&str, &str, &str)]) -> Statemen
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-/// Reserves `count` consecutive seqs in the conversation and returns the
-/// first. The update takes the row lock (PostgreSQL) or the database write
-/// lock (SQLite), so seqs stay gapless and unique even with several writers.
+/// Reserves `count` consecutive seqs in each conversation with one
+/// statement, and returns each conversation's first. The update takes the
+/// rows' locks (PostgreSQL) or the database write lock (SQLite), so seqs stay
+/// gapless and unique; `RETURNING` gives the new counters without a read.
+/// (One committer per process; several processes on one PostgreSQL would
+/// want the rows locked in id order first to rule out deadlocks.)
 async fn take_seqs(
     txn: &impl ConnectionTrait,
-    conversation_id: &str,
-    count: i64,
+    counts: &BTreeMap<&str, i64>,
     now: chrono::DateTime<Utc>,
-) -> Result<i64, DbErr> {
-    conversation::Entity::update_many()
-        .col_expr(conversation::Column::LastSeq, Expr::col(conversation::Column::LastSeq).add(count))
+) -> Result<HashMap<String, i64>, DbErr> {
+    if counts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let increment = counts
+        .iter()
+        .fold(CaseStatement::new(), |case, (&conversation_id, &count)| {
+            case.case(Expr::col(conversation::Column::Id).eq(conversation_id), Expr::val(count))
+        })
+        .finally(Expr::val(0i64));
+    let rows = conversation::Entity::update_many()
+        .col_expr(conversation::Column::LastSeq, Expr::col(conversation::Column::LastSeq).add(Expr::Case(Box::new(increment))))
         .col_expr(conversation::Column::LastActivityAt, Expr::value(now))
-        .filter(conversation::Column::Id.eq(conversation_id))
-        .exec(txn)
+        .filter(conversation::Column::Id.is_in(counts.keys().copied()))
+        .exec_with_returning(txn)
         .await?;
-    let row = conversation::Entity::find_by_id(conversation_id.to_owned())
-        .one(txn)
-        .await?
-        .ok_or_else(|| DbErr::RecordNotFound(format!("conversation {conversation_id}")))?;
-    Ok(row.last_seq - count + 1)
+    let mut first = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let count = counts.get(row.id.as_str()).copied().unwrap_or(0);
+        first.insert(row.id, row.last_seq - count + 1);
+    }
+    if let Some(missing) = counts.keys().find(|id| !first.contains_key(**id)) {
+        return Err(DbErr::RecordNotFound(format!("conversation {missing}")));
+    }
+    Ok(first)
 }

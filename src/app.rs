@@ -10,11 +10,12 @@ use migration::{Migrator, MigratorTrait};
 use mqchat_bridge::{database, DatabaseConnection};
 use mqchat_bridge::attachments::FileStore;
 use mqchat_bridge::cache::EngineCache;
-use mqchat_bridge::commands::Engine;
+use mqchat_bridge::commands::{Engine, Outlet};
+use mqchat_bridge::presence::PresenceTracker;
 use mqchat_broker::embedded::CommandFeed;
-use mqchat_broker::{EmbeddedBroker, Gateway, Listeners, PlatformPublisher, Registry};
+use mqchat_broker::{EmbeddedBroker, Gateway, Listeners, PlatformPublisher, PresenceChange, Registry};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::authorizer::ChatAuthorizer;
 use crate::chat::{self, MqttOutlet};
@@ -39,6 +40,8 @@ pub struct App {
     /// Commands from the outboxes, and the engine that runs them.
     commands: CommandFeed,
     engine: Arc<Engine>,
+    presence: Arc<PresenceTracker>,
+    presence_changes: mpsc::UnboundedReceiver<PresenceChange>,
     http_listener: TcpListener,
     api: Arc<ApiState>,
     shutdown: watch::Sender<bool>,
@@ -99,6 +102,9 @@ impl App {
         let EmbeddedBroker { upstream_addrs, publisher, commands } = embedded;
         let registry = Arc::new(Registry::default());
         let outlet = Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) });
+        // Before any client can connect: what a crash left online goes offline.
+        let presence = Arc::new(PresenceTracker::start(db.clone(), Arc::clone(&outlet) as Arc<dyn Outlet>).await?);
+        let presence_changes = registry.presence_changes().context("presence changes already taken")?;
         let cache = Arc::new(EngineCache::default());
         let http_url = settings.http.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
         let files = FileStore::open(settings.attachments.clone(), &http_url)
@@ -143,6 +149,8 @@ impl App {
             gateway,
             commands,
             engine,
+            presence,
+            presence_changes,
             http_listener,
             api,
             shutdown,
@@ -152,10 +160,11 @@ impl App {
     /// Serves until `signal` resolves, then stops accepting, ends sessions
     /// and lets in-flight HTTP requests finish (bounded by `DRAIN_TIMEOUT`).
     pub async fn run(self, signal: impl Future<Output = ()>) {
-        let App { gateway, commands, engine, http_listener, api, shutdown, .. } = self;
+        let App { gateway, commands, engine, presence, presence_changes, http_listener, api, shutdown, .. } = self;
         let mut http_stop = shutdown.subscribe();
         let gateway = tokio::spawn(gateway.run());
         tokio::spawn(chat::run(commands, engine));
+        tokio::spawn(crate::presence::run(presence_changes, presence));
         let server = warp::serve(http::routes(api))
             .incoming(http_listener)
             .graceful(async move {

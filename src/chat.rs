@@ -36,6 +36,12 @@ impl Outlet for MqttOutlet {
     fn revoke(&self, project_id: &str, user_id: &str, conversation_id: &str) {
         self.registry.revoke_conversation(project_id, user_id, conversation_id);
     }
+
+    fn presence(&self, project_id: &str, user_id: &str, payload: String) {
+        if let Err(error) = self.publisher.publish_retained(acl::presence_topic(project_id, user_id), payload) {
+            tracing::error!(%error, "could not publish a presence state");
+        }
+    }
 }
 
 impl MqttOutlet {

@@ -8,6 +8,7 @@ pub mod authorizer;
 mod chat;
 pub mod cli;
 pub mod http;
+mod presence;
 pub mod settings;
 mod tls;
 

@@ -151,7 +151,7 @@ impl FileStore {
             filename: Set(filename),
             content_type: Set(content_type),
             size: Set(upload.bytes.len() as i64),
-            created_at: Set(Utc::now()),
+            created_at: Set(crate::clock::now()),
         }
         .insert(db)
         .await;

@@ -158,7 +158,7 @@ pub async fn create(db: &DatabaseConnection, project_id: &str, request: NewConve
             return Ok(Created { conversation: get(db, project_id, &existing).await?, created: false });
         }
     }
-    let now = Utc::now();
+    let now = crate::clock::now();
     let id = random_id("conv_", 16);
     let txn = db.begin().await?;
     let inserted = conversation::ActiveModel {
@@ -269,7 +269,7 @@ pub async fn archive(db: &DatabaseConnection, project_id: &str, id: &str) -> Res
     let row = find_row(db, project_id, id).await?;
     if row.archived_at.is_none() {
         let mut active: conversation::ActiveModel = row.into();
-        active.archived_at = Set(Some(Utc::now()));
+        active.archived_at = Set(Some(crate::clock::now()));
         active.update(db).await?;
     }
     get(db, project_id, id).await
@@ -312,7 +312,7 @@ async fn insert_member(
         user_id: Set(user_id.to_owned()),
         project_id: Set(project_id.to_owned()),
         role: Set(role.as_str().to_owned()),
-        joined_at: Set(Utc::now()),
+        joined_at: Set(crate::clock::now()),
     }
     .insert(db)
     .await?;

@@ -5,7 +5,8 @@
 //! their keys), `users` (external users created from identity claims),
 //! `conversations` (conversations and membership, what the MQTT ACL asks),
 //! `messages` (stored messages, group commit, history), `reactions`,
-//! `receipts` (read positions and unread counts), `summaries` (a user's
+//! `receipts` (read positions and unread counts), `presence` (who is
+//! online, stored and published as retained state), `summaries` (a user's
 //! conversation list and unread total), `attachments` (uploaded files and
 //! their signed URLs), `cache` (what every command checks, kept in memory),
 //! `commands` (the engine: the JSON commands clients publish on their
@@ -18,11 +19,13 @@
 
 pub mod attachments;
 pub mod cache;
+mod clock;
 pub mod commands;
 pub mod conversations;
 pub mod database;
 mod ids;
 pub mod messages;
+pub mod presence;
 pub mod projects;
 pub mod reactions;
 pub mod receipts;

@@ -1,5 +1,4 @@
 //! Projects (tenants) and their key pairs.
-use chrono::Utc;
 use entity::project;
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::Serialize;
@@ -28,7 +27,7 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<Project, DbEr
         name: Set(name.to_owned()),
         public_key: Set(random_id("pk_", 24)),
         secret_key: Set(random_id("sk_", 43)),
-        created_at: Set(Utc::now()),
+        created_at: Set(crate::clock::now()),
     }
     .insert(db)
     .await?;

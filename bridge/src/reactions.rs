@@ -1,5 +1,4 @@
 //! Reactions: an emoji per (message, user), added or removed.
-use chrono::Utc;
 use entity::reaction;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
@@ -25,7 +24,7 @@ pub async fn add(
         user_id: Set(user_id.to_owned()),
         emoji: Set(emoji.to_owned()),
         conversation_id: Set(conversation_id.to_owned()),
-        created_at: Set(Utc::now()),
+        created_at: Set(crate::clock::now()),
     };
     let inserted = reaction::Entity::insert(row)
         .on_conflict(

@@ -1,6 +1,5 @@
 //! Read receipts: each member's read position per conversation, which only
 //! moves forward, and the unread count it implies.
-use chrono::Utc;
 use entity::{conversation, read_receipt};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
@@ -29,7 +28,7 @@ pub async fn mark(
         .await?
         .map_or(0, |row| row.last_seq);
     let target = seq.clamp(0, last_seq);
-    let now = Utc::now();
+    let now = crate::clock::now();
     let advanced = read_receipt::Entity::update_many()
         .col_expr(read_receipt::Column::LastReadSeq, Expr::value(target))
         .col_expr(read_receipt::Column::UpdatedAt, Expr::value(now))
@@ -63,7 +62,7 @@ pub async fn advance_many(db: &impl ConnectionTrait, positions: &[(&str, &str, i
     if positions.is_empty() {
         return Ok(());
     }
-    let now = Utc::now();
+    let now = crate::clock::now();
     let rows = positions.iter().map(|&(conversation_id, user_id, seq)| read_receipt::ActiveModel {
         conversation_id: Set(conversation_id.to_owned()),
         user_id: Set(user_id.to_owned()),

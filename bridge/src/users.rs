@@ -1,6 +1,5 @@
 //! External users: created or updated from identity-token claims, keyed on
 //! (project, `sub`).
-use chrono::Utc;
 use entity::user;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
@@ -24,7 +23,7 @@ pub fn valid_id(id: &str) -> bool {
 
 /// Inserts the user or refreshes its profile from newer claims.
 pub async fn upsert(db: &impl ConnectionTrait, project_id: &str, profile: &UserProfile) -> Result<(), DbErr> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let row = user::ActiveModel {
         project_id: Set(project_id.to_owned()),
         external_id: Set(profile.external_id.clone()),
@@ -49,7 +48,7 @@ pub async fn upsert(db: &impl ConnectionTrait, project_id: &str, profile: &UserP
 /// Makes sure a user named by the site (e.g. a conversation member) exists,
 /// without touching the profile of one that already does.
 pub async fn ensure_exists(db: &impl ConnectionTrait, project_id: &str, external_id: &str) -> Result<(), DbErr> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let row = user::ActiveModel {
         project_id: Set(project_id.to_owned()),
         external_id: Set(external_id.to_owned()),

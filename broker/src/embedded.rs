@@ -5,6 +5,8 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use futures_util::FutureExt;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 use crate::settings::RouterSettings;
@@ -73,6 +75,19 @@ impl PlatformPublisher {
     pub fn publish(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> Result<(), String> {
         let mut link = self.link.lock().map_err(|_| "platform link poisoned".to_owned())?;
         link.publish(topic.into(), payload.into()).map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    /// Publishes `payload` on `topic` as the topic's retained message (QoS 0):
+    /// what a late subscriber gets at once.
+    pub fn publish_retained(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> Result<(), String> {
+        let publish = rumqttd::protocol::Publish::new(Bytes::from(topic.into()), Bytes::from(payload.into()), true);
+        let mut link = self.link.lock().map_err(|_| "platform link poisoned".to_owned())?;
+        // `LinkTx::send` never waits (it queues and wakes the router), so its
+        // future is ready on the first poll.
+        match link.send(rumqttd::protocol::Packet::Publish(publish, None)).now_or_never() {
+            Some(result) => result.map(|_| ()).map_err(|e| e.to_string()),
+            None => Err("the router link was not ready".to_owned()),
+        }
     }
 }
 

@@ -10,7 +10,8 @@
 //!   the chat engine, so this crate knows nothing about storage;
 //! - `embedded`: starting rumqttd on loopback and the platform's in-process link;
 //! - `gateway`: listeners (TCP, TLS, WebSocket) and per-connection sessions;
-//! - `registry`: live connections per user, to cut access when membership changes.
+//! - `registry`: live connections per user, to cut access when membership
+//!   changes, and the presence changes they imply.
 #![forbid(unsafe_code)]
 
 pub mod acl;
@@ -24,5 +25,5 @@ pub mod settings;
 pub use authorizer::{AuthError, Authorizer, Principal};
 pub use embedded::{EmbeddedBroker, PlatformPublisher};
 pub use gateway::{Gateway, Listeners};
-pub use registry::Registry;
+pub use registry::{PresenceChange, Registry};
 pub use settings::{GatewaySettings, RouterSettings};

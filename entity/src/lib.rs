@@ -2,7 +2,7 @@
 //!
 //! One module per table (`project`, `user`, `conversation`,
 //! `conversation_member`, `message`, `reaction`, `read_receipt`,
-//! `attachment`). Entities only describe data; the queries that use
+//! `attachment`, `user_presence`). Entities only describe data; the queries that use
 //! them live in the `bridge` crate, and the schema is created by the
 //! `migration` crate. This crate knows nothing about MQTT or HTTP.
 #![forbid(unsafe_code)]
@@ -15,3 +15,4 @@ pub mod reaction;
 pub mod read_receipt;
 pub mod project;
 pub mod user;
+pub mod user_presence;

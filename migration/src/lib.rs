@@ -11,6 +11,7 @@ mod m20261122_000001_core;
 mod m20261122_000002_messages;
 mod m20261122_000003_reactions_and_receipts;
 mod m20261122_000004_conversation_lists_and_attachments;
+mod m20261122_000005_presence;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_messages::Migration),
             Box::new(m20261122_000003_reactions_and_receipts::Migration),
             Box::new(m20261122_000004_conversation_lists_and_attachments::Migration),
+            Box::new(m20261122_000005_presence::Migration),
         ]
     }
 }

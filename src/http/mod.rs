@@ -4,6 +4,7 @@
 //! `recover` shapes every error.
 mod conversations;
 mod errors;
+mod presence;
 mod sdk;
 mod uploads;
 
@@ -39,7 +40,8 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Respo
     let health = warp::path!("healthz").and(warp::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})));
     let api = sdk::routes(Arc::clone(&state))
         .or(conversations::routes(Arc::clone(&state)))
-        .or(uploads::routes(state));
+        .or(uploads::routes(Arc::clone(&state)))
+        .or(presence::routes(state));
     health
         .map(Reply::into_response)
         .or(api.map(Reply::into_response))

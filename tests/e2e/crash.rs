@@ -165,3 +165,59 @@ async fn acknowledged_messages_survive_sigkill() {
     assert_eq!(tail.len(), 1, "exactly {burst} messages in all: {last}");
     assert_eq!(tail[0]["seq"], burst as i64);
 }
+
+/// The stored presence of `user`, through the server API.
+async fn presence(http: &reqwest::Client, server: &Server, secret_key: &str, user: &str) -> Value {
+    let url = format!("http://{}/api/v1/users/{user}/presence", server.http);
+    http.get(url).bearer_auth(secret_key).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test]
+async fn presence_left_online_by_a_crash_is_reconciled_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::helpers::fresh_database_url(&dir).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_mqchat")).args(["--database-url", &db, "project", "create", "--name", "Crash"]).output().await.unwrap();
+    let project: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let secret_key = project["secret_key"].as_str().unwrap().to_owned();
+    let p = project["project_id"].as_str().unwrap();
+    let now = mqchat_broker::identity::now_unix();
+    let claims = mqchat_broker::identity::IdentityClaims { sub: "alice".into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 3600, iss: None };
+    let token = mqchat_broker::identity::sign(&secret_key, &claims).unwrap();
+    let http = reqwest::Client::new();
+
+    let mut server = start(&db, dir.path()).await;
+    let client = connect(&server, &project, &token, &format!("chat/{p}/user/alice/inbox")).await;
+    // Presence is stored right after the connection; wait for it.
+    let online = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let state = presence(&http, &server, &secret_key, "alice").await;
+            if state["status"] == "online" {
+                return state;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("alice shows as online");
+    server.child.start_kill().unwrap();
+    let _ = server.child.wait().await;
+    drop(client);
+
+    let server = start(&db, dir.path()).await;
+    let state = presence(&http, &server, &secret_key, "alice").await;
+    assert_eq!(state["status"], "offline", "{state}");
+    let seen = |state: &Value| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(state["last_seen_at"].clone()).unwrap();
+    assert!(seen(&state) >= seen(&online), "last seen when the previous run last saw her: {state} {online}");
+    // Subscribers get the reconciled state as the retained message.
+    let now = mqchat_broker::identity::now_unix();
+    let claims = mqchat_broker::identity::IdentityClaims { sub: "bob".into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 3600, iss: None };
+    let bob_token = mqchat_broker::identity::sign(&secret_key, &claims).unwrap();
+    let mut options = MqttOptions::new("bob-crash", server.mqtt.ip().to_string(), server.mqtt.port());
+    options.set_credentials(project["public_key"].as_str().unwrap(), bob_token);
+    let mut bob = TestClient::connect(options).await.unwrap();
+    let topic = format!("chat/{p}/presence/alice");
+    assert!(granted(&bob.subscribe(&topic).await));
+    let retained = bob.publish_on(&topic).await;
+    assert!(retained.retain);
+    assert_eq!(payload_json(&retained)["status"], "offline");
+}

@@ -17,6 +17,7 @@ mod history;
 mod http_api;
 mod membership;
 mod mqtt_features;
+mod presence;
 mod robustness;
 mod stock_clients;
 mod transports;

@@ -19,7 +19,7 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
 }
 
 /// A 3.1.1 CONNECT with the given credentials and keep-alive.
-fn connect_packet(client_id: &str, username: &str, password: &str, keep_alive: u16) -> Vec<u8> {
+pub(crate) fn connect_packet(client_id: &str, username: &str, password: &str, keep_alive: u16) -> Vec<u8> {
     let mut connect = rumqttc::mqttbytes::v4::Connect::new(client_id);
     connect.keep_alive = keep_alive;
     connect.set_login(username, password);

@@ -32,6 +32,8 @@ pub trait Outlet: Send + Sync + 'static {
     /// The user is no longer a member: its live subscriptions to the
     /// conversation must end now.
     fn revoke(&self, project_id: &str, user_id: &str, conversation_id: &str);
+    /// The user's presence state, kept for late subscribers (retained).
+    fn presence(&self, project_id: &str, user_id: &str, payload: String);
 }
 
 /// A refusal with a stable, documented code.

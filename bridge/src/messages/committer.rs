@@ -158,7 +158,7 @@ async fn store_batch(
     for new in &fresh {
         *per_conversation.entry(new.conversation_id.as_str()).or_default() += 1;
     }
-    let now = Utc::now();
+    let now = crate::clock::now();
     let mut next_seq = take_seqs(&txn, &per_conversation, now).await?;
     let rows: Vec<message::Model> = fresh
         .iter()

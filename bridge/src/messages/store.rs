@@ -115,7 +115,7 @@ async fn change(
     }
     let mut active: message::ActiveModel = row.into();
     change(&mut active);
-    active.updated_at = Set(Utc::now());
+    active.updated_at = Set(crate::clock::now());
     let row = active.update(db).await?;
     let sender = sender(db, project_id, &row.sender_id).await?;
     let mut views = vec![MessageView::from_row(row, sender, files)];

@@ -1,0 +1,175 @@
+//! Presence: a user is online while any of its devices is connected. The
+//! gateway reports each change in order (with an epoch that only grows);
+//! this module stores it with when the user was last seen and publishes it
+//! as the retained message of `chat/{project}/presence/{user}`, so a client
+//! that subscribes learns the current state at once.
+//!
+//! Changes are applied in batches — whatever waits, the last change per
+//! user wins — so a reconnect storm costs one transaction per batch, not a
+//! write per connection. While a user is online its `last_seen_at` is
+//! refreshed periodically; after a crash, start-up reconciliation marks
+//! everyone still stored as online offline, last seen at that refresh.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use dashmap::DashMap;
+use entity::user_presence;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait};
+use serde::Serialize;
+
+use crate::commands::Outlet;
+
+/// Most changes applied in one transaction.
+pub const MAX_BATCH: usize = 512;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Online,
+    Offline,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Online => "online",
+            Status::Offline => "offline",
+        }
+    }
+}
+
+/// A user's presence as clients and the API see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresenceView {
+    pub user_id: String,
+    pub status: Status,
+    /// `None` for a user never seen.
+    pub last_seen_at: Option<DateTime<Utc>>,
+}
+
+/// One change as the gateway reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub project_id: String,
+    pub user_id: String,
+    pub online: bool,
+    pub epoch: u64,
+}
+
+/// Applies changes and publishes the resulting states.
+pub struct PresenceTracker {
+    db: DatabaseConnection,
+    outlet: Arc<dyn Outlet>,
+    /// The newest epoch applied per (project, user): an older change is stale.
+    epochs: DashMap<(String, String), u64>,
+}
+
+impl PresenceTracker {
+    /// Reconciles what a previous run left online (it cannot still be: no
+    /// connection survives a restart) and publishes those users as offline.
+    pub async fn start(db: DatabaseConnection, outlet: Arc<dyn Outlet>) -> Result<PresenceTracker, DbErr> {
+        let stale = user_presence::Entity::find()
+            .filter(user_presence::Column::Status.eq(Status::Online.as_str()))
+            .all(&db)
+            .await?;
+        if !stale.is_empty() {
+            user_presence::Entity::update_many()
+                .col_expr(user_presence::Column::Status, Expr::value(Status::Offline.as_str()))
+                .col_expr(user_presence::Column::UpdatedAt, Expr::value(crate::clock::now()))
+                .filter(user_presence::Column::Status.eq(Status::Online.as_str()))
+                .exec(&db)
+                .await?;
+            tracing::info!(users = stale.len(), "presence left online by the previous run set to offline");
+        }
+        let tracker = PresenceTracker { db, outlet, epochs: DashMap::new() };
+        for row in stale {
+            let view = PresenceView { user_id: row.user_id, status: Status::Offline, last_seen_at: Some(row.last_seen_at) };
+            tracker.publish(&row.project_id, &view);
+        }
+        Ok(tracker)
+    }
+
+    /// Applies a batch of changes in arrival order: stale ones are skipped,
+    /// the last one per user is stored (one transaction) and published.
+    pub async fn apply(&self, changes: Vec<Change>) -> Result<(), DbErr> {
+        let mut latest: HashMap<(String, String), bool> = HashMap::new();
+        for change in changes {
+            let key = (change.project_id, change.user_id);
+            let newest = self.epochs.get(&key).map_or(0, |epoch| *epoch);
+            if change.epoch < newest {
+                tracing::debug!(user = %key.1, epoch = change.epoch, newest, "stale presence change ignored");
+                continue;
+            }
+            self.epochs.insert(key.clone(), change.epoch);
+            latest.insert(key, change.online);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let now = crate::clock::now();
+        let rows = latest.iter().map(|((project_id, user_id), online)| user_presence::ActiveModel {
+            project_id: Set(project_id.clone()),
+            user_id: Set(user_id.clone()),
+            status: Set(status(*online).as_str().to_owned()),
+            last_seen_at: Set(now),
+            updated_at: Set(now),
+        });
+        let txn = self.db.begin().await?;
+        user_presence::Entity::insert_many(rows)
+            .on_conflict(
+                OnConflict::columns([user_presence::Column::ProjectId, user_presence::Column::UserId])
+                    .update_columns([
+                        user_presence::Column::Status,
+                        user_presence::Column::LastSeenAt,
+                        user_presence::Column::UpdatedAt,
+                    ])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        for ((project_id, user_id), online) in latest {
+            self.publish(&project_id, &PresenceView { user_id, status: status(online), last_seen_at: Some(now) });
+        }
+        Ok(())
+    }
+
+    /// Moves online users' `last_seen_at` to now (one statement), so that
+    /// after a crash they are last seen close to when it happened.
+    pub async fn refresh(&self) -> Result<u64, DbErr> {
+        let result = user_presence::Entity::update_many()
+            .col_expr(user_presence::Column::LastSeenAt, Expr::value(crate::clock::now()))
+            .filter(user_presence::Column::Status.eq(Status::Online.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(result.rows_affected)
+    }
+
+    fn publish(&self, project_id: &str, view: &PresenceView) {
+        let payload = serde_json::to_string(view).unwrap_or_default();
+        self.outlet.presence(project_id, &view.user_id, payload);
+    }
+}
+
+fn status(online: bool) -> Status {
+    if online {
+        Status::Online
+    } else {
+        Status::Offline
+    }
+}
+
+/// The user's stored presence; offline and never seen when there is none.
+pub async fn get(db: &impl ConnectionTrait, project_id: &str, user_id: &str) -> Result<PresenceView, DbErr> {
+    let row = user_presence::Entity::find_by_id((project_id.to_owned(), user_id.to_owned())).one(db).await?;
+    Ok(match row {
+        Some(row) => PresenceView {
+            status: if row.status == Status::Online.as_str() { Status::Online } else { Status::Offline },
+            user_id: row.user_id,
+            last_seen_at: Some(row.last_seen_at),
+        },
+        None => PresenceView { user_id: user_id.to_owned(), status: Status::Offline, last_seen_at: None },
+    })
+}

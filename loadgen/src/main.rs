@@ -187,11 +187,14 @@ async fn pubsub(
                 let Event::Incoming(Packet::Publish(publish)) = event else { continue };
                 let now = Instant::now();
                 let Some((start, end)) = *window.lock().expect("window lock") else { continue };
-                if now < start || now > end || publish.payload.len() < 8 {
+                if now < start || now > end {
                     continue;
                 }
                 received.fetch_add(1, Ordering::Relaxed);
-                let sent = u64::from_le_bytes(publish.payload[..8].try_into().expect("8 bytes"));
+                // A payload the broker replaced (mqchat stamps typing
+                // indicators) carries no send time: counted, not timed.
+                let Some(sent) = publish.payload.strip_prefix(STAMP_MAGIC).and_then(|rest| rest.get(..8)) else { continue };
+                let sent = u64::from_le_bytes(sent.try_into().expect("8 bytes"));
                 let micros = (now.duration_since(epoch).as_nanos() as u64).saturating_sub(sent) / 1000;
                 let _ = local.record(micros.max(1));
                 if local.len() >= 10_000 {
@@ -214,7 +217,8 @@ async fn pubsub(
         let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
         let (topic, published) = (topic.clone(), Arc::clone(&published));
         publisher_tasks.push(tokio::spawn(async move {
-            let mut body = vec![0u8; payload.max(8)];
+            let mut body = vec![0u8; payload.max(STAMP_MAGIC.len() + 8)];
+            body[..STAMP_MAGIC.len()].copy_from_slice(STAMP_MAGIC);
             let began = Instant::now();
             let mut sent = 0u64;
             while Instant::now() < end + Duration::from_millis(200) {
@@ -224,7 +228,8 @@ async fn pubsub(
                 }
                 sent += 1;
                 let now = Instant::now();
-                body[..8].copy_from_slice(&(now.duration_since(epoch).as_nanos() as u64).to_le_bytes());
+                body[STAMP_MAGIC.len()..STAMP_MAGIC.len() + 8]
+                    .copy_from_slice(&(now.duration_since(epoch).as_nanos() as u64).to_le_bytes());
                 if client.publish(topic.clone(), qos, false, body.clone()).await.is_err() {
                     break;
                 }
@@ -257,13 +262,17 @@ async fn pubsub(
         "duration_s": seconds,
         "published_per_s": published.load(Ordering::Relaxed) as f64 / seconds,
         "delivered_per_s": delivered as f64 / seconds,
-        "latency_us": {
-            "p50": histogram.value_at_quantile(0.5),
-            "p99": histogram.value_at_quantile(0.99),
-            "max": histogram.max(),
+        "latency_us": if histogram.is_empty() {
+            serde_json::Value::Null
+        } else {
+            json!({"p50": histogram.value_at_quantile(0.5), "p99": histogram.value_at_quantile(0.99), "max": histogram.max()})
         },
     }))
 }
+
+/// Marks a payload that carries its send time (nanoseconds since the run's
+/// epoch, little-endian, right after the marker).
+const STAMP_MAGIC: &[u8] = b"MQLG";
 
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;

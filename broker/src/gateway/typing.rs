@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::authorizer::Principal;
 
@@ -22,27 +22,51 @@ pub fn conversation_of(topic: &str) -> Option<&str> {
     }
 }
 
-/// The payload subscribers receive for a client's typing publish.
+/// What a client may say: `{"typing": false}` stops; anything else starts.
+#[derive(Deserialize)]
+struct Flag {
+    typing: bool,
+}
+
+#[derive(Serialize)]
+struct Stamp<'a> {
+    conversation_id: &'a str,
+    user_id: &'a str,
+    name: Option<&'a str>,
+    avatar_url: Option<&'a str>,
+    typing: bool,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+struct Event<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    data: Stamp<'a>,
+}
+
+/// The payload subscribers receive for a client's typing publish (built
+/// from borrowed fields: no JSON tree per packet).
 pub fn stamp(principal: &Principal, conversation_id: &str, client_payload: &[u8], now: DateTime<Utc>) -> Bytes {
-    let typing = serde_json::from_slice::<Value>(client_payload)
-        .ok()
-        .and_then(|value| value.get("typing").and_then(Value::as_bool))
-        .unwrap_or(true);
-    let expires_at = now + EXPIRY;
-    let event = json!({"type": "typing", "data": {
-        "conversation_id": conversation_id,
-        "user_id": principal.user_id.as_str(),
-        "name": principal.claims.name,
-        "avatar_url": principal.claims.avatar_url,
-        "typing": typing,
-        "expires_at": if typing { Some(expires_at) } else { None },
-    }});
-    Bytes::from(event.to_string())
+    let typing = serde_json::from_slice::<Flag>(client_payload).map_or(true, |flag| flag.typing);
+    let event = Event {
+        kind: "typing",
+        data: Stamp {
+            conversation_id,
+            user_id: principal.user_id.as_str(),
+            name: principal.claims.name.as_deref(),
+            avatar_url: principal.claims.avatar_url.as_deref(),
+            typing,
+            expires_at: typing.then(|| now + EXPIRY),
+        },
+    };
+    Bytes::from(serde_json::to_vec(&event).unwrap_or_default())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use crate::identity::{IdentityClaims, UserId};
 
     fn alice() -> Principal {

@@ -64,6 +64,8 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
         ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
     } else if let Some(error) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", error.to_string())
+    } else if let Some(error) = rejection.find::<warp::reject::InvalidHeader>() {
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_header", format!("header {} is not valid text", error.name()))
     } else if let Some(error) = rejection.find::<warp::reject::InvalidQuery>() {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", error.to_string())
     } else if rejection.find::<warp::reject::PayloadTooLarge>().is_some() {

@@ -115,7 +115,19 @@ async fn expired_urls_and_bad_uploads_are_refused() {
     assert_eq!(status, 422, "{body}");
     let (status, body) = upload(&app, "bob", &conversation, "a.txt", "text/plain", b"hi".to_vec()).await;
     assert_eq!((status, body["error"]["code"].as_str()), (403, Some("not_a_member")), "{body}");
-    // The site backend's secret key acts for no user: it cannot upload.
+    // A Content-Type that is not text is a clear 400, not a server fault.
+    let response = app
+        .http
+        .post(app.url(&format!("/api/v1/uploads?conversation_id={conversation}&filename=a.txt")))
+        .header("X-Public-Key", &app.project.public_key)
+        .header("Content-Type", reqwest::header::HeaderValue::from_bytes(b"text/\xff").unwrap())
+        .bearer_auth(app.token("alice"))
+        .body("hi")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 400);
+        // The site backend's secret key acts for no user: it cannot upload.
     let response = app
         .http
         .post(app.url(&format!("/api/v1/uploads?conversation_id={conversation}&filename=a.txt")))

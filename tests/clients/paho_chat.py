@@ -5,35 +5,23 @@ checks each reply on its inbox and each event on the conversation topic.
 Prints "SENT <message id>" after the send and "DONE" at the end; exits 1
 on anything unexpected.
 """
-import argparse
 import json
 import queue
 import sys
 import time
 
-import jwt
-import paho.mqtt.client as mqtt
+from common import parse_args, signed_client
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    for name in ("host", "public-key", "secret-key", "sub", "project", "conversation"):
-        parser.add_argument(f"--{name}", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-
-    now = int(time.time())
-    token = jwt.encode({"sub": args.sub, "name": "Paho", "iat": now, "exp": now + 600},
-                       args.secret_key, algorithm="HS256")
+    args = parse_args("project", "conversation")
     inbox = f"chat/{args.project}/user/{args.sub}/inbox"
     outbox = f"chat/{args.project}/user/{args.sub}/outbox"
     conversation = f"chat/{args.project}/conv/{args.conversation}"
     received = queue.Queue()
     subscribed = queue.Queue()
 
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-chat-{args.sub}",
-                         protocol=mqtt.MQTTv311)
-    client.username_pw_set(args.public_key, token)
+    client = signed_client(args, "Paho", f"paho-chat-{args.sub}")
     client.on_connect = lambda c, u, f, rc, p: c.subscribe([(inbox, 1), (conversation, 1)])
     client.on_subscribe = lambda c, u, mid, codes, p: subscribed.put([code.value for code in codes])
     client.on_message = lambda c, u, m: received.put((m.topic, json.loads(m.payload)))

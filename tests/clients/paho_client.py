@@ -4,29 +4,15 @@ Subscribes to one conversation it belongs to and one it does not, prints
 "SUBACK <codes>", then the first message it receives as
 "MESSAGE <topic> <content>", and exits; the Rust test drives the server.
 """
-import argparse
 import json
 import sys
-import time
 
-import jwt
-import paho.mqtt.client as mqtt
+from common import parse_args, signed_client
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    for name in ("host", "public-key", "secret-key", "sub", "allowed", "denied"):
-        parser.add_argument(f"--{name}", required=True)
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-
-    now = int(time.time())
-    token = jwt.encode({"sub": args.sub, "name": "Alice", "iat": now, "exp": now + 600},
-                       args.secret_key, algorithm="HS256")
-
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"paho-{args.sub}",
-                         protocol=mqtt.MQTTv311)
-    client.username_pw_set(args.public_key, token)
+    args = parse_args("allowed", "denied")
+    client = signed_client(args, "Alice", f"paho-{args.sub}")
     done = {"code": 1}
 
     def on_connect(client, userdata, flags, reason_code, properties):

@@ -40,15 +40,24 @@ pub struct ConversationSummary {
     pub created_at: DateTime<Utc>,
 }
 
-/// The user's conversations, most recent activity first; `before` (an
-/// RFC 3339 time taken from the last entry of the previous page) pages back.
+/// Where the previous page of a conversation list ended: its last entry's
+/// `last_activity_at` and `id` (several conversations can share an instant —
+/// every conversation of one commit batch does).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Cursor {
+    pub before: DateTime<Utc>,
+    pub before_id: Option<String>,
+}
+
+/// The user's conversations, most recent activity first (ties by id,
+/// descending); `after` continues from the previous page.
 pub async fn list(
     db: &DatabaseConnection,
     cache: &EngineCache,
     files: &FileStore,
     project_id: &str,
     user_id: &str,
-    before: Option<DateTime<Utc>>,
+    after: Option<&Cursor>,
     limit: u64,
 ) -> Result<(Vec<ConversationSummary>, bool), DbErr> {
     let mine = Query::select()
@@ -62,8 +71,16 @@ pub async fn list(
         .order_by_desc(conversation::Column::LastActivityAt)
         .order_by_desc(conversation::Column::Id)
         .limit(limit + 1);
-    if let Some(before) = before {
-        query = query.filter(conversation::Column::LastActivityAt.lt(before));
+    if let Some(cursor) = after {
+        let older = conversation::Column::LastActivityAt.lt(cursor.before);
+        query = query.filter(match &cursor.before_id {
+            Some(id) => Condition::any().add(older).add(
+                Condition::all()
+                    .add(conversation::Column::LastActivityAt.eq(cursor.before))
+                    .add(conversation::Column::Id.lt(id.as_str())),
+            ),
+            None => Condition::all().add(older),
+        });
     }
     let mut rows = query.all(db).await?;
     let has_more = rows.len() as u64 > limit;

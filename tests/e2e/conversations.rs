@@ -167,3 +167,42 @@ async fn an_admin_deletes_others_messages_a_member_does_not() {
     let deleted = dave.command(json!({"op": "message.delete", "message_id": message_id})).await;
     assert_eq!(deleted["ok"], true, "{deleted}");
 }
+
+#[tokio::test]
+async fn paging_the_list_never_skips_conversations_that_share_an_instant() {
+    use sea_orm::sea_query::Expr;
+    use sea_orm::EntityTrait;
+
+    let app = TestApp::spawn().await;
+    let mut alice = ChatClient::connect(&app, "alice").await;
+    let mut created = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let reply = alice.command(json!({"op": "conversation.create", "type": "group"})).await;
+        created.insert(reply["data"]["conversation"]["id"].as_str().unwrap().to_owned());
+    }
+    // As after one commit batch that touched all three.
+    let instant = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00.123456Z").unwrap().to_utc();
+    entity::conversation::Entity::update_many()
+        .col_expr(entity::conversation::Column::LastActivityAt, Expr::value(instant))
+        .exec(&app.db)
+        .await
+        .unwrap();
+
+    let mut seen = std::collections::BTreeSet::new();
+    let mut request = json!({"op": "conversations.list", "limit": 1});
+    loop {
+        let page = alice.command(request.clone()).await;
+        let entries = page["data"]["conversations"].as_array().unwrap();
+        assert_eq!(entries.len(), 1, "{page}");
+        assert!(seen.insert(entries[0]["id"].as_str().unwrap().to_owned()), "no conversation twice: {page}");
+        if page["data"]["has_more"] == false {
+            assert_eq!(page["data"]["next"], serde_json::Value::Null);
+            break;
+        }
+        let next = &page["data"]["next"];
+        request = json!({"op": "conversations.list", "limit": 1, "before": next["before"], "before_id": next["before_id"]});
+    }
+    assert_eq!(seen, created);
+    let bad = alice.command(json!({"op": "conversations.list", "before_id": "conv_x"})).await;
+    assert_eq!(error_code(&bad), "invalid_request");
+}

@@ -136,7 +136,7 @@ enum Command {
     #[serde(rename = "conversation.leave")]
     Leave { conversation_id: String },
     #[serde(rename = "conversations.list")]
-    List { before: Option<chrono::DateTime<chrono::Utc>>, limit: Option<u64> },
+    List { before: Option<chrono::DateTime<chrono::Utc>>, before_id: Option<String>, limit: Option<u64> },
 }
 
 /// Every `op` a client may send.
@@ -263,7 +263,14 @@ impl Engine {
             Command::Create(create) => now(self.create_command(project_id, user_id, create).await),
             Command::Join { conversation_id } => now(self.join(project_id, user_id, &conversation_id).await),
             Command::Leave { conversation_id } => now(self.leave(project_id, user_id, &conversation_id).await),
-            Command::List { before, limit } => now(self.list(project_id, user_id, before, limit).await),
+            Command::List { before, before_id, limit } => {
+                let after = match (before, before_id) {
+                    (Some(before), before_id) => Some(crate::summaries::Cursor { before, before_id }),
+                    (None, None) => None,
+                    (None, Some(_)) => return Err(CommandError::invalid("`before_id` needs `before`")),
+                };
+                now(self.list(project_id, user_id, after, limit).await)
+            }
         }
     }
 

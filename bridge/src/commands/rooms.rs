@@ -3,7 +3,6 @@
 //! same events: `member.joined` / `member.left` / `conversation.archived` on
 //! the conversation, `conversation.created` / `conversation.joined` /
 //! `conversation.left` on each concerned user's inbox.
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -73,13 +72,18 @@ impl Engine {
         &self,
         project_id: &str,
         user_id: &str,
-        before: Option<DateTime<Utc>>,
+        after: Option<summaries::Cursor>,
         limit: Option<u64>,
     ) -> Result<Value, CommandError> {
         let limit = limit.unwrap_or(50).clamp(1, summaries::MAX_LIST_PAGE);
-        let (page, has_more) = summaries::list(&self.db, &self.cache, &self.files, project_id, user_id, before, limit).await?;
+        let (page, has_more) =
+            summaries::list(&self.db, &self.cache, &self.files, project_id, user_id, after.as_ref(), limit).await?;
+        let next = page
+            .last()
+            .filter(|_| has_more)
+            .map(|last| summaries::Cursor { before: last.last_activity_at, before_id: Some(last.id.clone()) });
         let total = summaries::unread_total(&self.db, project_id, user_id).await?;
-        Ok(json!({"conversations": page, "has_more": has_more, "total_unread": total}))
+        Ok(json!({"conversations": page, "has_more": has_more, "next": next, "total_unread": total}))
     }
 
     /// Adds a member; returns false when it already was one. Publishes

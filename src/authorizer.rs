@@ -6,7 +6,6 @@ use dashmap::DashMap;
 use mqchat_bridge::cache::EngineCache;
 use mqchat_bridge::projects::Project;
 use mqchat_bridge::users::UserProfile;
-use mqchat_bridge::conversations::ConversationError;
 use mqchat_bridge::messages::Sender;
 use mqchat_bridge::{projects, users, DatabaseConnection};
 use mqchat_broker::identity::{self, now_unix};
@@ -71,10 +70,9 @@ impl Authorizer for ChatAuthorizer {
 
     /// Answered from the chat engine's cache, which the membership API keeps current.
     async fn is_member(&self, principal: &Principal, conversation_id: &str) -> Result<bool, AuthError> {
-        match self.cache.conversation(&self.db, &principal.project_id, conversation_id).await {
-            Ok(conversation) => Ok(conversation.is_member(principal.user_id.as_str())),
-            Err(ConversationError::NotFound) => Ok(false),
-            Err(error) => Err(AuthError::Unavailable(error.to_string())),
-        }
+        self.cache
+            .is_member(&self.db, &principal.project_id, conversation_id, principal.user_id.as_str())
+            .await
+            .map_err(|error| AuthError::Unavailable(error.to_string()))
     }
 }

@@ -78,6 +78,22 @@ impl EngineCache {
         Ok(state)
     }
 
+    /// Whether `user_id` belongs to the conversation; an unknown
+    /// conversation has no members.
+    pub async fn is_member(
+        &self,
+        db: &DatabaseConnection,
+        project_id: &str,
+        conversation_id: &str,
+        user_id: &str,
+    ) -> Result<bool, ConversationError> {
+        match self.conversation(db, project_id, conversation_id).await {
+            Ok(conversation) => Ok(conversation.is_member(user_id)),
+            Err(ConversationError::NotFound) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     pub async fn sender(&self, db: &DatabaseConnection, project_id: &str, user_id: &str) -> Result<Sender, DbErr> {
         let key = (project_id.to_owned(), user_id.to_owned());
         if let Some(sender) = self.senders.get(&key) {

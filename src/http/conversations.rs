@@ -107,9 +107,7 @@ async fn get(id: String, state: Arc<ApiState>, project: Project) -> Result<warp:
 async fn history(id: String, state: Arc<ApiState>, caller: Caller, query: HistoryQuery) -> Result<warp::reply::Response, Rejection> {
     let project_id = &caller.project().project_id;
     if let Caller::User(_, user_id) = &caller {
-        if !state.engine.is_member(project_id, user_id, &id).await.map_err(ApiError::from)? {
-            return Err(ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "you are not a member of this conversation").into());
-        }
+        state.engine.check_member(project_id, user_id, &id).await.map_err(ApiError::from)?;
     }
     let page = match (query.before_seq, query.after_seq) {
         (Some(_), Some(_)) => return Err(ApiError::invalid("give at most one of before_seq and after_seq").into()),

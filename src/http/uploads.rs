@@ -58,9 +58,7 @@ async fn upload(
     body: Bytes,
 ) -> Result<warp::reply::Response, Rejection> {
     let engine = &state.engine;
-    if !engine.is_member(&project.project_id, &user_id, &query.conversation_id).await.map_err(ApiError::from)? {
-        return Err(ApiError::new(StatusCode::FORBIDDEN, "not_a_member", "you are not a member of this conversation").into());
-    }
+    engine.check_member(&project.project_id, &user_id, &query.conversation_id).await.map_err(ApiError::from)?;
     let content_type = content_type.ok_or_else(|| ApiError::invalid("send the file's type in Content-Type"))?;
     let upload = Upload {
         project_id: &project.project_id,

@@ -101,6 +101,10 @@ impl From<sea_orm::DbErr> for CommandError {
     }
 }
 
+fn not_a_member() -> CommandError {
+    CommandError::new("not_a_member", "you are not a member of this conversation")
+}
+
 fn internal(error: impl std::fmt::Display) -> CommandError {
     tracing::error!(%error, "command failed");
     CommandError::new("internal", "internal error")
@@ -283,7 +287,7 @@ impl Engine {
     ) -> Result<Arc<ConversationState>, CommandError> {
         let conversation = self.cache.conversation(&self.db, project_id, conversation_id).await?;
         if !conversation.is_member(user_id) {
-            return Err(CommandError::new("not_a_member", "you are not a member of this conversation"));
+            return Err(not_a_member());
         }
         Ok(conversation)
     }
@@ -302,12 +306,13 @@ impl Engine {
         Ok(conversation)
     }
 
-    /// Whether `user_id` is a member (for the HTTP API's session-token routes).
-    pub async fn is_member(&self, project_id: &str, user_id: &str, conversation_id: &str) -> Result<bool, CommandError> {
-        match self.cache.conversation(&self.db, project_id, conversation_id).await {
-            Ok(conversation) => Ok(conversation.is_member(user_id)),
-            Err(ConversationError::NotFound) => Ok(false),
-            Err(error) => Err(error.into()),
+    /// `not_a_member` unless `user_id` belongs to the conversation (an
+    /// unknown one included), for the HTTP API's user routes.
+    pub async fn check_member(&self, project_id: &str, user_id: &str, conversation_id: &str) -> Result<(), CommandError> {
+        if self.cache.is_member(&self.db, project_id, conversation_id, user_id).await? {
+            Ok(())
+        } else {
+            Err(not_a_member())
         }
     }
 }

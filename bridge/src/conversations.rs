@@ -264,15 +264,17 @@ pub async fn remove_member(
     Ok(result.rows_affected > 0)
 }
 
-/// Archives the conversation (idempotent) and returns it.
-pub async fn archive(db: &DatabaseConnection, project_id: &str, id: &str) -> Result<Conversation, ConversationError> {
+/// Archives the conversation (idempotent) and returns it, with whether this
+/// call archived it.
+pub async fn archive(db: &DatabaseConnection, project_id: &str, id: &str) -> Result<(Conversation, bool), ConversationError> {
     let row = find_row(db, project_id, id).await?;
-    if row.archived_at.is_none() {
+    let archiving = row.archived_at.is_none();
+    if archiving {
         let mut active: conversation::ActiveModel = row.into();
         active.archived_at = Set(Some(crate::clock::now()));
         active.update(db).await?;
     }
-    get(db, project_id, id).await
+    Ok((get(db, project_id, id).await?, archiving))
 }
 
 /// Whether `user_id` belongs to conversation `id` of `project_id`: the one

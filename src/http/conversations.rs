@@ -121,8 +121,8 @@ async fn history(id: String, state: Arc<ApiState>, caller: Caller, query: Histor
 
 async fn add_member(id: String, state: Arc<ApiState>, project: Project, body: AddMember) -> Result<warp::reply::Response, Rejection> {
     let user = user_id(&body.user_id)?;
-    let added = state.engine.add_member(&project.project_id, &id, &user, body.role).await.map_err(ApiError::from)?;
-    let conversation = state.engine.conversation(&project.project_id, &id).await.map_err(ApiError::from)?;
+    let (conversation, added) =
+        state.engine.add_member(&project.project_id, &id, &user, body.role).await.map_err(ApiError::from)?;
     let status = if added { StatusCode::CREATED } else { StatusCode::OK };
     Ok(warp::reply::with_status(warp::reply::json(&conversation), status).into_response())
 }

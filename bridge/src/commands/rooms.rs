@@ -54,8 +54,7 @@ impl Engine {
         if !state.is_member(user_id) && !open_to_join(state.kind) {
             return Err(CommandError::forbidden("only channels can be joined; ask a member to add you"));
         }
-        let joined = self.add_member(project_id, conversation_id, user_id, Role::Member).await?;
-        let conversation = conversations::get(&self.db, project_id, conversation_id).await?;
+        let (conversation, joined) = self.add_member(project_id, conversation_id, user_id, Role::Member).await?;
         Ok(json!({"conversation": conversation, "joined": joined}))
     }
 
@@ -86,21 +85,28 @@ impl Engine {
         Ok(json!({"conversations": page, "has_more": has_more, "next": next, "total_unread": total}))
     }
 
-    /// Adds a member; returns false when it already was one. Publishes
-    /// `member.joined` and tells the user's devices.
-    pub async fn add_member(&self, project_id: &str, conversation_id: &str, user_id: &str, role: Role) -> Result<bool, CommandError> {
+    /// Adds a member and returns the conversation, with false when the user
+    /// already was a member. Publishes `member.joined` and tells the user's
+    /// devices.
+    pub async fn add_member(
+        &self,
+        project_id: &str,
+        conversation_id: &str,
+        user_id: &str,
+        role: Role,
+    ) -> Result<(Conversation, bool), CommandError> {
         let added = conversations::add_member(&self.db, project_id, conversation_id, user_id, role).await;
         self.cache.forget_conversation(project_id, conversation_id);
-        if !added? {
-            return Ok(false);
-        }
-        let event = json!({"type": "member.joined", "data": {"conversation_id": conversation_id,
-            "user_id": user_id, "role": role}});
-        self.outlet.to_conversation(project_id, conversation_id, event.to_string());
+        let added = added?;
         let conversation = conversations::get(&self.db, project_id, conversation_id).await?;
-        let notice = json!({"type": "conversation.joined", "data": {"conversation": conversation}});
-        self.outlet.to_user(project_id, user_id, notice.to_string());
-        Ok(true)
+        if added {
+            let event = json!({"type": "member.joined", "data": {"conversation_id": conversation_id,
+                "user_id": user_id, "role": role}});
+            self.outlet.to_conversation(project_id, conversation_id, event.to_string());
+            let notice = json!({"type": "conversation.joined", "data": {"conversation": conversation}});
+            self.outlet.to_user(project_id, user_id, notice.to_string());
+        }
+        Ok((conversation, added))
     }
 
     /// Removes a member; returns false when it was not one. Its live
@@ -124,11 +130,10 @@ impl Engine {
     /// Archives the conversation (idempotent); the first time, publishes
     /// `conversation.archived`.
     pub async fn archive(&self, project_id: &str, conversation_id: &str) -> Result<Conversation, CommandError> {
-        let was_archived = conversations::get(&self.db, project_id, conversation_id).await?.archived;
-        let conversation = conversations::archive(&self.db, project_id, conversation_id).await;
+        let archived = conversations::archive(&self.db, project_id, conversation_id).await;
         self.cache.forget_conversation(project_id, conversation_id);
-        let conversation = conversation?;
-        if !was_archived {
+        let (conversation, archiving) = archived?;
+        if archiving {
             let event = json!({"type": "conversation.archived", "data": {"conversation_id": conversation_id,
                 "archived_at": conversation.archived_at}});
             self.outlet.to_conversation(project_id, conversation_id, event.to_string());

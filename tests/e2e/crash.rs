@@ -60,6 +60,13 @@ async fn connect(server: &Server, project: &Value, token: &str, inbox: &str) -> 
     client
 }
 
+/// An identity token for `sub`, as the site backend would sign it.
+fn identity_token(secret_key: &str, sub: &str) -> String {
+    let now = mqchat_broker::identity::now_unix();
+    let claims = mqchat_broker::identity::IdentityClaims { sub: sub.into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 3600, iss: None };
+    mqchat_broker::identity::sign(secret_key, &claims).unwrap()
+}
+
 fn send(conversation: &str, n: usize) -> String {
     json!({"id": format!("r{n}"), "op": "message.send", "conversation_id": conversation, "content": format!("m{n}"), "client_msg_id": format!("c{n}")}).to_string()
 }
@@ -84,9 +91,7 @@ async fn acknowledged_messages_survive_sigkill() {
         .await
         .unwrap();
     let conversation = conversation["id"].as_str().unwrap().to_owned();
-    let now = mqchat_broker::identity::now_unix();
-    let claims = mqchat_broker::identity::IdentityClaims { sub: "alice".into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 3600, iss: None };
-    let token = mqchat_broker::identity::sign(&secret_key, &claims).unwrap();
+    let token = identity_token(&secret_key, "alice");
     let p = project["project_id"].as_str().unwrap();
     let (inbox, outbox) = (format!("chat/{p}/user/alice/inbox"), format!("chat/{p}/user/alice/outbox"));
 
@@ -180,9 +185,7 @@ async fn presence_left_online_by_a_crash_is_reconciled_at_start() {
     let project: Value = serde_json::from_slice(&output.stdout).unwrap();
     let secret_key = project["secret_key"].as_str().unwrap().to_owned();
     let p = project["project_id"].as_str().unwrap();
-    let now = mqchat_broker::identity::now_unix();
-    let claims = mqchat_broker::identity::IdentityClaims { sub: "alice".into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 3600, iss: None };
-    let token = mqchat_broker::identity::sign(&secret_key, &claims).unwrap();
+    let token = identity_token(&secret_key, "alice");
     let http = reqwest::Client::new();
 
     let mut server = start(&db, dir.path()).await;
@@ -209,9 +212,7 @@ async fn presence_left_online_by_a_crash_is_reconciled_at_start() {
     let seen = |state: &Value| serde_json::from_value::<chrono::DateTime<chrono::Utc>>(state["last_seen_at"].clone()).unwrap();
     assert!(seen(&state) >= seen(&online), "last seen when the previous run last saw her: {state} {online}");
     // Subscribers get the reconciled state as the retained message.
-    let now = mqchat_broker::identity::now_unix();
-    let claims = mqchat_broker::identity::IdentityClaims { sub: "bob".into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 3600, iss: None };
-    let bob_token = mqchat_broker::identity::sign(&secret_key, &claims).unwrap();
+    let bob_token = identity_token(&secret_key, "bob");
     let mut options = MqttOptions::new("bob-crash", server.mqtt.ip().to_string(), server.mqtt.port());
     options.set_credentials(project["public_key"].as_str().unwrap(), bob_token);
     let mut bob = TestClient::connect(options).await.unwrap();

@@ -12,6 +12,8 @@ use mqchat_bridge::attachments::FileStore;
 use mqchat_bridge::cache::EngineCache;
 use mqchat_bridge::commands::{Engine, Outlet};
 use mqchat_bridge::presence::PresenceTracker;
+use mqchat_bridge::webhooks::Outbox;
+use mqchat_delivery::{Dispatcher, TargetPolicy};
 use mqchat_broker::embedded::CommandFeed;
 use mqchat_broker::{EmbeddedBroker, Gateway, Listeners, PlatformPublisher, PresenceChange, Registry};
 use tokio::net::TcpListener;
@@ -42,6 +44,8 @@ pub struct App {
     engine: Arc<Engine>,
     presence: Arc<PresenceTracker>,
     presence_changes: mpsc::UnboundedReceiver<PresenceChange>,
+    /// Delivers webhooks and callbacks from the outbox.
+    dispatcher: Dispatcher,
     http_listener: TcpListener,
     api: Arc<ApiState>,
     shutdown: watch::Sender<bool>,
@@ -103,13 +107,19 @@ impl App {
         let registry = Arc::new(Registry::default());
         let outlet = Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) });
         // Before any client can connect: what a crash left online goes offline.
-        let presence = Arc::new(PresenceTracker::start(db.clone(), Arc::clone(&outlet) as Arc<dyn Outlet>).await?);
+        let outbox = Arc::new(Outbox::load(&db).await.context("loading webhook endpoints")?);
+        let dispatcher = Dispatcher::new(db.clone(), Arc::clone(&outbox), settings.webhooks.clone())
+            .context("building the webhook HTTP client")?;
+        let presence = Arc::new(
+            PresenceTracker::start(db.clone(), Arc::clone(&outlet) as Arc<dyn Outlet>, Arc::clone(&outbox)).await?,
+        );
         let presence_changes = registry.presence_changes().context("presence changes already taken")?;
         let cache = Arc::new(EngineCache::default());
         let http_url = settings.http.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
         let files = FileStore::open(settings.attachments.clone(), &http_url)
             .with_context(|| format!("opening the attachments directory {}", settings.attachments.dir.display()))?;
-        let engine = Arc::new(Engine::start(db.clone(), settings.chat, outlet, Arc::clone(&cache), Arc::new(files)));
+        let engine =
+            Arc::new(Engine::start(db.clone(), settings.chat, outlet, Arc::clone(&cache), Arc::new(files), outbox));
         let authorizer = Arc::new(ChatAuthorizer::new(db.clone(), Arc::clone(&cache)));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let secure = tls.is_some();
@@ -136,6 +146,8 @@ impl App {
                 .clone()
                 .unwrap_or_else(|| format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" })),
             session_ttl: settings.session.ttl,
+            webhook_targets: TargetPolicy { allow_private: settings.webhooks.allow_private_targets },
+            webhook_sender: dispatcher.sender(),
         });
         tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, upstream = ?upstream_addrs, tls = secure, "mqchat listening");
         Ok(App {
@@ -151,6 +163,7 @@ impl App {
             engine,
             presence,
             presence_changes,
+            dispatcher,
             http_listener,
             api,
             shutdown,
@@ -160,11 +173,12 @@ impl App {
     /// Serves until `signal` resolves, then stops accepting, ends sessions
     /// and lets in-flight HTTP requests finish (bounded by `DRAIN_TIMEOUT`).
     pub async fn run(self, signal: impl Future<Output = ()>) {
-        let App { gateway, commands, engine, presence, presence_changes, http_listener, api, shutdown, .. } = self;
+        let App { gateway, commands, engine, presence, presence_changes, dispatcher, http_listener, api, shutdown, .. } = self;
         let mut http_stop = shutdown.subscribe();
         let gateway = tokio::spawn(gateway.run());
         tokio::spawn(chat::run(commands, engine));
         tokio::spawn(crate::presence::run(presence_changes, presence));
+        let dispatcher = tokio::spawn(dispatcher.run(shutdown.subscribe()));
         let server = warp::serve(http::routes(api))
             .incoming(http_listener)
             .graceful(async move {
@@ -178,6 +192,7 @@ impl App {
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
             let _ = gateway.await;
             let _ = http.await;
+            let _ = dispatcher.await;
         })
         .await;
         if drained.is_err() {

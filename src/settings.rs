@@ -22,6 +22,7 @@ pub struct Settings {
     pub session: SessionSettings,
     pub chat: ChatSettings,
     pub attachments: AttachmentSettings,
+    pub webhooks: WebhookSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +110,8 @@ pub type ChatSettings = mqchat_bridge::messages::CommitterSettings;
 /// Uploaded files: directory, limits, URL lifetime and key.
 pub type AttachmentSettings = mqchat_bridge::attachments::AttachmentSettings;
 
+pub type WebhookSettings = mqchat_delivery::WebhookSettings;
+
 /// Command-line flags that override every other layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -170,6 +173,9 @@ impl Settings {
         }
         if self.attachments.max_bytes == 0 || self.attachments.url_ttl.is_zero() {
             return Err(SettingsError::Rule("attachments.max_bytes and attachments.url_ttl must be positive".into()));
+        }
+        if let Some(problem) = self.webhooks.problem() {
+            return Err(SettingsError::Rule(problem.into()));
         }
         if self.session.ttl.is_zero() || self.session.ttl > Duration::from_secs(24 * 3600) {
             return Err(SettingsError::Rule("session.ttl must be between 1s and 24h".into()));

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use entity::{conversation, conversation_member};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
@@ -135,7 +135,11 @@ fn direct_key(members: &BTreeSet<String>) -> String {
 
 /// Creates the conversation; a direct one between two users who already
 /// have one returns the existing conversation.
-pub async fn create(db: &DatabaseConnection, project_id: &str, request: NewConversation) -> Result<Created, ConversationError> {
+pub async fn create(
+    db: &DatabaseTransaction,
+    project_id: &str,
+    request: NewConversation,
+) -> Result<Created, ConversationError> {
     let admins: BTreeSet<String> = request.admin_ids.into_iter().collect();
     let members: BTreeSet<String> = request.member_ids.into_iter().chain(admins.iter().cloned()).collect();
     if members.len() > MAX_INITIAL_MEMBERS {
@@ -191,7 +195,7 @@ pub async fn create(db: &DatabaseConnection, project_id: &str, request: NewConve
     Ok(Created { conversation: get(db, project_id, &id).await?, created: true })
 }
 
-async fn find_direct(db: &DatabaseConnection, project_id: &str, key: &str) -> Result<Option<String>, DbErr> {
+async fn find_direct(db: &impl ConnectionTrait, project_id: &str, key: &str) -> Result<Option<String>, DbErr> {
     Ok(conversation::Entity::find()
         .filter(conversation::Column::ProjectId.eq(project_id))
         .filter(conversation::Column::DirectKey.eq(key))
@@ -200,7 +204,7 @@ async fn find_direct(db: &DatabaseConnection, project_id: &str, key: &str) -> Re
         .map(|row| row.id))
 }
 
-pub async fn get(db: &DatabaseConnection, project_id: &str, id: &str) -> Result<Conversation, ConversationError> {
+pub async fn get(db: &impl ConnectionTrait, project_id: &str, id: &str) -> Result<Conversation, ConversationError> {
     let row = find_row(db, project_id, id).await?;
     let members = conversation_member::Entity::find()
         .filter(conversation_member::Column::ConversationId.eq(id))
@@ -226,7 +230,7 @@ pub async fn get(db: &DatabaseConnection, project_id: &str, id: &str) -> Result<
 /// Adds `user_id` with `role`; returns false when it already was a member
 /// (its role is left as it was).
 pub async fn add_member(
-    db: &DatabaseConnection,
+    db: &DatabaseTransaction,
     project_id: &str,
     id: &str,
     user_id: &str,
@@ -250,7 +254,7 @@ pub async fn add_member(
 
 /// Removes `user_id`; returns false when it was not a member.
 pub async fn remove_member(
-    db: &DatabaseConnection,
+    db: &impl ConnectionTrait,
     project_id: &str,
     id: &str,
     user_id: &str,
@@ -266,7 +270,7 @@ pub async fn remove_member(
 
 /// Archives the conversation (idempotent) and returns it, with whether this
 /// call archived it.
-pub async fn archive(db: &DatabaseConnection, project_id: &str, id: &str) -> Result<(Conversation, bool), ConversationError> {
+pub async fn archive(db: &impl ConnectionTrait, project_id: &str, id: &str) -> Result<(Conversation, bool), ConversationError> {
     let row = find_row(db, project_id, id).await?;
     let archiving = row.archived_at.is_none();
     if archiving {

@@ -11,7 +11,8 @@
 //! their signed URLs), `cache` (what every command checks, kept in memory),
 //! `commands` (the engine: the JSON commands clients publish on their
 //! outbox, their replies and events, and the membership operations the
-//! server API shares with them).
+//! server API shares with them), `webhooks` (webhooks, callback URLs and
+//! the transactional outbox of their deliveries).
 //! Every function takes a `&DatabaseConnection` and works the same on SQLite
 //! and PostgreSQL. This crate knows nothing about sockets, MQTT framing or
 //! HTTP: the binary wires it to the broker and to the API.
@@ -31,5 +32,6 @@ pub mod reactions;
 pub mod receipts;
 pub mod summaries;
 pub mod users;
+pub mod webhooks;
 
 pub use sea_orm::{DatabaseConnection, DbErr};

@@ -20,6 +20,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTra
 use serde::Serialize;
 
 use crate::commands::Outlet;
+use crate::webhooks::{Event, EventType, Outbox};
 
 /// Most changes applied in one transaction.
 pub const MAX_BATCH: usize = 512;
@@ -62,6 +63,8 @@ pub struct Change {
 pub struct PresenceTracker {
     db: DatabaseConnection,
     outlet: Arc<dyn Outlet>,
+    /// `user.presence.changed` and presence callbacks, recorded with each change.
+    outbox: Arc<Outbox>,
     /// The newest epoch applied per (project, user): an older change is stale.
     epochs: DashMap<(String, String), u64>,
 }
@@ -69,24 +72,36 @@ pub struct PresenceTracker {
 impl PresenceTracker {
     /// Reconciles what a previous run left online (it cannot still be: no
     /// connection survives a restart) and publishes those users as offline.
-    pub async fn start(db: DatabaseConnection, outlet: Arc<dyn Outlet>) -> Result<PresenceTracker, DbErr> {
+    pub async fn start(db: DatabaseConnection, outlet: Arc<dyn Outlet>, outbox: Arc<Outbox>) -> Result<PresenceTracker, DbErr> {
         let stale = user_presence::Entity::find()
             .filter(user_presence::Column::Status.eq(Status::Online.as_str()))
             .all(&db)
             .await?;
-        if !stale.is_empty() {
+        let views: Vec<(String, PresenceView)> = stale
+            .into_iter()
+            .map(|row| {
+                let view = PresenceView { user_id: row.user_id, status: Status::Offline, last_seen_at: Some(row.last_seen_at) };
+                (row.project_id, view)
+            })
+            .collect();
+        if !views.is_empty() {
+            let txn = db.begin().await?;
             user_presence::Entity::update_many()
                 .col_expr(user_presence::Column::Status, Expr::value(Status::Offline.as_str()))
                 .col_expr(user_presence::Column::UpdatedAt, Expr::value(crate::clock::now()))
                 .filter(user_presence::Column::Status.eq(Status::Online.as_str()))
-                .exec(&db)
+                .exec(&txn)
                 .await?;
-            tracing::info!(users = stale.len(), "presence left online by the previous run set to offline");
+            let recorded = record_changes(&txn, &outbox, &views).await?;
+            txn.commit().await?;
+            if recorded > 0 {
+                outbox.wake();
+            }
+            tracing::info!(users = views.len(), "presence left online by the previous run set to offline");
         }
-        let tracker = PresenceTracker { db, outlet, epochs: DashMap::new() };
-        for row in stale {
-            let view = PresenceView { user_id: row.user_id, status: Status::Offline, last_seen_at: Some(row.last_seen_at) };
-            tracker.publish(&row.project_id, &view);
+        let tracker = PresenceTracker { db, outlet, outbox, epochs: DashMap::new() };
+        for (project_id, view) in views {
+            tracker.publish(&project_id, &view);
         }
         Ok(tracker)
     }
@@ -109,10 +124,16 @@ impl PresenceTracker {
             return Ok(());
         }
         let now = crate::clock::now();
-        let rows = latest.iter().map(|((project_id, user_id), online)| user_presence::ActiveModel {
+        let views: Vec<(String, PresenceView)> = latest
+            .into_iter()
+            .map(|((project_id, user_id), online)| {
+                (project_id, PresenceView { user_id, status: status(online), last_seen_at: Some(now) })
+            })
+            .collect();
+        let rows = views.iter().map(|(project_id, view)| user_presence::ActiveModel {
             project_id: Set(project_id.clone()),
-            user_id: Set(user_id.clone()),
-            status: Set(status(*online).as_str().to_owned()),
+            user_id: Set(view.user_id.clone()),
+            status: Set(view.status.as_str().to_owned()),
             last_seen_at: Set(now),
             updated_at: Set(now),
         });
@@ -129,9 +150,13 @@ impl PresenceTracker {
             )
             .exec_without_returning(&txn)
             .await?;
+        let recorded = record_changes(&txn, &self.outbox, &views).await?;
         txn.commit().await?;
-        for ((project_id, user_id), online) in latest {
-            self.publish(&project_id, &PresenceView { user_id, status: status(online), last_seen_at: Some(now) });
+        if recorded > 0 {
+            self.outbox.wake();
+        }
+        for (project_id, view) in views {
+            self.publish(&project_id, &view);
         }
         Ok(())
     }
@@ -151,6 +176,18 @@ impl PresenceTracker {
         let payload = serde_json::to_string(view).unwrap_or_default();
         self.outlet.presence(project_id, &view.user_id, payload);
     }
+}
+
+/// Records `user.presence.changed` (and presence callbacks) for the
+/// projects that want them.
+async fn record_changes(txn: &impl ConnectionTrait, outbox: &Outbox, views: &[(String, PresenceView)]) -> Result<usize, DbErr> {
+    let mut recorded = 0;
+    for (project_id, view) in views {
+        if outbox.wants(project_id, EventType::UserPresenceChanged) {
+            recorded += outbox.record(txn, project_id, &[Event::presence(view)]).await?;
+        }
+    }
+    Ok(recorded)
 }
 
 fn status(online: bool) -> Status {

@@ -2,7 +2,8 @@
 //!
 //! One module per table (`project`, `user`, `conversation`,
 //! `conversation_member`, `message`, `reaction`, `read_receipt`,
-//! `attachment`, `user_presence`). Entities only describe data; the queries that use
+//! `attachment`, `user_presence`, `webhook_endpoint`,
+//! `webhook_delivery`, `webhook_attempt`). Entities only describe data; the queries that use
 //! them live in the `bridge` crate, and the schema is created by the
 //! `migration` crate. This crate knows nothing about MQTT or HTTP.
 #![forbid(unsafe_code)]
@@ -16,3 +17,6 @@ pub mod read_receipt;
 pub mod project;
 pub mod user;
 pub mod user_presence;
+pub mod webhook_attempt;
+pub mod webhook_delivery;
+pub mod webhook_endpoint;

@@ -12,6 +12,7 @@ mod m20261122_000002_messages;
 mod m20261122_000003_reactions_and_receipts;
 mod m20261122_000004_conversation_lists_and_attachments;
 mod m20261122_000005_presence;
+mod m20261122_000006_webhooks;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_reactions_and_receipts::Migration),
             Box::new(m20261122_000004_conversation_lists_and_attachments::Migration),
             Box::new(m20261122_000005_presence::Migration),
+            Box::new(m20261122_000006_webhooks::Migration),
         ]
     }
 }

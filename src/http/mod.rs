@@ -7,6 +7,7 @@ mod errors;
 mod presence;
 mod sdk;
 mod uploads;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,6 +35,10 @@ pub struct ApiState {
     pub mqtt_url: String,
     pub websocket_url: String,
     pub session_ttl: Duration,
+    /// Which webhook and callback URLs are accepted.
+    pub webhook_targets: mqchat_delivery::TargetPolicy,
+    /// Sends test events (the dispatcher's client).
+    pub webhook_sender: mqchat_delivery::Sender,
 }
 
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
@@ -41,7 +46,8 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Respo
     let api = sdk::routes(Arc::clone(&state))
         .or(conversations::routes(Arc::clone(&state)))
         .or(uploads::routes(Arc::clone(&state)))
-        .or(presence::routes(state));
+        .or(presence::routes(Arc::clone(&state)))
+        .or(webhooks::routes(state));
     health
         .map(Reply::into_response)
         .or(api.map(Reply::into_response))

@@ -12,10 +12,10 @@ use tokio::process::{Child, Command};
 
 use crate::helpers::{granted, payload_json, TestClient, PATIENCE};
 
-struct Server {
-    child: Child,
+pub(crate) struct Server {
+    pub(crate) child: Child,
     mqtt: SocketAddr,
-    http: SocketAddr,
+    pub(crate) http: SocketAddr,
 }
 
 fn address_after(line: &str, key: &str) -> SocketAddr {
@@ -24,12 +24,18 @@ fn address_after(line: &str, key: &str) -> SocketAddr {
 }
 
 async fn start(db: &str, dir: &std::path::Path) -> Server {
+    start_with(db, dir, &[]).await
+}
+
+/// The real binary on port 0, with extra `MQCHAT_*` settings.
+pub(crate) async fn start_with(db: &str, dir: &std::path::Path, environment: &[(&str, &str)]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mqchat"))
         .current_dir(dir)
         .args(["--database-url", db, "serve", "--mqtt-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0"])
         .args(["--http-listen", "127.0.0.1:0"])
         .env("MQCHAT_LOG", "info")
         .env("MQCHAT_GATEWAY__MAX_PUBLISH_RATE", "0")
+        .envs(environment.iter().copied())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

@@ -4,7 +4,10 @@ use serde_json::{json, Value};
 
 use super::{CommandError, Engine};
 use crate::messages::{self, MessageError, MessageView, NewMessage, Page, PendingSend};
+use crate::conversations::ConversationKind;
+use crate::webhooks::{Event, EventType};
 use crate::{reactions, receipts, summaries};
+use sea_orm::TransactionTrait;
 
 /// `message.send`.
 #[derive(Debug, Deserialize)]
@@ -50,7 +53,10 @@ impl Engine {
                 return Err(CommandError::invalid(format!("`{name}` is longer than {} characters", messages::MAX_FIELD_CHARS)));
             }
         }
-        self.writable_membership(project_id, user_id, &conversation_id).await?;
+        let conversation = self.writable_membership(project_id, user_id, &conversation_id).await?;
+        let direct_peer = (conversation.kind == ConversationKind::Direct)
+            .then(|| conversation.members.keys().find(|member| *member != user_id).cloned())
+            .flatten();
         let attachments = if attachments.is_empty() {
             Vec::new()
         } else {
@@ -71,6 +77,7 @@ impl Engine {
                 p3,
                 reply_to_message_id,
                 attachments,
+                direct_peer,
             })
             .await?)
     }
@@ -99,14 +106,18 @@ impl Engine {
             return Err(CommandError::invalid("an edit needs content; delete the message instead"));
         }
         let row = self.changeable(project_id, user_id, message_id, false).await?;
-        let message = messages::edit(&self.db, &self.files, project_id, row, content).await?;
+        let txn = self.db.begin().await?;
+        let message = messages::edit(&txn, &self.files, project_id, row, content).await?;
+        self.commit_with(txn, project_id, &[Event::message(EventType::MessageUpdated, &message, None)]).await?;
         self.publish_message_event(project_id, "message.updated", &message);
         Ok(json!({"message": message}))
     }
 
     pub(super) async fn delete(&self, project_id: &str, user_id: &str, message_id: &str) -> Result<Value, CommandError> {
         let row = self.changeable(project_id, user_id, message_id, true).await?;
-        let message = messages::delete(&self.db, &self.files, project_id, row).await?;
+        let txn = self.db.begin().await?;
+        let message = messages::delete(&txn, &self.files, project_id, row).await?;
+        self.commit_with(txn, project_id, &[Event::message_deleted(&message, user_id)]).await?;
         self.publish_message_event(project_id, "message.deleted", &message);
         Ok(json!({"message": message, "deleted_by": user_id}))
     }
@@ -133,11 +144,18 @@ impl Engine {
         if message.is_deleted {
             return Err(MessageError::Deleted.into());
         }
+        let txn = self.db.begin().await?;
         let changed = if adding {
-            reactions::add(&self.db, &message.conversation_id, message_id, user_id, emoji).await?
+            reactions::add(&txn, &message.conversation_id, message_id, user_id, emoji).await?
         } else {
-            reactions::remove(&self.db, message_id, user_id, emoji).await?
+            reactions::remove(&txn, message_id, user_id, emoji).await?
         };
+        let events = if changed {
+            vec![Event::reaction(adding, &message.conversation_id, message_id, user_id, emoji)]
+        } else {
+            Vec::new()
+        };
+        self.commit_with(txn, project_id, &events).await?;
         if changed {
             let kind = if adding { "reaction.added" } else { "reaction.removed" };
             let event = json!({"type": kind, "data": {"conversation_id": message.conversation_id,

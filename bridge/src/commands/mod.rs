@@ -11,7 +11,7 @@ mod rooms;
 
 use std::sync::Arc;
 
-use sea_orm::DatabaseConnection;
+use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -19,6 +19,7 @@ use crate::attachments::{AttachmentError, FileStore};
 use crate::cache::{ConversationState, EngineCache};
 use crate::conversations::{ConversationError, ConversationKind};
 use crate::messages::{Committer, CommitterSettings, MessageError};
+use crate::webhooks::{Event, Outbox};
 
 /// Largest command accepted, in bytes (the gateway also caps packets).
 pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
@@ -165,6 +166,8 @@ pub struct Engine {
     outlet: Arc<dyn Outlet>,
     cache: Arc<EngineCache>,
     files: Arc<FileStore>,
+    /// Webhook and callback deliveries, recorded with each change.
+    outbox: Arc<Outbox>,
 }
 
 impl Engine {
@@ -175,13 +178,30 @@ impl Engine {
         outlet: Arc<dyn Outlet>,
         cache: Arc<EngineCache>,
         files: Arc<FileStore>,
+        outbox: Arc<Outbox>,
     ) -> Self {
         let events = Arc::clone(&outlet);
-        let committer = Committer::spawn(db.clone(), Arc::clone(&files), settings, move |project_id, message| {
+        let committer = Committer::spawn(db.clone(), Arc::clone(&files), Arc::clone(&outbox), settings, move |project_id, message| {
             let event = json!({"type": "message.created", "data": message});
             events.to_conversation(project_id, &message.conversation_id, event.to_string());
         });
-        Engine { db, committer, outlet, cache, files }
+        Engine { db, committer, outlet, cache, files, outbox }
+    }
+
+    /// Webhooks and callback URLs: who wants which events.
+    pub fn outbox(&self) -> &Arc<Outbox> {
+        &self.outbox
+    }
+
+    /// Records `events` for the project's webhooks in `txn`, commits it, and
+    /// wakes the dispatcher when it has something new.
+    async fn commit_with(&self, txn: DatabaseTransaction, project_id: &str, events: &[Event]) -> Result<(), sea_orm::DbErr> {
+        let recorded = if events.is_empty() { 0 } else { self.outbox.record(&txn, project_id, events).await? };
+        txn.commit().await?;
+        if recorded > 0 {
+            self.outbox.wake();
+        }
+        Ok(())
     }
 
     /// Uploaded files and their URLs.

@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 
 use super::{open_to_join, CommandError, Engine};
 use crate::conversations::{self, Conversation, ConversationKind, Created, NewConversation, Role};
+use crate::webhooks::Event;
 use crate::{summaries, users};
+use sea_orm::TransactionTrait;
 
 /// `conversation.create`: the sender is always a member, and the admin of
 /// anything but a direct conversation.
@@ -39,7 +41,10 @@ impl Engine {
     /// Creates a conversation and tells every member on its inbox. A direct
     /// conversation that exists already is returned unchanged (`created: false`).
     pub async fn create_conversation(&self, project_id: &str, request: NewConversation) -> Result<Created, CommandError> {
-        let outcome = conversations::create(&self.db, project_id, request).await?;
+        let txn = self.db.begin().await?;
+        let outcome = conversations::create(&txn, project_id, request).await?;
+        let events = if outcome.created { vec![Event::conversation_created(&outcome.conversation)] } else { Vec::new() };
+        self.commit_with(txn, project_id, &events).await?;
         if outcome.created {
             let event = json!({"type": "conversation.created", "data": {"conversation": outcome.conversation}}).to_string();
             for member in &outcome.conversation.member_ids {
@@ -95,7 +100,13 @@ impl Engine {
         user_id: &str,
         role: Role,
     ) -> Result<(Conversation, bool), CommandError> {
-        let added = conversations::add_member(&self.db, project_id, conversation_id, user_id, role).await;
+        let txn = self.db.begin().await?;
+        let added = conversations::add_member(&txn, project_id, conversation_id, user_id, role).await;
+        let added = match added {
+            Ok(true) => self.commit_with(txn, project_id, &[Event::member(true, conversation_id, user_id)]).await.map(|()| true).map_err(CommandError::from),
+            Ok(false) => Ok(false),
+            Err(error) => Err(CommandError::from(error)),
+        };
         self.cache.forget_conversation(project_id, conversation_id);
         let added = added?;
         let conversation = conversations::get(&self.db, project_id, conversation_id).await?;
@@ -112,7 +123,12 @@ impl Engine {
     /// Removes a member; returns false when it was not one. Its live
     /// subscriptions end before `member.left` is published.
     pub async fn remove_member(&self, project_id: &str, conversation_id: &str, user_id: &str) -> Result<bool, CommandError> {
-        let removed = conversations::remove_member(&self.db, project_id, conversation_id, user_id).await;
+        let txn = self.db.begin().await?;
+        let removed = match conversations::remove_member(&txn, project_id, conversation_id, user_id).await {
+            Ok(true) => self.commit_with(txn, project_id, &[Event::member(false, conversation_id, user_id)]).await.map(|()| true).map_err(CommandError::from),
+            Ok(false) => Ok(false),
+            Err(error) => Err(CommandError::from(error)),
+        };
         // Forgotten first, so that a new SUBSCRIBE is refused; then live
         // connections drop it.
         self.cache.forget_conversation(project_id, conversation_id);
@@ -130,7 +146,17 @@ impl Engine {
     /// Archives the conversation (idempotent); the first time, publishes
     /// `conversation.archived`.
     pub async fn archive(&self, project_id: &str, conversation_id: &str) -> Result<Conversation, CommandError> {
-        let archived = conversations::archive(&self.db, project_id, conversation_id).await;
+        let txn = self.db.begin().await?;
+        let archived = match conversations::archive(&txn, project_id, conversation_id).await {
+            Ok((conversation, archiving)) => {
+                let events = match (archiving, conversation.archived_at) {
+                    (true, Some(at)) => vec![Event::conversation_archived(conversation_id, at)],
+                    _ => Vec::new(),
+                };
+                self.commit_with(txn, project_id, &events).await.map(|()| (conversation, archiving)).map_err(CommandError::from)
+            }
+            Err(error) => Err(CommandError::from(error)),
+        };
         self.cache.forget_conversation(project_id, conversation_id);
         let (conversation, archiving) = archived?;
         if archiving {

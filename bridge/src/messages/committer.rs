@@ -19,6 +19,7 @@ use super::{MessageError, NewMessage};
 use crate::attachments::FileStore;
 use crate::ids::random_id;
 use crate::receipts;
+use crate::webhooks::{Event, EventType, Outbox};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -58,11 +59,12 @@ impl Committer {
     pub fn spawn(
         db: DatabaseConnection,
         files: Arc<FileStore>,
+        outbox: Arc<Outbox>,
         settings: CommitterSettings,
         on_commit: impl Fn(&str, &MessageView) + Send + Sync + 'static,
     ) -> Committer {
         let (queue, requests) = mpsc::channel(settings.queue);
-        tokio::spawn(write_batches(db, files, settings.max_batch.max(1), requests, on_commit));
+        tokio::spawn(write_batches(db, files, outbox, settings.max_batch.max(1), requests, on_commit));
         Committer { queue }
     }
 
@@ -89,6 +91,7 @@ impl PendingSend {
 async fn write_batches(
     db: DatabaseConnection,
     files: Arc<FileStore>,
+    outbox: Arc<Outbox>,
     max_batch: usize,
     mut requests: mpsc::Receiver<(NewMessage, Reply)>,
     on_commit: impl Fn(&str, &MessageView),
@@ -98,7 +101,7 @@ async fn write_batches(
     // one: no artificial delay when idle, large batches under load.
     while requests.recv_many(&mut batch, max_batch).await > 0 {
         let (messages, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        match store_batch(&db, &files, &messages).await {
+        match store_batch(&db, &files, &outbox, &messages).await {
             Ok(outcomes) => {
                 for ((outcome, reply), new) in outcomes.into_iter().zip(replies).zip(&messages) {
                     if !outcome.duplicate {
@@ -120,10 +123,12 @@ async fn write_batches(
 /// Stores a batch in one transaction with a handful of statements,
 /// whatever its size: one lookup of earlier `client_msg_id`s, one `last_seq`
 /// bump for all its conversations, one multi-row insert, one upsert moving
-/// each sender's read position to its newest message.
+/// each sender's read position to its newest message — and, when a webhook
+/// or callback URL wants `message.created`, one insert of their deliveries.
 async fn store_batch(
     db: &DatabaseConnection,
     files: &FileStore,
+    outbox: &Outbox,
     messages: &[NewMessage],
 ) -> Result<Vec<SendOutcome>, DbErr> {
     let txn = db.begin().await?;
@@ -200,7 +205,11 @@ async fn store_batch(
     }
     let positions: Vec<(&str, &str, i64)> = read_up_to.into_iter().map(|((c, u), seq)| (c, u, seq)).collect();
     receipts::advance_many(&txn, &positions).await?;
+    let recorded = record_created(&txn, files, outbox, &fresh, &rows).await?;
     txn.commit().await?;
+    if recorded > 0 {
+        outbox.wake();
+    }
 
     Ok(plans
         .into_iter()
@@ -215,6 +224,31 @@ async fn store_batch(
             }
         })
         .collect())
+}
+
+/// Records `message.created` for the new rows of projects whose webhooks
+/// or message callback want it.
+async fn record_created(
+    txn: &impl ConnectionTrait,
+    files: &FileStore,
+    outbox: &Outbox,
+    fresh: &[&NewMessage],
+    rows: &[message::Model],
+) -> Result<usize, DbErr> {
+    let mut per_project: BTreeMap<&str, Vec<Event>> = BTreeMap::new();
+    for (new, row) in fresh.iter().zip(rows) {
+        if !outbox.wants(&new.project_id, EventType::MessageCreated) {
+            continue;
+        }
+        let view = MessageView::from_row(row.clone(), new.sender.clone(), files);
+        let event = Event::message(EventType::MessageCreated, &view, new.direct_peer.as_deref());
+        per_project.entry(new.project_id.as_str()).or_default().push(event);
+    }
+    let mut recorded = 0;
+    for (project_id, events) in per_project {
+        recorded += outbox.record(txn, project_id, &events).await?;
+    }
+    Ok(recorded)
 }
 
 /// Keys looked up per statement (three parameters each; far below the

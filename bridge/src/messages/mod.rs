@@ -29,6 +29,8 @@ pub struct NewMessage {
     pub reply_to_message_id: Option<String>,
     /// Files uploaded by the sender into this conversation.
     pub attachments: Vec<AttachmentRef>,
+    /// The other member of a direct conversation: the message callback's `to_userid`.
+    pub direct_peer: Option<String>,
 }
 
 impl NewMessage {

@@ -1,0 +1,202 @@
+//! The event catalogue and the `data` each event carries (seed 000), and the
+//! bodies of the two callback URLs (seed 002).
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use crate::conversations::Conversation;
+use crate::ids::random_id;
+use crate::messages::MessageView;
+use crate::presence::{PresenceView, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventType {
+    MessageCreated,
+    MessageUpdated,
+    MessageDeleted,
+    ReactionAdded,
+    ReactionRemoved,
+    ConversationCreated,
+    ConversationArchived,
+    MemberJoined,
+    MemberLeft,
+    UserPresenceChanged,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 10] = [
+        EventType::MessageCreated,
+        EventType::MessageUpdated,
+        EventType::MessageDeleted,
+        EventType::ReactionAdded,
+        EventType::ReactionRemoved,
+        EventType::ConversationCreated,
+        EventType::ConversationArchived,
+        EventType::MemberJoined,
+        EventType::MemberLeft,
+        EventType::UserPresenceChanged,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::MessageCreated => "message.created",
+            EventType::MessageUpdated => "message.updated",
+            EventType::MessageDeleted => "message.deleted",
+            EventType::ReactionAdded => "reaction.added",
+            EventType::ReactionRemoved => "reaction.removed",
+            EventType::ConversationCreated => "conversation.created",
+            EventType::ConversationArchived => "conversation.archived",
+            EventType::MemberJoined => "member.joined",
+            EventType::MemberLeft => "member.left",
+            EventType::UserPresenceChanged => "user.presence.changed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|kind| kind.as_str() == name)
+    }
+
+    /// This event's bit in an endpoint's subscription mask.
+    pub(crate) fn bit(self) -> u16 {
+        1 << (self as u16)
+    }
+}
+
+/// One event, ready to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `evt_…`: what a receiver de-duplicates on.
+    pub id: String,
+    pub kind: EventType,
+    pub created_at: DateTime<Utc>,
+    /// The envelope's `data`.
+    pub data: Value,
+    /// The seed 002 callback body, for the events a callback URL receives
+    /// (`message.created`, `user.presence.changed`).
+    pub callback_body: Option<Value>,
+}
+
+/// A fresh `evt_…` id.
+pub fn new_event_id() -> String {
+    random_id("evt_", 24)
+}
+
+impl Event {
+    fn new(kind: EventType, data: Value) -> Event {
+        Event { id: new_event_id(), kind, created_at: crate::clock::now(), data, callback_body: None }
+    }
+
+    /// The webhook body: `{id, type, created_at, project_id, data}`.
+    pub fn envelope(&self, project_id: &str) -> String {
+        json!({
+            "id": self.id,
+            "type": self.kind.as_str(),
+            "created_at": self.created_at,
+            "project_id": project_id,
+            "data": self.data,
+        })
+        .to_string()
+    }
+
+    /// `message.created`, `message.updated` or `message.deleted`. A new
+    /// message also gets the message callback body; `to_userid` is the other
+    /// member of a direct conversation and the conversation id otherwise.
+    pub fn message(kind: EventType, message: &MessageView, direct_peer: Option<&str>) -> Event {
+        let mut event = Event::new(kind, message_data(message));
+        if kind == EventType::MessageCreated {
+            event.callback_body = Some(json!({
+                "from_userid": message.sender.id,
+                "to_userid": direct_peer.unwrap_or(&message.conversation_id),
+                "conversation_id": message.conversation_id,
+                "message": {
+                    "id": message.id,
+                    "message": message.content,
+                    "timestamp": message.created_at.timestamp(),
+                    "type": message.kind,
+                    "p1": message.p1.as_deref().unwrap_or_default(),
+                    "p2": message.p2.as_deref().unwrap_or_default(),
+                    "p3": message.p3.as_deref().unwrap_or_default(),
+                },
+            }));
+        }
+        event
+    }
+
+    /// `message.deleted`, with who deleted it (the sender or an admin).
+    pub fn message_deleted(message: &MessageView, deleted_by: &str) -> Event {
+        let mut event = Event::message(EventType::MessageDeleted, message, None);
+        event.data["deleted_by"] = json!(deleted_by);
+        event
+    }
+
+    pub fn reaction(added: bool, conversation_id: &str, message_id: &str, user_id: &str, emoji: &str) -> Event {
+        let (kind, at) = if added { (EventType::ReactionAdded, "reacted_at") } else { (EventType::ReactionRemoved, "removed_at") };
+        let mut event = Event::new(
+            kind,
+            json!({"message_id": message_id, "conversation_id": conversation_id, "user_id": user_id, "emoji": emoji}),
+        );
+        event.data[at] = json!(event.created_at);
+        event
+    }
+
+    pub fn conversation_created(conversation: &Conversation) -> Event {
+        Event::new(
+            EventType::ConversationCreated,
+            json!({
+                "conversation_id": conversation.id,
+                "type": conversation.kind,
+                "title": conversation.title,
+                "member_ids": conversation.member_ids,
+                "admin_ids": conversation.admin_ids,
+                "created_at": conversation.created_at,
+            }),
+        )
+    }
+
+    pub fn conversation_archived(conversation_id: &str, archived_at: DateTime<Utc>) -> Event {
+        Event::new(EventType::ConversationArchived, json!({"conversation_id": conversation_id, "archived_at": archived_at}))
+    }
+
+    /// `member.joined` (`joined`) or `member.left`.
+    pub fn member(joined: bool, conversation_id: &str, user_id: &str) -> Event {
+        let (kind, at) = if joined { (EventType::MemberJoined, "joined_at") } else { (EventType::MemberLeft, "left_at") };
+        let mut event = Event::new(kind, json!({"conversation_id": conversation_id, "user_id": user_id}));
+        event.data[at] = json!(event.created_at);
+        event
+    }
+
+    /// `user.presence.changed`, with the presence callback body.
+    pub fn presence(view: &PresenceView) -> Event {
+        let mut event = Event::new(EventType::UserPresenceChanged, json!(view));
+        let at = view.last_seen_at.unwrap_or(event.created_at);
+        event.callback_body = Some(json!({
+            "userid": view.user_id,
+            "status": match view.status { Status::Online => "online", Status::Offline => "offline" },
+            "timestamp": at.timestamp(),
+        }));
+        event
+    }
+}
+
+/// Seed 000's message fields (`message_id`, `sender_id`, …) and the rest of
+/// the message as clients see it.
+fn message_data(message: &MessageView) -> Value {
+    json!({
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "sender_id": message.sender.id,
+        "sender_name": message.sender.name,
+        "type": message.kind,
+        "content": message.content,
+        "p1": message.p1,
+        "p2": message.p2,
+        "p3": message.p3,
+        "reply_to_message_id": message.reply_to_message_id,
+        "client_msg_id": message.client_msg_id,
+        "attachments": message.attachments,
+        "edited": message.edited,
+        "is_deleted": message.is_deleted,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+    })
+}

@@ -257,6 +257,39 @@ mod tests {
     }
 
     #[test]
+    fn webhook_settings_from_the_environment_and_a_file() {
+        let environment = env(&[
+            ("MQCHAT_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"),
+            ("MQCHAT_WEBHOOKS__RETRY_SCHEDULE", "1s, 2s,4s"),
+            ("MQCHAT_WEBHOOKS__TIMEOUT", "500ms"),
+        ]);
+        let settings = Settings::load(None, environment, &Overrides::default()).unwrap();
+        assert!(settings.webhooks.allow_private_targets);
+        let seconds = |n| Duration::from_secs(n);
+        assert_eq!(settings.webhooks.retry_schedule, vec![seconds(1), seconds(2), seconds(4)]);
+        assert_eq!(settings.webhooks.timeout, Duration::from_millis(500));
+        let defaults = Settings::default().webhooks;
+        assert_eq!((defaults.retry_schedule, defaults.timeout), (vec![seconds(30), seconds(120), seconds(480)], seconds(10)));
+
+        let dir = tempfile_dir("webhooks");
+        let file = dir.join("mqchat.toml");
+        std::fs::write(&file, "[webhooks]\nretry_schedule = [\"5s\", \"1m\"]\n").unwrap();
+        let settings = Settings::load(Some(&file), HashMap::new(), &Overrides::default()).unwrap();
+        assert_eq!(settings.webhooks.retry_schedule, vec![seconds(5), seconds(60)]);
+        let error = Settings::load(None, env(&[("MQCHAT_WEBHOOKS__RETRY_SCHEDULE", "soon")]), &Overrides::default())
+            .unwrap_err();
+        assert!(error.to_string().contains("retry_schedule"), "{error}");
+        let error = Settings::load(None, env(&[("MQCHAT_WEBHOOKS__CONCURRENCY", "0")]), &Overrides::default()).unwrap_err();
+        assert!(error.to_string().contains("webhooks.concurrency"), "{error}");
+    }
+
+    fn tempfile_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("mqchat-settings-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
     fn masks_database_password() {
         assert_eq!(mask_url_password("postgres://mq:secret@db/mq"), "postgres://mq:****@db/mq");
         assert_eq!(mask_url_password("sqlite://mqchat.db?mode=rwc"), "sqlite://mqchat.db?mode=rwc");

@@ -5,6 +5,8 @@
 //!   duration; deliveries/s and publish→delivery latency.
 //! - `connections`: opens N idle clients; connects/s and, given the server's
 //!   pid, its resident memory per connection.
+//! - `chat`: the chat path (see `chat.rs`).
+//! - `webhook-receiver`: the receiving end of webhook deliveries (see `receiver.rs`).
 //!
 //! Against mqchat, give `--public-key` and `--secret-key`: each client then
 //! signs its own identity token as user `{user_prefix}{i}` (the benchmark
@@ -16,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod chat;
+mod receiver;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -88,6 +91,18 @@ enum Scenario {
         rate: u64,
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: Duration,
+    },
+    /// Receives webhook deliveries, checks their signatures, counts and times them.
+    WebhookReceiver {
+        #[arg(long, default_value = "127.0.0.1:18090")]
+        listen: std::net::SocketAddr,
+        /// The webhook's secret (`whsec_…`), to check `X-Signature`.
+        #[arg(long)]
+        secret: String,
+        #[arg(long)]
+        expect: Option<u64>,
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        idle: Duration,
     },
     Connections {
         #[arg(long)]
@@ -350,6 +365,9 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Chat { project_id, conversation_ids, senders, members, window, rate, duration } => {
             let load = chat::ChatLoad { project_id, conversation_ids, senders, members, window, rate, duration };
             chat::run(&cli.target, load).await?
+        }
+        Scenario::WebhookReceiver { listen, secret, expect, idle } => {
+            receiver::run(receiver::ReceiverLoad { listen, secret, expect, idle }).await?
         }
         Scenario::Connections { count, concurrency, server_pid, settle } => {
             connections(&cli.target, count, concurrency, server_pid, settle).await?

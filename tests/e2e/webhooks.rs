@@ -150,21 +150,22 @@ async fn every_chat_event_reaches_a_webhook_signed_three_ways() {
 }
 
 #[tokio::test]
-async fn seed_000_python_receiver_accepts_our_signature_and_refuses_a_wrong_one() {
+async fn seed_000_and_standard_webhooks_python_receivers_accept_our_signatures_and_refuse_a_wrong_one() {
     let app = webhook_app().await;
     let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(rand_bytes()));
     let mut python = Command::new(std::env::var("MQCHAT_TEST_PYTHON").unwrap_or_else(|_| "python3".into()))
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/seed_webhook_receiver.py"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/webhook_receivers.py"))
         .env("PROJECT_M_WEBHOOK_SECRET", &secret)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("python3 with Flask (see tests/clients/requirements.txt)");
+        .expect("python3 with Flask and standardwebhooks (see tests/clients/requirements.txt)");
     let mut lines = BufReader::new(python.stdout.take().unwrap()).lines();
     let first = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().unwrap();
     let port = first.strip_prefix("listening ").expect("the receiver's port").to_owned();
     let url = format!("http://127.0.0.1:{port}/webhooks/projectm");
+    let standard_url = format!("http://127.0.0.1:{port}/webhooks/standard");
 
     let (status, body) = app
         .api(Method::POST, "/api/v1/webhooks", Some(json!({"name": "Flask", "url": url, "events": ["conversation.created"], "secret": secret})))
@@ -178,12 +179,25 @@ async fn seed_000_python_receiver_accepts_our_signature_and_refuses_a_wrong_one(
         .await;
     assert_eq!(status, 201, "{body}");
     let bad = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .api(Method::POST, "/api/v1/webhooks", Some(json!({"name": "Standard", "url": standard_url, "events": ["conversation.created"], "secret": secret})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let standard = body["id"].as_str().unwrap().to_owned();
 
     app.create_conversation("group", &["alice", "bob"]).await;
-    let line = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().unwrap();
+    let mut printed = BTreeSet::new();
+    for _ in 0..2 {
+        printed.insert(tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().unwrap());
+    }
     let log = log_until(&app, &good, |log| log.first().is_some_and(|d| d["status"] == "delivered")).await;
-    assert_eq!(line, format!("Received: conversation.created {}", log[0]["event_id"].as_str().unwrap()));
+    let event_id = log[0]["event_id"].as_str().unwrap();
     assert_eq!(log[0]["attempt_log"][0]["status_code"], 200);
+    let expected: BTreeSet<String> =
+        [format!("Received: conversation.created {event_id}"), format!("Standard: conversation.created {event_id}")].into();
+    assert_eq!(printed, expected, "both receivers verified the same event");
+    let log = log_until(&app, &standard, |log| log.first().is_some_and(|d| d["status"] == "delivered")).await;
+    assert_eq!(log[0]["event_id"], event_id);
 
     // The receiver answers 401 to the wrong signature: that webhook is disabled.
     let disabled = webhook_until(&app, &bad, |webhook| webhook["enabled"] == false).await;

@@ -103,8 +103,10 @@ impl Engine {
         let txn = self.db.begin().await?;
         let added = conversations::add_member(&txn, project_id, conversation_id, user_id, role).await;
         let added = match added {
-            Ok(true) => self.commit_with(txn, project_id, &[Event::member(true, conversation_id, user_id)]).await.map(|()| true).map_err(CommandError::from),
-            Ok(false) => Ok(false),
+            Ok(added) => {
+                let events = if added { vec![Event::member(true, conversation_id, user_id)] } else { Vec::new() };
+                self.commit_with(txn, project_id, &events).await.map(|()| added).map_err(CommandError::from)
+            }
             Err(error) => Err(CommandError::from(error)),
         };
         self.cache.forget_conversation(project_id, conversation_id);
@@ -125,8 +127,10 @@ impl Engine {
     pub async fn remove_member(&self, project_id: &str, conversation_id: &str, user_id: &str) -> Result<bool, CommandError> {
         let txn = self.db.begin().await?;
         let removed = match conversations::remove_member(&txn, project_id, conversation_id, user_id).await {
-            Ok(true) => self.commit_with(txn, project_id, &[Event::member(false, conversation_id, user_id)]).await.map(|()| true).map_err(CommandError::from),
-            Ok(false) => Ok(false),
+            Ok(removed) => {
+                let events = if removed { vec![Event::member(false, conversation_id, user_id)] } else { Vec::new() };
+                self.commit_with(txn, project_id, &events).await.map(|()| removed).map_err(CommandError::from)
+            }
             Err(error) => Err(CommandError::from(error)),
         };
         // Forgotten first, so that a new SUBSCRIBE is refused; then live

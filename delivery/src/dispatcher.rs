@@ -44,9 +44,18 @@ impl Dispatcher {
         Ok(Dispatcher { db, outbox, sender, settings })
     }
 
-    /// The client the test action uses too.
-    pub fn sender(&self) -> Sender {
-        self.sender.clone()
+    /// Runs the dispatcher on a thread of its own, at a lower CPU priority
+    /// (`niceness`), with its own single-threaded runtime: when the machine
+    /// is saturated, the chat path keeps the CPU and deliveries lag, then
+    /// catch up — they are durable, so lagging loses nothing.
+    pub fn spawn(self, niceness: u8, shutdown: watch::Receiver<bool>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        std::thread::Builder::new().name("mqchat-webhooks".into()).spawn(move || {
+            if let Err(error) = lower_priority(niceness) {
+                tracing::warn!(?error, niceness, "could not lower the webhook dispatcher's CPU priority");
+            }
+            runtime.block_on(self.run(shutdown));
+        })
     }
 
     /// Delivers until `shutdown` turns true.
@@ -218,6 +227,20 @@ impl Dispatcher {
     }
 }
 
+/// Sets the calling thread's niceness (0 = normal, 19 = lowest priority).
+fn lower_priority(niceness: u8) -> Result<(), thread_priority::Error> {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue};
+    if niceness == 0 {
+        return Ok(());
+    }
+    // thread-priority maps 0..=99 onto niceness 19..=-20 (higher is more urgent):
+    // niceness = ⌊39 × (1 − p/99)⌋ − 20, so p = 99 × (1 − (niceness + 20) / 39), rounded down.
+    let niceness = f32::from(niceness.min(19));
+    let value = (99.0 * (1.0 - (niceness + 20.0) / 39.0)).floor().clamp(0.0, 99.0) as u8;
+    let value = ThreadPriorityValue::try_from(value).map_err(|_| thread_priority::Error::Priority("out of range"))?;
+    thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value))
+}
+
 fn drain_ready(in_flight: &mut JoinSet<Finished>) -> Vec<Finished> {
     let mut finished = Vec::new();
     while let Some(done) = in_flight.try_join_next() {
@@ -252,5 +275,28 @@ pub fn test_body(endpoint: &Endpoint, event_id: &str) -> (String, String) {
                 "type": 0, "p1": "", "p2": "", "p3": ""}})
             .to_string(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The thread's niceness as the kernel reports it (field 19 of its stat).
+    fn current_niceness() -> i32 {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split_whitespace().nth(16).unwrap().parse().unwrap()
+    }
+
+    #[test]
+    fn the_dispatcher_thread_gets_the_niceness_asked_for() {
+        for wanted in [10, 19] {
+            let niceness = std::thread::spawn(move || {
+                super::lower_priority(wanted).unwrap();
+                current_niceness()
+            })
+            .join()
+            .unwrap();
+            assert_eq!(niceness, i32::from(wanted));
+        }
     }
 }

@@ -45,9 +45,10 @@ pub async fn run(load: ReceiverLoad) -> anyhow::Result<Value> {
     let counted = Arc::clone(&tally);
     let secret = load.secret.clone();
     let route = warp::post()
+        .and(warp::path::full())
         .and(warp::header::optional::<String>("x-signature"))
         .and(warp::body::bytes())
-        .map(move |signature: Option<String>, body: bytes::Bytes| {
+        .map(move |path: warp::path::FullPath, signature: Option<String>, body: bytes::Bytes| {
             let now = Instant::now();
             let arrived = chrono::Utc::now();
             let valid = signature_ok(&secret, &body, signature.as_deref());
@@ -60,8 +61,9 @@ pub async fn run(load: ReceiverLoad) -> anyhow::Result<Value> {
             tally.received += 1;
             tally.first.get_or_insert(now);
             tally.last = Some(now);
+            // One event reaches each webhook once: a duplicate is the same id at the same path.
             if let Some(id) = envelope["id"].as_str() {
-                if !tally.event_ids.insert(id.to_owned()) {
+                if !tally.event_ids.insert(format!("{}#{id}", path.as_str())) {
                     tally.duplicates += 1;
                 }
             }
@@ -100,7 +102,7 @@ pub async fn run(load: ReceiverLoad) -> anyhow::Result<Value> {
     Ok(json!({
         "scenario": "webhook-receiver",
         "received": tally.received,
-        "distinct_events": tally.event_ids.len(),
+        "distinct_deliveries": tally.event_ids.len(),
         "duplicates": tally.duplicates,
         "bad_signatures": tally.bad_signatures,
         "seconds_first_to_last": span,

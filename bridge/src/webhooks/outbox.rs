@@ -133,7 +133,7 @@ impl Outbox {
                 let body = match endpoint.kind {
                     EndpointKind::Webhook => envelope.get_or_insert_with(|| event.envelope(project_id)).clone(),
                     EndpointKind::PresenceCallback | EndpointKind::MessageCallback => match &event.callback_body {
-                        Some(body) => body.to_string(),
+                        Some(body) => body.clone(),
                         None => continue,
                     },
                 };

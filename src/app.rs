@@ -46,7 +46,6 @@ pub struct App {
     presence_changes: mpsc::UnboundedReceiver<PresenceChange>,
     /// Delivers webhooks and callbacks from the outbox.
     dispatcher: Dispatcher,
-    dispatcher_niceness: u8,
     http_listener: TcpListener,
     api: Arc<ApiState>,
     shutdown: watch::Sender<bool>,
@@ -148,11 +147,7 @@ impl App {
                 .unwrap_or_else(|| format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" })),
             session_ttl: settings.session.ttl,
             webhook_targets: TargetPolicy { allow_private: settings.webhooks.allow_private_targets },
-            webhook_sender: mqchat_delivery::Sender::new(
-                TargetPolicy { allow_private: settings.webhooks.allow_private_targets },
-                settings.webhooks.timeout,
-            )
-            .context("building the webhook HTTP client")?,
+            webhook_sender: dispatcher.sender(),
         });
         tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, upstream = ?upstream_addrs, tls = secure, "mqchat listening");
         Ok(App {
@@ -169,7 +164,6 @@ impl App {
             presence,
             presence_changes,
             dispatcher,
-            dispatcher_niceness: settings.webhooks.niceness,
             http_listener,
             api,
             shutdown,
@@ -179,20 +173,12 @@ impl App {
     /// Serves until `signal` resolves, then stops accepting, ends sessions
     /// and lets in-flight HTTP requests finish (bounded by `DRAIN_TIMEOUT`).
     pub async fn run(self, signal: impl Future<Output = ()>) {
-        let App {
-            gateway, commands, engine, presence, presence_changes, dispatcher, dispatcher_niceness, http_listener, api, shutdown, ..
-        } = self;
+        let App { gateway, commands, engine, presence, presence_changes, dispatcher, http_listener, api, shutdown, .. } = self;
         let mut http_stop = shutdown.subscribe();
         let gateway = tokio::spawn(gateway.run());
         tokio::spawn(chat::run(commands, engine));
         tokio::spawn(crate::presence::run(presence_changes, presence));
-        let dispatcher = match dispatcher.spawn(dispatcher_niceness, shutdown.subscribe()) {
-            Ok(thread) => Some(thread),
-            Err(error) => {
-                tracing::error!(%error, "could not start the webhook dispatcher; deliveries wait in the outbox");
-                None
-            }
-        };
+        let dispatcher = tokio::spawn(dispatcher.run(shutdown.subscribe()));
         let server = warp::serve(http::routes(api))
             .incoming(http_listener)
             .graceful(async move {
@@ -206,9 +192,7 @@ impl App {
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
             let _ = gateway.await;
             let _ = http.await;
-            if let Some(thread) = dispatcher {
-                let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-            }
+            let _ = dispatcher.await;
         })
         .await;
         if drained.is_err() {

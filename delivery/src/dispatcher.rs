@@ -1,10 +1,12 @@
-//! The dispatcher loop. It takes due deliveries oldest first (never more
-//! than `concurrency` in flight, nor `per_endpoint_concurrency` to one
-//! endpoint), sends them concurrently, and records finished attempts in
+//! The dispatcher loop. It takes each enabled endpoint's due deliveries
+//! oldest first (never more than `concurrency` in flight, nor
+//! `per_endpoint_concurrency` to one endpoint, so a slow endpoint cannot hold
+//! every slot), sends them concurrently, and records finished attempts in
 //! batches — one transaction for all that finished together — so a backlog
 //! drains at the receivers' pace with memory bounded by the window, not by
-//! the backlog. Nothing here waits on the chat path: the engine only writes
-//! rows and wakes it.
+//! the backlog. An endpoint found with nothing more due is not asked again
+//! until new events are recorded or the poll interval passes. Nothing here
+//! waits on the chat path: the engine only writes rows and wakes it.
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,8 @@ use crate::targets::TargetPolicy;
 const POLL: Duration = Duration::from_secs(1);
 /// How often the delivery log is purged of entries past retention.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
+/// How long finished attempts gather before they are recorded together.
+const RECORD_EVERY: Duration = Duration::from_millis(5);
 /// How long in-flight requests may finish after a shutdown signal; the
 /// rest stay pending and are sent again after the restart.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -44,18 +48,9 @@ impl Dispatcher {
         Ok(Dispatcher { db, outbox, sender, settings })
     }
 
-    /// Runs the dispatcher on a thread of its own, at a lower CPU priority
-    /// (`niceness`), with its own single-threaded runtime: when the machine
-    /// is saturated, the chat path keeps the CPU and deliveries lag, then
-    /// catch up — they are durable, so lagging loses nothing.
-    pub fn spawn(self, niceness: u8, shutdown: watch::Receiver<bool>) -> std::io::Result<std::thread::JoinHandle<()>> {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        std::thread::Builder::new().name("mqchat-webhooks".into()).spawn(move || {
-            if let Err(error) = lower_priority(niceness) {
-                tracing::warn!(?error, niceness, "could not lower the webhook dispatcher's CPU priority");
-            }
-            runtime.block_on(self.run(shutdown));
-        })
+    /// The client the test action uses too.
+    pub fn sender(&self) -> Sender {
+        self.sender.clone()
     }
 
     /// Delivers until `shutdown` turns true.
@@ -65,10 +60,12 @@ impl Dispatcher {
         let mut per_endpoint: HashMap<String, usize> = HashMap::new();
         let mut purge = tokio::time::interval(PURGE_EVERY);
         let refill_at = (self.settings.concurrency / 4).max(1);
+        // Endpoints whose due deliveries were all taken: skipped until woken or polled.
+        let mut idle: HashSet<String> = HashSet::new();
         loop {
             let mut spawned = 0;
             if self.settings.concurrency - in_flight.len() >= refill_at || in_flight.is_empty() {
-                match self.fill(&mut in_flight, &mut sending, &mut per_endpoint).await {
+                match self.fill(&mut in_flight, &mut sending, &mut per_endpoint, &mut idle).await {
                     Ok(count) => spawned = count,
                     Err(error) => tracing::error!(%error, "reading due webhook deliveries failed"),
                 }
@@ -83,11 +80,15 @@ impl Dispatcher {
             tokio::select! {
                 Some(first) = in_flight.join_next() => {
                     let mut finished: Vec<Finished> = first.into_iter().collect();
+                    if !in_flight.is_empty() {
+                        // One transaction for all that finish close together.
+                        tokio::time::sleep(RECORD_EVERY).await;
+                    }
                     finished.extend(drain_ready(&mut in_flight));
                     self.record(finished, &mut sending, &mut per_endpoint).await;
                 }
-                () = self.outbox.woken(), if room => {}
-                () = tokio::time::sleep(POLL), if room => {}
+                () = self.outbox.woken(), if room => idle.clear(),
+                () = tokio::time::sleep(POLL), if room => idle.clear(),
                 _ = purge.tick() => self.purge().await,
                 _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break,
             }
@@ -100,55 +101,51 @@ impl Dispatcher {
         .await;
     }
 
-    /// Starts sending what is due and has room; returns how many started.
+    /// Starts sending what is due and has room, endpoint by endpoint;
+    /// returns how many started.
     async fn fill(
         &self,
         in_flight: &mut JoinSet<Finished>,
         sending: &mut HashSet<i64>,
         per_endpoint: &mut HashMap<String, usize>,
+        idle: &mut HashSet<String>,
     ) -> Result<usize, mqchat_bridge::DbErr> {
         let cap = self.settings.per_endpoint_concurrency;
-        let full: Vec<String> = per_endpoint.iter().filter(|(_, n)| **n >= cap).map(|(id, _)| id.clone()).collect();
-        let free = self.settings.concurrency - in_flight.len();
-        // In-flight rows are still pending: ask for enough to see past them.
-        let rows = webhooks::due(&self.db, Utc::now(), (free + sending.len()) as u64, &full).await?;
-        let mut stale = Vec::new();
+        let now = Utc::now();
         let mut spawned = 0;
-        for row in rows {
-            if in_flight.len() >= self.settings.concurrency {
-                break;
-            }
-            if sending.contains(&row.id) {
+        for endpoint in self.outbox.enabled_endpoints() {
+            let busy = per_endpoint.get(&endpoint.id).copied().unwrap_or(0);
+            let room = cap.saturating_sub(busy).min(self.settings.concurrency - in_flight.len());
+            if room == 0 || idle.contains(&endpoint.id) {
                 continue;
             }
-            let Some(endpoint) = self.outbox.endpoint(&row.endpoint_id).filter(|endpoint| endpoint.enabled) else {
-                stale.push(row.id);
-                continue;
-            };
-            let count = per_endpoint.entry(row.endpoint_id.clone()).or_default();
-            if *count >= cap {
-                continue;
+            // Its in-flight rows are still pending: ask for enough to see past them.
+            let limit = room + busy;
+            let rows = webhooks::due(&self.db, &endpoint.id, now, limit as u64).await?;
+            if rows.len() < limit {
+                idle.insert(endpoint.id.clone());
             }
-            *count += 1;
-            sending.insert(row.id);
-            let sender = self.sender.clone();
-            in_flight.spawn(async move {
-                let attempt = sender
-                    .send(Delivery {
-                        url: &endpoint.url,
-                        secret: &endpoint.secret,
-                        event_id: &row.event_id,
-                        event_type: &row.event_type,
-                        body: &row.body,
-                        test: false,
-                    })
-                    .await;
-                (row, attempt)
-            });
-            spawned += 1;
+            let fresh: Vec<webhook_delivery::Model> = rows.into_iter().filter(|row| !sending.contains(&row.id)).take(room).collect();
+            for row in fresh {
+                *per_endpoint.entry(row.endpoint_id.clone()).or_default() += 1;
+                sending.insert(row.id);
+                let (sender, endpoint) = (self.sender.clone(), Arc::clone(&endpoint));
+                in_flight.spawn(async move {
+                    let attempt = sender
+                        .send(Delivery {
+                            url: &endpoint.url,
+                            secret: &endpoint.secret,
+                            event_id: &row.event_id,
+                            event_type: &row.event_type,
+                            body: &row.body,
+                            test: false,
+                        })
+                        .await;
+                    (row, attempt)
+                });
+                spawned += 1;
+            }
         }
-        // Recorded for an endpoint disabled (or deleted) meanwhile: paused until re-enabled.
-        webhooks::pause(&self.db, &stale).await?;
         Ok(spawned)
     }
 
@@ -227,20 +224,6 @@ impl Dispatcher {
     }
 }
 
-/// Sets the calling thread's niceness (0 = normal, 19 = lowest priority).
-fn lower_priority(niceness: u8) -> Result<(), thread_priority::Error> {
-    use thread_priority::{ThreadPriority, ThreadPriorityValue};
-    if niceness == 0 {
-        return Ok(());
-    }
-    // thread-priority maps 0..=99 onto niceness 19..=-20 (higher is more urgent):
-    // niceness = ⌊39 × (1 − p/99)⌋ − 20, so p = 99 × (1 − (niceness + 20) / 39), rounded down.
-    let niceness = f32::from(niceness.min(19));
-    let value = (99.0 * (1.0 - (niceness + 20.0) / 39.0)).floor().clamp(0.0, 99.0) as u8;
-    let value = ThreadPriorityValue::try_from(value).map_err(|_| thread_priority::Error::Priority("out of range"))?;
-    thread_priority::set_current_thread_priority(ThreadPriority::Crossplatform(value))
-}
-
 fn drain_ready(in_flight: &mut JoinSet<Finished>) -> Vec<Finished> {
     let mut finished = Vec::new();
     while let Some(done) = in_flight.try_join_next() {
@@ -275,28 +258,5 @@ pub fn test_body(endpoint: &Endpoint, event_id: &str) -> (String, String) {
                 "type": 0, "p1": "", "p2": "", "p3": ""}})
             .to_string(),
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The thread's niceness as the kernel reports it (field 19 of its stat).
-    fn current_niceness() -> i32 {
-        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        after_name.split_whitespace().nth(16).unwrap().parse().unwrap()
-    }
-
-    #[test]
-    fn the_dispatcher_thread_gets_the_niceness_asked_for() {
-        for wanted in [10, 19] {
-            let niceness = std::thread::spawn(move || {
-                super::lower_priority(wanted).unwrap();
-                current_niceness()
-            })
-            .join()
-            .unwrap();
-            assert_eq!(niceness, i32::from(wanted));
-        }
     }
 }

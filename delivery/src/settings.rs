@@ -20,9 +20,6 @@ pub struct WebhookSettings {
     pub concurrency: usize,
     /// Requests in flight at once to one endpoint, so a slow one cannot hold them all.
     pub per_endpoint_concurrency: usize,
-    /// CPU niceness of the dispatcher's thread (0-19): above 0, a saturated
-    /// machine serves the chat path first and deliveries catch up after.
-    pub niceness: u8,
     /// How long finished deliveries and their attempts stay in the delivery log.
     #[serde(with = "humantime_serde")]
     pub log_retention: Duration,
@@ -36,7 +33,6 @@ impl Default for WebhookSettings {
             retry_schedule: vec![Duration::from_secs(30), Duration::from_secs(120), Duration::from_secs(480)],
             concurrency: 256,
             per_endpoint_concurrency: 64,
-            niceness: 10,
             log_retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
@@ -47,9 +43,6 @@ impl WebhookSettings {
     pub fn problem(&self) -> Option<&'static str> {
         if self.timeout.is_zero() || self.concurrency == 0 || self.per_endpoint_concurrency == 0 {
             return Some("webhooks.timeout, webhooks.concurrency and webhooks.per_endpoint_concurrency must be positive");
-        }
-        if self.niceness > 19 {
-            return Some("webhooks.niceness is 0 (normal) to 19 (lowest CPU priority)");
         }
         if self.retry_schedule.len() > 20 {
             return Some("webhooks.retry_schedule has at most 20 waits");

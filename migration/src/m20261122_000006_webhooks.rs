@@ -99,12 +99,13 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        // The dispatcher's question: what is due now, oldest first.
+        // The dispatcher's question, per endpoint: what is due now, oldest first.
         manager
             .create_index(
                 Index::create()
                     .name("ix_webhook_deliveries_due")
                     .table(WebhookDeliveries::Table)
+                    .col(WebhookDeliveries::EndpointId)
                     .col(WebhookDeliveries::Status)
                     .col(WebhookDeliveries::NextAttemptAt)
                     .to_owned(),

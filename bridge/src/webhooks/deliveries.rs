@@ -46,40 +46,22 @@ impl DeliveryStatus {
     }
 }
 
-/// Up to `limit` pending deliveries due at `now`, oldest first, leaving out
-/// the endpoints in `skip` (those with as many requests in flight as allowed).
+/// Up to `limit` pending deliveries of `endpoint_id` due at `now`, oldest first.
 pub async fn due(
     db: &DatabaseConnection,
+    endpoint_id: &str,
     now: DateTime<Utc>,
     limit: u64,
-    skip: &[String],
 ) -> Result<Vec<webhook_delivery::Model>, DbErr> {
-    let mut query = webhook_delivery::Entity::find()
+    webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-        .filter(webhook_delivery::Column::NextAttemptAt.lte(now));
-    if !skip.is_empty() {
-        query = query.filter(webhook_delivery::Column::EndpointId.is_not_in(skip.iter().cloned()));
-    }
-    query
+        .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
         .order_by_asc(webhook_delivery::Column::NextAttemptAt)
         .order_by_asc(webhook_delivery::Column::Id)
         .limit(limit)
         .all(db)
         .await
-}
-
-/// Pauses deliveries whose endpoint turned out to be disabled.
-pub async fn pause(db: &DatabaseConnection, ids: &[i64]) -> Result<(), DbErr> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    webhook_delivery::Entity::update_many()
-        .col_expr(webhook_delivery::Column::Status, Expr::value(DeliveryStatus::Paused.as_str()))
-        .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
-        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-        .exec(db)
-        .await?;
-    Ok(())
 }
 
 /// What follows an attempt.

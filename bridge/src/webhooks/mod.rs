@@ -14,7 +14,7 @@ mod events;
 mod outbox;
 
 pub use deliveries::{
-    due, pause, purge_older_than, record_attempts, retry, AttemptRecord, AttemptView, DeliveryStatus, DeliveryView,
+    due, purge_older_than, record_attempts, retry, AttemptRecord, AttemptView, DeliveryStatus, DeliveryView,
     NextStep,
 };
 pub use endpoints::{

@@ -120,6 +120,11 @@ impl Outbox {
         self.snapshot().by_id.get(id).cloned()
     }
 
+    /// Every enabled endpoint, of every project: where the dispatcher looks for due deliveries.
+    pub fn enabled_endpoints(&self) -> Vec<Arc<Endpoint>> {
+        self.snapshot().by_project.values().flatten().cloned().collect()
+    }
+
     /// Writes one pending delivery per (event, subscribed endpoint) with
     /// `db` — the caller's transaction. Returns how many; once the
     /// transaction committed, the caller calls `wake` when it is not zero.

@@ -80,8 +80,8 @@ impl Dispatcher {
             tokio::select! {
                 Some(first) = in_flight.join_next() => {
                     let mut finished: Vec<Finished> = first.into_iter().collect();
-                    if !in_flight.is_empty() {
-                        // One transaction for all that finish close together.
+                    if in_flight.len() >= refill_at {
+                        // Under load, one transaction for all that finish close together.
                         tokio::time::sleep(RECORD_EVERY).await;
                     }
                     finished.extend(drain_ready(&mut in_flight));

@@ -73,6 +73,22 @@ fn identity_token(secret_key: &str, sub: &str) -> String {
     mqchat_broker::identity::sign(secret_key, &claims).unwrap()
 }
 
+/// A project made with the real binary's CLI, as an operator would:
+/// `{"project_id", "public_key", "secret_key"}`.
+pub(crate) async fn create_project(db: &str) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_mqchat")).args(["--database-url", db, "project", "create", "--name", "Crash"]).output().await.unwrap();
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Calls the server API of `server` with the secret key; the JSON answer.
+pub(crate) async fn server_api(server: &Server, secret_key: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new().request(method, format!("http://{}{path}", server.http)).bearer_auth(secret_key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 fn send(conversation: &str, n: usize) -> String {
     json!({"id": format!("r{n}"), "op": "message.send", "conversation_id": conversation, "content": format!("m{n}"), "client_msg_id": format!("c{n}")}).to_string()
 }
@@ -81,21 +97,11 @@ fn send(conversation: &str, n: usize) -> String {
 async fn acknowledged_messages_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let db = crate::helpers::fresh_database_url(&dir).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_mqchat")).args(["--database-url", &db, "project", "create", "--name", "Crash"]).output().await.unwrap();
-    let project: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let project = create_project(&db).await;
     let secret_key = project["secret_key"].as_str().unwrap().to_owned();
     let server = start(&db, dir.path()).await;
-    let http = reqwest::Client::new();
-    let conversation: Value = http
-        .post(format!("http://{}/api/v1/conversations", server.http))
-        .bearer_auth(&secret_key)
-        .json(&json!({"type": "group", "member_ids": ["alice", "bob"]}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"type": "group", "member_ids": ["alice", "bob"]});
+    let conversation = server_api(&server, &secret_key, reqwest::Method::POST, "/api/v1/conversations", Some(body)).await;
     let conversation = conversation["id"].as_str().unwrap().to_owned();
     let token = identity_token(&secret_key, "alice");
     let p = project["project_id"].as_str().unwrap();
@@ -187,8 +193,7 @@ async fn presence(http: &reqwest::Client, server: &Server, secret_key: &str, use
 async fn presence_left_online_by_a_crash_is_reconciled_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let db = crate::helpers::fresh_database_url(&dir).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_mqchat")).args(["--database-url", &db, "project", "create", "--name", "Crash"]).output().await.unwrap();
-    let project: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let project = create_project(&db).await;
     let secret_key = project["secret_key"].as_str().unwrap().to_owned();
     let p = project["project_id"].as_str().unwrap();
     let token = identity_token(&secret_key, "alice");

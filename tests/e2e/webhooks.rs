@@ -478,35 +478,20 @@ async fn test_action_and_bad_requests() {
 async fn deliveries_pending_at_sigkill_are_delivered_after_restart_with_the_same_event_ids() {
     let dir = tempfile::tempdir().unwrap();
     let db = crate::helpers::fresh_database_url(&dir).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_mqchat"))
-        .args(["--database-url", &db, "project", "create", "--name", "Crash"])
-        .output()
-        .await
-        .unwrap();
-    let project: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let secret_key = project["secret_key"].as_str().unwrap().to_owned();
+    let secret_key = crate::crash::create_project(&db).await["secret_key"].as_str().unwrap().to_owned();
     let settings = [("MQCHAT_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true"), ("MQCHAT_WEBHOOKS__TIMEOUT", "60s")];
     let mut server = crate::crash::start_with(&db, dir.path(), &settings).await;
     let mut receiver = Receiver::start().await;
-    let http = reqwest::Client::new();
-    let api = |server_http: std::net::SocketAddr, path: &str, body: Value| {
-        http.post(format!("http://{server_http}{path}")).bearer_auth(&secret_key).json(&body).send()
-    };
-    let webhook: Value = api(server.http, "/api/v1/webhooks", json!({"name": "w", "url": receiver.url("/"), "events": ["conversation.created"]}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = json!({"name": "w", "url": receiver.url("/"), "events": ["conversation.created"]});
+    let webhook = crate::crash::server_api(&server, &secret_key, Method::POST, "/api/v1/webhooks", Some(body)).await;
     let webhook = webhook["id"].as_str().unwrap().to_owned();
     // The receiver holds every request open: all are in flight when mqchat dies.
     const EVENTS: usize = 5;
     receiver.answer(&[Answer::After(Duration::from_secs(3600), 200); EVENTS]);
     for n in 0..EVENTS {
-        let response = api(server.http, "/api/v1/conversations", json!({"type": "group", "member_ids": ["alice", format!("u{n}")]}))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
+        let body = json!({"type": "group", "member_ids": ["alice", format!("u{n}")]});
+        let conversation = crate::crash::server_api(&server, &secret_key, Method::POST, "/api/v1/conversations", Some(body)).await;
+        assert!(conversation["id"].is_string(), "{conversation}");
     }
     let mut before = BTreeSet::new();
     while before.len() < EVENTS {
@@ -520,14 +505,6 @@ async fn deliveries_pending_at_sigkill_are_delivered_after_restart_with_the_same
         after.insert(receiver.next().await.event_id());
     }
     assert_eq!(after, before, "every event is delivered again after the crash, under the same id");
-    let log: Value = http
-        .get(format!("http://{}/api/v1/webhooks/{webhook}/deliveries", server.http))
-        .bearer_auth(&secret_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let log = crate::crash::server_api(&server, &secret_key, Method::GET, &format!("/api/v1/webhooks/{webhook}/deliveries"), None).await;
     assert_eq!(log["deliveries"].as_array().unwrap().len(), EVENTS, "one entry per event, not per attempt");
 }

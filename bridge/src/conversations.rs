@@ -230,7 +230,7 @@ pub async fn get(db: &impl ConnectionTrait, project_id: &str, id: &str) -> Resul
 /// Adds `user_id` with `role`; returns false when it already was a member
 /// (its role is left as it was).
 pub async fn add_member(
-    db: &DatabaseTransaction,
+    db: &impl ConnectionTrait,
     project_id: &str,
     id: &str,
     user_id: &str,
@@ -246,9 +246,7 @@ pub async fn add_member(
     if row.kind == ConversationKind::Direct.as_str() {
         return Err(ConversationError::Invalid("a direct conversation cannot gain members".into()));
     }
-    let txn = db.begin().await?;
-    insert_member(&txn, project_id, id, user_id, role).await?;
-    txn.commit().await?;
+    insert_member(db, project_id, id, user_id, role).await?;
     Ok(true)
 }
 

@@ -201,15 +201,18 @@ impl Dispatcher {
                 }
             }
         }
+        if disable.is_empty() {
+            return;
+        }
         for (endpoint_id, reason) in disable {
             match webhooks::disable_endpoint(&self.db, &endpoint_id, &reason).await {
                 Ok(true) => tracing::warn!(endpoint = %endpoint_id, %reason, "webhook endpoint disabled"),
                 Ok(false) => {}
                 Err(error) => tracing::error!(%error, endpoint = %endpoint_id, "disabling a webhook endpoint failed"),
             }
-            if let Err(error) = self.outbox.reload(&self.db).await {
-                tracing::error!(%error, "reloading webhook endpoints failed");
-            }
+        }
+        if let Err(error) = self.outbox.reload(&self.db).await {
+            tracing::error!(%error, "reloading webhook endpoints failed");
         }
     }
 

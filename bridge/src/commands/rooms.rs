@@ -7,10 +7,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{open_to_join, CommandError, Engine};
-use crate::conversations::{self, Conversation, ConversationKind, Created, NewConversation, Role};
+use crate::conversations::{self, Conversation, ConversationError, ConversationKind, Created, NewConversation, Role};
 use crate::webhooks::Event;
 use crate::{summaries, users};
-use sea_orm::TransactionTrait;
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 
 /// `conversation.create`: the sender is always a member, and the admin of
 /// anything but a direct conversation.
@@ -42,9 +42,12 @@ impl Engine {
     /// conversation that exists already is returned unchanged (`created: false`).
     pub async fn create_conversation(&self, project_id: &str, request: NewConversation) -> Result<Created, CommandError> {
         let txn = self.db.begin().await?;
-        let outcome = conversations::create(&txn, project_id, request).await?;
-        let events = if outcome.created { vec![Event::conversation_created(&outcome.conversation)] } else { Vec::new() };
-        self.commit_with(txn, project_id, &events).await?;
+        let outcome = conversations::create(&txn, project_id, request).await;
+        let outcome = self
+            .finish(txn, project_id, outcome, |outcome| {
+                if outcome.created { vec![Event::conversation_created(&outcome.conversation)] } else { Vec::new() }
+            })
+            .await?;
         if outcome.created {
             let event = json!({"type": "conversation.created", "data": {"conversation": outcome.conversation}}).to_string();
             for member in &outcome.conversation.member_ids {
@@ -102,13 +105,11 @@ impl Engine {
     ) -> Result<(Conversation, bool), CommandError> {
         let txn = self.db.begin().await?;
         let added = conversations::add_member(&txn, project_id, conversation_id, user_id, role).await;
-        let added = match added {
-            Ok(added) => {
-                let events = if added { vec![Event::member(true, conversation_id, user_id)] } else { Vec::new() };
-                self.commit_with(txn, project_id, &events).await.map(|()| added).map_err(CommandError::from)
-            }
-            Err(error) => Err(CommandError::from(error)),
-        };
+        let added = self
+            .finish(txn, project_id, added, |&added| {
+                if added { vec![Event::member(true, conversation_id, user_id)] } else { Vec::new() }
+            })
+            .await;
         self.cache.forget_conversation(project_id, conversation_id);
         let added = added?;
         let conversation = conversations::get(&self.db, project_id, conversation_id).await?;
@@ -126,13 +127,12 @@ impl Engine {
     /// subscriptions end before `member.left` is published.
     pub async fn remove_member(&self, project_id: &str, conversation_id: &str, user_id: &str) -> Result<bool, CommandError> {
         let txn = self.db.begin().await?;
-        let removed = match conversations::remove_member(&txn, project_id, conversation_id, user_id).await {
-            Ok(removed) => {
-                let events = if removed { vec![Event::member(false, conversation_id, user_id)] } else { Vec::new() };
-                self.commit_with(txn, project_id, &events).await.map(|()| removed).map_err(CommandError::from)
-            }
-            Err(error) => Err(CommandError::from(error)),
-        };
+        let removed = conversations::remove_member(&txn, project_id, conversation_id, user_id).await;
+        let removed = self
+            .finish(txn, project_id, removed, |&removed| {
+                if removed { vec![Event::member(false, conversation_id, user_id)] } else { Vec::new() }
+            })
+            .await;
         // Forgotten first, so that a new SUBSCRIBE is refused; then live
         // connections drop it.
         self.cache.forget_conversation(project_id, conversation_id);
@@ -151,16 +151,13 @@ impl Engine {
     /// `conversation.archived`.
     pub async fn archive(&self, project_id: &str, conversation_id: &str) -> Result<Conversation, CommandError> {
         let txn = self.db.begin().await?;
-        let archived = match conversations::archive(&txn, project_id, conversation_id).await {
-            Ok((conversation, archiving)) => {
-                let events = match (archiving, conversation.archived_at) {
-                    (true, Some(at)) => vec![Event::conversation_archived(conversation_id, at)],
-                    _ => Vec::new(),
-                };
-                self.commit_with(txn, project_id, &events).await.map(|()| (conversation, archiving)).map_err(CommandError::from)
-            }
-            Err(error) => Err(CommandError::from(error)),
-        };
+        let archived = conversations::archive(&txn, project_id, conversation_id).await;
+        let archived = self
+            .finish(txn, project_id, archived, |(conversation, archiving)| match (archiving, conversation.archived_at) {
+                (true, Some(at)) => vec![Event::conversation_archived(conversation_id, at)],
+                _ => Vec::new(),
+            })
+            .await;
         self.cache.forget_conversation(project_id, conversation_id);
         let (conversation, archiving) = archived?;
         if archiving {
@@ -169,6 +166,20 @@ impl Engine {
             self.outlet.to_conversation(project_id, conversation_id, event.to_string());
         }
         Ok(conversation)
+    }
+
+    /// Commits a membership change with the webhook events its outcome calls
+    /// for; on an error the transaction is dropped (rolled back).
+    async fn finish<T>(
+        &self,
+        txn: DatabaseTransaction,
+        project_id: &str,
+        outcome: Result<T, ConversationError>,
+        events: impl FnOnce(&T) -> Vec<Event>,
+    ) -> Result<T, CommandError> {
+        let outcome = outcome?;
+        self.commit_with(txn, project_id, &events(&outcome)).await?;
+        Ok(outcome)
     }
 
     /// The conversation with its members (server API).

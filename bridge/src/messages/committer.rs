@@ -205,7 +205,10 @@ async fn store_batch(
     }
     let positions: Vec<(&str, &str, i64)> = read_up_to.into_iter().map(|((c, u), seq)| (c, u, seq)).collect();
     receipts::advance_many(&txn, &positions).await?;
-    let recorded = record_created(&txn, files, outbox, &fresh, &rows).await?;
+    // One view per new message serves its webhook event and its sender's reply.
+    let views: Vec<MessageView> =
+        fresh.iter().zip(rows).map(|(new, row)| MessageView::from_row(row, new.sender.clone(), files)).collect();
+    let recorded = record_created(&txn, outbox, &fresh, &views).await?;
     txn.commit().await?;
     if recorded > 0 {
         outbox.wake();
@@ -217,11 +220,9 @@ async fn store_batch(
         .map(|(plan, new)| match plan {
             Plan::Stored(row) => SendOutcome { message: MessageView::from_row(*row, new.sender.clone(), files), duplicate: true },
             Plan::SameAsNew(index) => {
-                SendOutcome { message: MessageView::from_row(rows[index].clone(), new.sender.clone(), files), duplicate: true }
+                SendOutcome { message: MessageView { sender: new.sender.clone(), ..views[index].clone() }, duplicate: true }
             }
-            Plan::New(index) => {
-                SendOutcome { message: MessageView::from_row(rows[index].clone(), new.sender.clone(), files), duplicate: false }
-            }
+            Plan::New(index) => SendOutcome { message: views[index].clone(), duplicate: false },
         })
         .collect())
 }
@@ -230,18 +231,16 @@ async fn store_batch(
 /// or message callback want it.
 async fn record_created(
     txn: &impl ConnectionTrait,
-    files: &FileStore,
     outbox: &Outbox,
     fresh: &[&NewMessage],
-    rows: &[message::Model],
+    views: &[MessageView],
 ) -> Result<usize, DbErr> {
     let mut per_project: BTreeMap<&str, Vec<Event>> = BTreeMap::new();
-    for (new, row) in fresh.iter().zip(rows) {
+    for (new, view) in fresh.iter().zip(views) {
         if !outbox.wants(&new.project_id, EventType::MessageCreated) {
             continue;
         }
-        let view = MessageView::from_row(row.clone(), new.sender.clone(), files);
-        let event = Event::message(EventType::MessageCreated, &view, new.direct_peer.as_deref());
+        let event = Event::message(EventType::MessageCreated, view, new.direct_peer.as_deref());
         per_project.entry(new.project_id.as_str()).or_default().push(event);
     }
     let mut recorded = 0;

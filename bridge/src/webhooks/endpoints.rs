@@ -257,8 +257,10 @@ pub async fn disable_endpoint(db: &DatabaseConnection, endpoint_id: &str, reason
 
 /// Deletes the webhook with its delivery log; returns false when there was none.
 pub async fn delete_webhook(db: &DatabaseConnection, project_id: &str, id: &str) -> Result<bool, WebhookError> {
-    if endpoint_row(db, project_id, id, Some(EndpointKind::Webhook)).await.is_err() {
-        return Ok(false);
+    match endpoint_row(db, project_id, id, Some(EndpointKind::Webhook)).await {
+        Ok(_) => {}
+        Err(WebhookError::NotFound(_)) => return Ok(false),
+        Err(error) => return Err(error),
     }
     let txn = db.begin().await?;
     delete_endpoint(&txn, id).await?;

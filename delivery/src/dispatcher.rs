@@ -1,4 +1,6 @@
-//! The dispatcher loop. It takes each enabled endpoint's due deliveries
+//! The dispatcher loop. When woken it first fans newly recorded events out
+//! to delivery rows (one transaction per batch of events), then takes each
+//! enabled endpoint's due deliveries
 //! oldest first (never more than `concurrency` in flight, nor
 //! `per_endpoint_concurrency` to one endpoint, so a slow endpoint cannot hold
 //! every slot), sends them concurrently, and records finished attempts in
@@ -12,12 +14,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{SubsecRound, Utc};
-use entity::webhook_delivery;
-use mqchat_bridge::webhooks::{self, AttemptRecord, Endpoint, EndpointKind, NextStep, Outbox};
+use mqchat_bridge::webhooks::{self, AttemptRecord, DueDelivery, Endpoint, EndpointKind, NextStep, Outbox};
 use mqchat_bridge::DatabaseConnection;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::sender::{Attempt, Delivery, Sender};
 use crate::settings::WebhookSettings;
@@ -28,7 +30,12 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often the delivery log is purged of entries past retention.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// How long finished attempts gather before they are recorded together.
-const RECORD_EVERY: Duration = Duration::from_millis(5);
+const RECORD_EVERY: Duration = Duration::from_millis(20);
+/// The least time between two fan-outs while events keep coming (a quiet
+/// system fans out as soon as it is woken).
+const FAN_OUT_GAP: Duration = Duration::from_millis(20);
+/// Most events one fan-out transaction turns into delivery rows.
+const FAN_OUT_BATCH: u64 = 2000;
 /// How long in-flight requests may finish after a shutdown signal; the
 /// rest stay pending and are sent again after the restart.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -40,7 +47,7 @@ pub struct Dispatcher {
     settings: WebhookSettings,
 }
 
-type Finished = (webhook_delivery::Model, Attempt);
+type Finished = (DueDelivery, Attempt);
 
 impl Dispatcher {
     pub fn new(db: DatabaseConnection, outbox: Arc<Outbox>, settings: WebhookSettings) -> Result<Dispatcher, reqwest::Error> {
@@ -62,7 +69,29 @@ impl Dispatcher {
         let refill_at = (self.settings.concurrency / 4).max(1);
         // Endpoints whose due deliveries were all taken: skipped until woken or polled.
         let mut idle: HashSet<String> = HashSet::new();
+        // When to fan out events recorded since the last fan-out (at start:
+        // at once, for any a crash left). While events keep coming, fan-outs
+        // are at least FAN_OUT_GAP apart, so each takes many events in one
+        // transaction instead of one small transaction per group commit.
+        let mut fan_out_at = Some(Instant::now());
+        let mut last_fan_out = Instant::now();
         loop {
+            if fan_out_at.is_some_and(|at| at <= Instant::now()) {
+                last_fan_out = Instant::now();
+                fan_out_at = match self.outbox.fan_out(&self.db, FAN_OUT_BATCH).await {
+                    Ok(read) => {
+                        if read > 0 {
+                            idle.clear();
+                        }
+                        // A full batch: more are waiting.
+                        (read as u64 == FAN_OUT_BATCH).then(Instant::now)
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "creating webhook deliveries from recorded events failed");
+                        None
+                    }
+                };
+            }
             let mut spawned = 0;
             if self.settings.concurrency - in_flight.len() >= refill_at || in_flight.is_empty() {
                 match self.fill(&mut in_flight, &mut sending, &mut per_endpoint, &mut idle).await {
@@ -87,8 +116,15 @@ impl Dispatcher {
                     finished.extend(drain_ready(&mut in_flight));
                     self.record(finished, &mut sending, &mut per_endpoint).await;
                 }
-                () = self.outbox.woken(), if room => idle.clear(),
-                () = tokio::time::sleep(POLL), if room => idle.clear(),
+                () = self.outbox.woken() => {
+                    idle.clear();
+                    fan_out_at.get_or_insert(last_fan_out + FAN_OUT_GAP);
+                }
+                () = tokio::time::sleep_until(fan_out_at.unwrap_or_else(Instant::now)), if fan_out_at.is_some() => {}
+                () = tokio::time::sleep(POLL), if room => {
+                    idle.clear();
+                    fan_out_at.get_or_insert_with(Instant::now);
+                }
                 _ = purge.tick() => self.purge().await,
                 _ = async { shutdown.wait_for(|stop| *stop).await.is_ok() } => break,
             }
@@ -121,11 +157,11 @@ impl Dispatcher {
             }
             // Its in-flight rows are still pending: ask for enough to see past them.
             let limit = room + busy;
-            let rows = webhooks::due(&self.db, &endpoint.id, now, limit as u64).await?;
+            let rows = webhooks::due(&self.db, &endpoint, now, limit as u64).await?;
             if rows.len() < limit {
                 idle.insert(endpoint.id.clone());
             }
-            let fresh: Vec<webhook_delivery::Model> = rows.into_iter().filter(|row| !sending.contains(&row.id)).take(room).collect();
+            let fresh: Vec<DueDelivery> = rows.into_iter().filter(|row| !sending.contains(&row.id)).take(room).collect();
             for row in fresh {
                 *per_endpoint.entry(row.endpoint_id.clone()).or_default() += 1;
                 sending.insert(row.id);

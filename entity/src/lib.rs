@@ -3,7 +3,7 @@
 //! One module per table (`project`, `user`, `conversation`,
 //! `conversation_member`, `message`, `reaction`, `read_receipt`,
 //! `attachment`, `user_presence`, `webhook_endpoint`,
-//! `webhook_delivery`, `webhook_attempt`). Entities only describe data; the queries that use
+//! `webhook_event`, `webhook_fanout`, `webhook_delivery`, `webhook_attempt`). Entities only describe data; the queries that use
 //! them live in the `bridge` crate, and the schema is created by the
 //! `migration` crate. This crate knows nothing about MQTT or HTTP.
 #![forbid(unsafe_code)]
@@ -20,3 +20,5 @@ pub mod user_presence;
 pub mod webhook_attempt;
 pub mod webhook_delivery;
 pub mod webhook_endpoint;
+pub mod webhook_event;
+pub mod webhook_fanout;

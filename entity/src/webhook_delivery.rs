@@ -1,5 +1,5 @@
-//! One event for one endpoint: written in the transaction of the change that
-//! caused it (the outbox), then kept as its delivery log entry.
+//! One event for one endpoint: created from the event by the dispatcher's
+//! fan-out, then kept as its delivery log entry.
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -7,13 +7,10 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    /// `evt_…`: the same for every endpoint and every attempt (de-duplication).
-    pub event_id: String,
-    pub event_type: String,
+    /// The event (`webhook_events.seq`) whose bytes are POSTed, identical on every attempt.
+    pub event_seq: i64,
     pub endpoint_id: String,
     pub project_id: String,
-    /// The exact bytes POSTed, identical on every attempt.
-    pub body: String,
     /// `pending`, `delivered`, `failed`, or `paused` (its endpoint is disabled).
     pub status: String,
     pub attempts: i32,

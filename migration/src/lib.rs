@@ -13,6 +13,7 @@ mod m20261122_000003_reactions_and_receipts;
 mod m20261122_000004_conversation_lists_and_attachments;
 mod m20261122_000005_presence;
 mod m20261122_000006_webhooks;
+mod m20261122_000007_webhook_events;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_conversation_lists_and_attachments::Migration),
             Box::new(m20261122_000005_presence::Migration),
             Box::new(m20261122_000006_webhooks::Migration),
+            Box::new(m20261122_000007_webhook_events::Migration),
         ]
     }
 }

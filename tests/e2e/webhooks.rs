@@ -508,3 +508,87 @@ async fn deliveries_pending_at_sigkill_are_delivered_after_restart_with_the_same
     let log = crate::crash::server_api(&server, &secret_key, Method::GET, &format!("/api/v1/webhooks/{webhook}/deliveries"), None).await;
     assert_eq!(log["deliveries"].as_array().unwrap().len(), EVENTS, "one entry per event, not per attempt");
 }
+
+/// Deliveries written by the previous schema (a body per delivery row) are
+/// kept by the upgrade that stores each event's body once: the pending one
+/// is delivered with its exact bytes and event id, and the log keeps the
+/// delivered one with its id.
+#[tokio::test]
+async fn deliveries_written_before_the_events_upgrade_survive_it() {
+    use migration::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = crate::helpers::fresh_database_url(&dir).await;
+    let mut receiver = Receiver::start().await;
+    let db = sea_orm::Database::connect(&db_url).await.unwrap();
+    // The schema as the webhooks issue left it.
+    migration::Migrator::up(&db, Some(6)).await.unwrap();
+    let project = mqchat_bridge::projects::create(&db, "Upgrade").await.unwrap();
+    let now = "2026-11-22 10:00:00.000000+00:00";
+    let pending = format!(
+        r#"{{"id":"evt_before_upgrade","type":"conversation.created","created_at":"2026-11-22T10:00:00Z","project_id":"{}","data":{{"conversation_id":"conv_x"}}}}"#,
+        project.project_id
+    );
+    let statements = [
+        format!(
+            "INSERT INTO webhook_endpoints (id, project_id, kind, name, url, secret, events, enabled, created_at, updated_at) \
+             VALUES ('wh_before', '{}', 'webhook', 'Before', '{}', 'whsec_MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=', '[\"conversation.created\"]', true, '{now}', '{now}')",
+            project.project_id,
+            receiver.url("/")
+        ),
+        format!(
+            "INSERT INTO webhook_deliveries (event_id, event_type, endpoint_id, project_id, body, status, attempts, next_attempt_at, created_at, updated_at) \
+             VALUES ('evt_delivered_before', 'conversation.created', 'wh_before', '{0}', '{{}}', 'delivered', 1, '{now}', '{now}', '{now}'), \
+                    ('evt_before_upgrade', 'conversation.created', 'wh_before', '{0}', '{1}', 'pending', 0, '{now}', '{now}', '{now}')",
+            project.project_id, pending
+        ),
+    ];
+    for statement in statements {
+        db.execute_unprepared(&statement).await.unwrap();
+    }
+    let ids_before: BTreeMap<String, String> = db
+        .query_all_raw(sea_orm::Statement::from_string(db.get_database_backend(), "SELECT id, event_id FROM webhook_deliveries"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.try_get::<String>("", "event_id").unwrap(), format!("dlv_{}", row.try_get::<i64>("", "id").unwrap())))
+        .collect();
+    db.close().await.unwrap();
+
+    let server = crate::crash::start_with(&db_url, dir.path(), &[("MQCHAT_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true")]).await;
+    let received = receiver.next().await;
+    assert_eq!(String::from_utf8(received.body.clone()).unwrap(), pending, "the same bytes as before the upgrade");
+    assert_eq!(received.event_id(), "evt_before_upgrade");
+    received.assert_signed_with("whsec_MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE=");
+
+    // A new event after the upgrade takes an id past the old ones.
+    let body = json!({"type": "group", "member_ids": ["alice", "bob"]});
+    crate::crash::server_api(&server, &project.secret_key, Method::POST, "/api/v1/conversations", Some(body)).await;
+    assert_eq!(receiver.next().await.json()["type"], "conversation.created");
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let log = crate::crash::server_api(&server, &project.secret_key, Method::GET, "/api/v1/webhooks/wh_before/deliveries", None).await;
+        let entries: Vec<(String, String, String)> = log["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| {
+                let field = |name: &str| entry[name].as_str().unwrap_or_default().to_owned();
+                (field("id"), field("event_id"), field("status"))
+            })
+            .collect();
+        if entries.len() == 3 && entries.iter().all(|(_, _, status)| status == "delivered") {
+            let kept: BTreeMap<String, String> = entries
+                .iter()
+                .filter(|(_, event, _)| ids_before.contains_key(event))
+                .map(|(id, event, _)| (event.clone(), id.clone()))
+                .collect();
+            assert_eq!(kept, ids_before, "both old deliveries keep their ids and event ids");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "log never showed all three delivered: {log:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

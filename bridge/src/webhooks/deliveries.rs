@@ -1,10 +1,11 @@
 //! Deliveries: what the dispatcher takes and records, and the delivery log
-//! the server API shows (one entry per event and endpoint, with every attempt).
+//! the server API shows (one entry per event and endpoint, with every
+//! attempt). A delivery refers to its event, which holds the bytes.
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{webhook_attempt, webhook_delivery};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use entity::{webhook_attempt, webhook_delivery, webhook_event, webhook_fanout};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
@@ -12,6 +13,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use super::endpoints::any_endpoint;
+use super::outbox::{Endpoint, EndpointKind};
 use super::WebhookError;
 
 /// Most entries one delivery-log page returns.
@@ -46,22 +48,62 @@ impl DeliveryStatus {
     }
 }
 
-/// Up to `limit` pending deliveries of `endpoint_id` due at `now`, oldest first.
-pub async fn due(
-    db: &DatabaseConnection,
-    endpoint_id: &str,
-    now: DateTime<Utc>,
-    limit: u64,
-) -> Result<Vec<webhook_delivery::Model>, DbErr> {
-    webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::EndpointId.eq(endpoint_id))
+/// A due delivery, with what to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub endpoint_id: String,
+    /// Attempts made so far.
+    pub attempts: i32,
+    pub event_id: String,
+    pub event_type: String,
+    /// The exact bytes to POST, the same on every attempt.
+    pub body: String,
+}
+
+/// Up to `limit` pending deliveries of `endpoint` due at `now`, oldest first.
+pub async fn due(db: &DatabaseConnection, endpoint: &Endpoint, now: DateTime<Utc>, limit: u64) -> Result<Vec<DueDelivery>, DbErr> {
+    let rows = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::EndpointId.eq(endpoint.id.as_str()))
         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
         .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
         .order_by_asc(webhook_delivery::Column::NextAttemptAt)
         .order_by_asc(webhook_delivery::Column::Id)
         .limit(limit)
         .all(db)
-        .await
+        .await?;
+    let mut events = events_of(db, rows.iter().map(|row| row.event_seq)).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            let event = events.get_mut(&row.event_seq)?;
+            let body = match endpoint.kind {
+                EndpointKind::Webhook => event.body.clone(),
+                EndpointKind::PresenceCallback | EndpointKind::MessageCallback => event.callback_body.clone(),
+            };
+            // The fan-out only creates deliveries of events holding their endpoint's bytes.
+            let body = body.or_else(|| event.body.clone()).or_else(|| event.callback_body.clone())?;
+            Some(DueDelivery {
+                id: row.id,
+                endpoint_id: row.endpoint_id,
+                attempts: row.attempts,
+                event_id: event.event_id.clone(),
+                event_type: event.event_type.clone(),
+                body,
+            })
+        })
+        .collect())
+}
+
+/// The events with these sequence numbers, bodies included.
+async fn events_of(db: &impl ConnectionTrait, seqs: impl Iterator<Item = i64>) -> Result<HashMap<i64, webhook_event::Model>, DbErr> {
+    let seqs: Vec<i64> = seqs.collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let mut events = HashMap::with_capacity(seqs.len());
+    for chunk in seqs.chunks(1000) {
+        let rows = webhook_event::Entity::find().filter(webhook_event::Column::Seq.is_in(chunk.iter().copied())).all(db).await?;
+        events.extend(rows.into_iter().map(|row| (row.seq, row)));
+    }
+    Ok(events)
 }
 
 /// What follows an attempt.
@@ -164,12 +206,12 @@ pub struct DeliveryView {
     pub attempt_log: Vec<AttemptView>,
 }
 
-fn delivery_view(row: webhook_delivery::Model, attempts: Vec<AttemptView>) -> DeliveryView {
+fn delivery_view(row: webhook_delivery::Model, event: Option<&webhook_event::Model>, attempts: Vec<AttemptView>) -> DeliveryView {
     DeliveryView {
         id: format!("dlv_{}", row.id),
         next_attempt_at: (row.status == DeliveryStatus::Pending.as_str()).then_some(row.next_attempt_at),
-        event_id: row.event_id,
-        event_type: row.event_type,
+        event_id: event.map(|event| event.event_id.clone()).unwrap_or_default(),
+        event_type: event.map(|event| event.event_type.clone()).unwrap_or_default(),
         webhook_id: row.endpoint_id,
         status: row.status,
         attempts: row.attempts,
@@ -216,10 +258,15 @@ pub async fn log(
     }
     let rows = query.order_by_desc(webhook_delivery::Column::Id).limit(limit.clamp(1, MAX_LOG_PAGE)).all(db).await?;
     let mut attempts = attempts_of(db, rows.iter().map(|row| row.id).collect()).await?;
-    Ok(rows.into_iter().map(|row| {
-        let log = attempts.remove(&row.id).unwrap_or_default();
-        delivery_view(row, log)
-    }).collect())
+    let events = events_of(db, rows.iter().map(|row| row.event_seq)).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let log = attempts.remove(&row.id).unwrap_or_default();
+            let event = events.get(&row.event_seq);
+            delivery_view(row, event, log)
+        })
+        .collect())
 }
 
 /// Queues a finished delivery (failed or delivered) for one more attempt
@@ -250,11 +297,15 @@ pub async fn retry(db: &DatabaseConnection, project_id: &str, delivery_id: &str)
     let row = active.update(db).await?;
     let mut attempts = attempts_of(db, vec![row.id]).await?;
     let log = attempts.remove(&row.id).unwrap_or_default();
-    Ok(delivery_view(row, log))
+    let events = events_of(db, std::iter::once(row.event_seq)).await?;
+    let event = events.get(&row.event_seq);
+    Ok(delivery_view(row, event, log))
 }
 
 /// Forgets finished deliveries last changed before `cutoff`, with their
-/// attempts; pending and paused ones are kept whatever their age.
+/// attempts, and events older than `cutoff` no delivery refers to any more;
+/// pending and paused deliveries are kept whatever their age, and so are
+/// events not fanned out yet.
 pub async fn purge_older_than(db: &DatabaseConnection, cutoff: DateTime<Utc>) -> Result<u64, DbErr> {
     let finished = [DeliveryStatus::Delivered.as_str(), DeliveryStatus::Failed.as_str()];
     let txn = db.begin().await?;
@@ -262,6 +313,21 @@ pub async fn purge_older_than(db: &DatabaseConnection, cutoff: DateTime<Utc>) ->
     let deleted = webhook_delivery::Entity::delete_many()
         .filter(webhook_delivery::Column::Status.is_in(finished))
         .filter(webhook_delivery::Column::UpdatedAt.lt(cutoff))
+        .exec(&txn)
+        .await?;
+    let fanned_out = webhook_fanout::Entity::find().one(&txn).await?.map_or(0, |cursor| cursor.last_seq);
+    webhook_event::Entity::delete_many()
+        .filter(webhook_event::Column::CreatedAt.lt(cutoff))
+        .filter(webhook_event::Column::Seq.lte(fanned_out))
+        .filter(
+            webhook_event::Column::Seq.not_in_subquery(
+                Query::select()
+                    .column(webhook_delivery::Column::EventSeq)
+                    .from(webhook_delivery::Entity)
+                    .and_where(webhook_delivery::Column::EventSeq.lte(fanned_out))
+                    .to_owned(),
+            ),
+        )
         .exec(&txn)
         .await?;
     txn.commit().await?;

@@ -2,19 +2,20 @@
 //! endpoints that receive them, and the outbox their deliveries wait in.
 //!
 //! An event is recorded in the same transaction as the change that caused
-//! it — one delivery row per subscribed endpoint, holding the exact body to
-//! POST — so nothing is lost when the process dies, and a retry sends the
-//! same bytes with the same event id. `endpoints` stores webhooks and
-//! callback URLs, `outbox` is the in-memory directory of who wants what and
-//! records events, `deliveries` is what the dispatcher and the delivery log
-//! read and write. Sending over HTTP is not this crate's business.
+//! it — one row holding the exact bytes to POST — so nothing is lost when
+//! the process dies, and a retry sends the same bytes with the same event
+//! id. The dispatcher then fans each event out to one delivery row per
+//! subscribed endpoint in its own transaction. `endpoints` stores webhooks
+//! and callback URLs, `outbox` is the in-memory directory of who wants what,
+//! records events and fans them out, `deliveries` is what the dispatcher
+//! and the delivery log read and write. Sending over HTTP is not this crate's business.
 mod deliveries;
 mod endpoints;
 mod events;
 mod outbox;
 
 pub use deliveries::{
-    due, purge_older_than, record_attempts, retry, AttemptRecord, AttemptView, DeliveryStatus, DeliveryView,
+    due, purge_older_than, record_attempts, retry, AttemptRecord, AttemptView, DeliveryStatus, DeliveryView, DueDelivery,
     NextStep,
 };
 pub use endpoints::{

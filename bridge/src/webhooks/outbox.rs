@@ -1,19 +1,26 @@
 //! The outbox: which endpoints want which events (kept in memory, so the
-//! chat path pays nothing for a project without webhooks), and recording
-//! events as delivery rows inside the caller's transaction.
+//! chat path pays nothing for a project without webhooks), recording events
+//! inside the caller's transaction, and fanning them out to delivery rows.
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use entity::{webhook_delivery, webhook_endpoint};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, Set};
+use entity::{webhook_delivery, webhook_endpoint, webhook_event, webhook_fanout};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, NotSet, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
 use tokio::sync::{Mutex, Notify};
 
 use super::deliveries::DeliveryStatus;
 use super::events::{Event, EventType};
 
-/// Delivery rows per insert statement (11 parameters each, far below the
+/// Rows per insert statement (at most 9 parameters each, far below the
 /// parameter limits of SQLite and PostgreSQL).
 const ROWS_PER_INSERT: usize = 1000;
+
+/// The id of the fan-out cursor's only row.
+const FANOUT_CURSOR: i32 = 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndpointKind {
@@ -125,30 +132,97 @@ impl Outbox {
         self.snapshot().by_project.values().flatten().cloned().collect()
     }
 
-    /// Writes one pending delivery per (event, subscribed endpoint) with
-    /// `db` — the caller's transaction. Returns how many; once the
-    /// transaction committed, the caller calls `wake` when it is not zero.
+    /// Writes each event some enabled endpoint wants — once, with the
+    /// bytes each kind of endpoint receives — with `db`, the caller's
+    /// transaction. Returns how many; once the transaction committed, the
+    /// caller calls `wake` when it is not zero. Delivery rows are the
+    /// dispatcher's business (`fan_out`), so the change's transaction writes
+    /// one row per event whatever the number of endpoints.
     pub async fn record(&self, db: &impl ConnectionTrait, project_id: &str, events: &[Event]) -> Result<usize, DbErr> {
         let directory = self.snapshot();
         let Some(endpoints) = directory.by_project.get(project_id) else { return Ok(0) };
-        let mut rows = Vec::new();
-        for event in events {
-            let mut envelope = None;
-            for endpoint in endpoints.iter().filter(|endpoint| endpoint.wants(event.kind)) {
-                let body = match endpoint.kind {
-                    EndpointKind::Webhook => envelope.get_or_insert_with(|| event.envelope(project_id)).clone(),
-                    EndpointKind::PresenceCallback | EndpointKind::MessageCallback => match &event.callback_body {
-                        Some(body) => body.clone(),
-                        None => continue,
-                    },
-                };
-                rows.push(webhook_delivery::ActiveModel {
-                    id: NotSet,
+        let rows: Vec<webhook_event::ActiveModel> = events
+            .iter()
+            .filter_map(|event| {
+                let wanted = |kind: EndpointKind| endpoints.iter().any(|e| e.kind == kind && e.wants(event.kind));
+                let body = wanted(EndpointKind::Webhook).then(|| event.envelope(project_id));
+                let callback_body = event
+                    .callback_body
+                    .as_ref()
+                    .filter(|_| wanted(EndpointKind::PresenceCallback) || wanted(EndpointKind::MessageCallback))
+                    .cloned();
+                (body.is_some() || callback_body.is_some()).then(|| webhook_event::ActiveModel {
+                    seq: NotSet,
                     event_id: Set(event.id.clone()),
                     event_type: Set(event.kind.as_str().to_owned()),
-                    endpoint_id: Set(endpoint.id.clone()),
                     project_id: Set(project_id.to_owned()),
                     body: Set(body),
+                    callback_body: Set(callback_body),
+                    created_at: Set(event.created_at),
+                })
+            })
+            .collect();
+        let count = rows.len();
+        let mut rows = rows.into_iter().peekable();
+        while rows.peek().is_some() {
+            let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
+            webhook_event::Entity::insert_many(chunk).exec_without_returning(db).await?;
+        }
+        Ok(count)
+    }
+
+    /// Creates the delivery rows of up to `limit` events recorded since the
+    /// last fan-out — one per endpoint enabled and subscribed now — and
+    /// moves the cursor past them, in one transaction. Returns how many
+    /// events it read (`limit` means more may be waiting).
+    pub async fn fan_out(&self, db: &DatabaseConnection, limit: u64) -> Result<usize, DbErr> {
+        #[derive(FromQueryResult)]
+        struct Recorded {
+            seq: i64,
+            event_type: String,
+            project_id: String,
+            created_at: chrono::DateTime<chrono::Utc>,
+            has_body: bool,
+            has_callback_body: bool,
+        }
+        let txn = db.begin().await?;
+        let cursor = webhook_fanout::Entity::find_by_id(FANOUT_CURSOR).one(&txn).await?.map_or(0, |row| row.last_seq);
+        let events = webhook_event::Entity::find()
+            .select_only()
+            .columns([
+                webhook_event::Column::Seq,
+                webhook_event::Column::EventType,
+                webhook_event::Column::ProjectId,
+                webhook_event::Column::CreatedAt,
+            ])
+            .expr_as(Expr::col(webhook_event::Column::Body).is_not_null(), "has_body")
+            .expr_as(Expr::col(webhook_event::Column::CallbackBody).is_not_null(), "has_callback_body")
+            .filter(webhook_event::Column::Seq.gt(cursor))
+            .order_by_asc(webhook_event::Column::Seq)
+            .limit(limit)
+            .into_model::<Recorded>()
+            .all(&txn)
+            .await?;
+        let Some(last) = events.last().map(|event| event.seq) else { return txn.commit().await.map(|()| 0) };
+        let directory = self.snapshot();
+        let mut rows = Vec::new();
+        for event in &events {
+            let (Some(kind), Some(endpoints)) = (EventType::parse(&event.event_type), directory.by_project.get(&event.project_id)) else {
+                continue;
+            };
+            for endpoint in endpoints.iter().filter(|endpoint| endpoint.wants(kind)) {
+                let has_bytes = match endpoint.kind {
+                    EndpointKind::Webhook => event.has_body,
+                    EndpointKind::PresenceCallback | EndpointKind::MessageCallback => event.has_callback_body,
+                };
+                if !has_bytes {
+                    continue;
+                }
+                rows.push(webhook_delivery::ActiveModel {
+                    id: NotSet,
+                    event_seq: Set(event.seq),
+                    endpoint_id: Set(endpoint.id.clone()),
+                    project_id: Set(event.project_id.clone()),
                     status: Set(DeliveryStatus::Pending.as_str().to_owned()),
                     attempts: Set(0),
                     next_attempt_at: Set(event.created_at),
@@ -157,13 +231,18 @@ impl Outbox {
                 });
             }
         }
-        let count = rows.len();
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
-            webhook_delivery::Entity::insert_many(chunk).exec_without_returning(db).await?;
+            webhook_delivery::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
         }
-        Ok(count)
+        let cursor = webhook_fanout::ActiveModel { id: Set(FANOUT_CURSOR), last_seq: Set(last) };
+        webhook_fanout::Entity::insert(cursor)
+            .on_conflict(OnConflict::column(webhook_fanout::Column::Id).update_column(webhook_fanout::Column::LastSeq).to_owned())
+            .exec_without_returning(&txn)
+            .await?;
+        txn.commit().await?;
+        Ok(events.len())
     }
 
     /// Tells the dispatcher that deliveries were committed.

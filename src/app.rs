@@ -109,7 +109,7 @@ impl App {
         // Before any client can connect: what a crash left online goes offline.
         let outbox = Arc::new(Outbox::load(&db).await.context("loading webhook endpoints")?);
         let dispatcher = Dispatcher::new(db.clone(), Arc::clone(&outbox), settings.webhooks.clone())
-            .context("building the webhook HTTP client")?;
+            .context("starting the webhook dispatcher")?;
         let presence = Arc::new(
             PresenceTracker::start(db.clone(), Arc::clone(&outlet) as Arc<dyn Outlet>, Arc::clone(&outbox)).await?,
         );

@@ -1,15 +1,15 @@
 //! The dispatcher loop. When woken it first fans newly recorded events out
 //! to delivery rows (one transaction per batch of events), then takes each
-//! enabled endpoint's due deliveries
-//! oldest first (never more than `concurrency` in flight, nor
-//! `per_endpoint_concurrency` to one endpoint, so a slow endpoint cannot hold
-//! every slot), sends them concurrently, and records finished attempts in
-//! batches — one transaction for all that finished together — so a backlog
-//! drains at the receivers' pace with memory bounded by the window, not by
-//! the backlog. An endpoint found with nothing more due is not asked again
-//! until new events are recorded or the poll interval passes. Nothing here
-//! waits on the chat path: the engine only writes rows and wakes it.
-use std::collections::{HashMap, HashSet};
+//! enabled endpoint's due deliveries oldest first (never more than
+//! `concurrency` in flight, nor `per_endpoint_concurrency` to one endpoint,
+//! so a slow endpoint cannot hold every slot), sends them concurrently on
+//! the low-priority `send_pool`, and records finished attempts in batches —
+//! one transaction for all that finished together — so a backlog drains at
+//! the receivers' pace with memory bounded by the window, not by the
+//! backlog. An endpoint found with nothing more due is not asked again until
+//! new events are recorded or the poll interval passes. Nothing here waits
+//! on the chat path: the engine only writes rows and wakes it.
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +21,12 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::send_pool::SendPool;
 use crate::sender::{Attempt, Delivery, Sender};
 use crate::settings::WebhookSettings;
 use crate::targets::TargetPolicy;
 
-/// How often due retries are looked for when nothing wakes the dispatcher.
+/// How often each endpoint's due deliveries (retries) are read from the database.
 const POLL: Duration = Duration::from_secs(1);
 /// How often the delivery log is purged of entries past retention.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
@@ -40,19 +41,57 @@ const FAN_OUT_BATCH: u64 = 2000;
 /// rest stay pending and are sent again after the restart.
 const DRAIN: Duration = Duration::from_secs(2);
 
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("building the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("starting the senders' thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
 pub struct Dispatcher {
     db: DatabaseConnection,
     outbox: Arc<Outbox>,
     sender: Sender,
+    senders: SendPool,
     settings: WebhookSettings,
 }
 
 type Finished = (DueDelivery, Attempt);
 
+/// Most fresh deliveries one endpoint's queue holds; past that it reads
+/// from the database again (a backlog is the database's business).
+const MAX_READY: usize = 4096;
+
+/// Where an endpoint's next deliveries come from.
+#[derive(Default)]
+struct Queue {
+    /// Every delivery due now is in flight or in `ready`: new ones from the
+    /// fan-out queue up here and need no query. Otherwise the next ones are
+    /// read from the database (at start, after a poll, after a backlog).
+    caught_up: bool,
+    ready: VecDeque<DueDelivery>,
+}
+
+impl Queue {
+    fn push(&mut self, delivery: DueDelivery) {
+        if !self.caught_up {
+            return;
+        }
+        if self.ready.len() < MAX_READY {
+            self.ready.push_back(delivery);
+        } else {
+            self.caught_up = false;
+            self.ready.clear();
+        }
+    }
+}
+
 impl Dispatcher {
-    pub fn new(db: DatabaseConnection, outbox: Arc<Outbox>, settings: WebhookSettings) -> Result<Dispatcher, reqwest::Error> {
+    pub fn new(db: DatabaseConnection, outbox: Arc<Outbox>, settings: WebhookSettings) -> Result<Dispatcher, StartError> {
         let sender = Sender::new(TargetPolicy { allow_private: settings.allow_private_targets }, settings.timeout)?;
-        Ok(Dispatcher { db, outbox, sender, settings })
+        let senders = SendPool::start(settings.niceness)?;
+        Ok(Dispatcher { db, outbox, sender, senders, settings })
     }
 
     /// The client the test action uses too.
@@ -66,9 +105,10 @@ impl Dispatcher {
         let mut sending: HashSet<i64> = HashSet::new();
         let mut per_endpoint: HashMap<String, usize> = HashMap::new();
         let mut purge = tokio::time::interval(PURGE_EVERY);
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let refill_at = (self.settings.concurrency / 4).max(1);
-        // Endpoints whose due deliveries were all taken: skipped until woken or polled.
-        let mut idle: HashSet<String> = HashSet::new();
+        let mut queues: HashMap<String, Queue> = HashMap::new();
         // When to fan out events recorded since the last fan-out (at start:
         // at once, for any a crash left). While events keep coming, fan-outs
         // are at least FAN_OUT_GAP apart, so each takes many events in one
@@ -79,9 +119,9 @@ impl Dispatcher {
             if fan_out_at.is_some_and(|at| at <= Instant::now()) {
                 last_fan_out = Instant::now();
                 fan_out_at = match self.outbox.fan_out(&self.db, FAN_OUT_BATCH).await {
-                    Ok(read) => {
-                        if read > 0 {
-                            idle.clear();
+                    Ok((read, fresh)) => {
+                        for delivery in fresh {
+                            queues.entry(delivery.endpoint_id.clone()).or_default().push(delivery);
                         }
                         // A full batch: more are waiting.
                         (read as u64 == FAN_OUT_BATCH).then(Instant::now)
@@ -94,7 +134,7 @@ impl Dispatcher {
             }
             let mut spawned = 0;
             if self.settings.concurrency - in_flight.len() >= refill_at || in_flight.is_empty() {
-                match self.fill(&mut in_flight, &mut sending, &mut per_endpoint, &mut idle).await {
+                match self.fill(&mut in_flight, &mut sending, &mut per_endpoint, &mut queues).await {
                     Ok(count) => spawned = count,
                     Err(error) => tracing::error!(%error, "reading due webhook deliveries failed"),
                 }
@@ -117,12 +157,16 @@ impl Dispatcher {
                     self.record(finished, &mut sending, &mut per_endpoint).await;
                 }
                 () = self.outbox.woken() => {
-                    idle.clear();
+                    if self.outbox.take_rescan() {
+                        // Re-enabled endpoints or retried deliveries: pending rows the queues do not hold.
+                        queues.clear();
+                    }
                     fan_out_at.get_or_insert(last_fan_out + FAN_OUT_GAP);
                 }
                 () = tokio::time::sleep_until(fan_out_at.unwrap_or_else(Instant::now)), if fan_out_at.is_some() => {}
-                () = tokio::time::sleep(POLL), if room => {
-                    idle.clear();
+                _ = poll.tick() => {
+                    // Retries fall due in the database: read each endpoint from there again.
+                    queues.clear();
                     fan_out_at.get_or_insert_with(Instant::now);
                 }
                 _ = purge.tick() => self.purge().await,
@@ -144,7 +188,7 @@ impl Dispatcher {
         in_flight: &mut JoinSet<Finished>,
         sending: &mut HashSet<i64>,
         per_endpoint: &mut HashMap<String, usize>,
-        idle: &mut HashSet<String>,
+        queues: &mut HashMap<String, Queue>,
     ) -> Result<usize, mqchat_bridge::DbErr> {
         let cap = self.settings.per_endpoint_concurrency;
         let now = Utc::now();
@@ -152,21 +196,26 @@ impl Dispatcher {
         for endpoint in self.outbox.enabled_endpoints() {
             let busy = per_endpoint.get(&endpoint.id).copied().unwrap_or(0);
             let room = cap.saturating_sub(busy).min(self.settings.concurrency - in_flight.len());
-            if room == 0 || idle.contains(&endpoint.id) {
+            let queue = queues.entry(endpoint.id.clone()).or_default();
+            if room == 0 || (queue.caught_up && queue.ready.is_empty()) {
                 continue;
             }
-            // Its in-flight rows are still pending: ask for enough to see past them.
-            let limit = room + busy;
-            let rows = webhooks::due(&self.db, &endpoint, now, limit as u64).await?;
-            if rows.len() < limit {
-                idle.insert(endpoint.id.clone());
-            }
-            let fresh: Vec<DueDelivery> = rows.into_iter().filter(|row| !sending.contains(&row.id)).take(room).collect();
-            for row in fresh {
+            let next: Vec<DueDelivery> = if queue.caught_up {
+                let take = room.min(queue.ready.len());
+                queue.ready.drain(..take).collect()
+            } else {
+                // Its in-flight rows are still pending: ask for enough to see past them.
+                let limit = room + busy;
+                let rows = webhooks::due(&self.db, &endpoint, now, limit as u64).await?;
+                // Fewer than asked: every delivery due now is in flight or starting.
+                queue.caught_up = rows.len() < limit;
+                rows.into_iter().filter(|row| !sending.contains(&row.id)).take(room).collect()
+            };
+            for row in next {
                 *per_endpoint.entry(row.endpoint_id.clone()).or_default() += 1;
                 sending.insert(row.id);
                 let (sender, endpoint) = (self.sender.clone(), Arc::clone(&endpoint));
-                in_flight.spawn(async move {
+                self.senders.spawn(in_flight, async move {
                     let attempt = sender
                         .send(Delivery {
                             url: &endpoint.url,

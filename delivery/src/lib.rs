@@ -5,12 +5,13 @@
 //!
 //! Modules: `signing` (the three signature schemes), `targets` (which URLs
 //! and addresses may receive deliveries), `sender` (one signed POST and what
-//! came of it), `dispatcher` (the loop: fetch due, send concurrently, record
+//! came of it), `send_pool` (the low-priority thread requests run on), `dispatcher` (the loop: fetch due, send concurrently, record
 //! in batches, purge the log), `settings`. This crate knows nothing about
 //! MQTT; it reads and writes the database only through the bridge.
 #![forbid(unsafe_code)]
 
 pub mod dispatcher;
+pub mod send_pool;
 pub mod sender;
 pub mod settings;
 pub mod signing;

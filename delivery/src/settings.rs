@@ -23,6 +23,10 @@ pub struct WebhookSettings {
     /// How long finished deliveries and their attempts stay in the delivery log.
     #[serde(with = "humantime_serde")]
     pub log_retention: Duration,
+    /// CPU niceness of the thread requests are sent from (0 normal, 19
+    /// lowest): above 0, a saturated machine serves the chat path first and
+    /// deliveries catch up after.
+    pub niceness: u8,
 }
 
 impl Default for WebhookSettings {
@@ -34,6 +38,7 @@ impl Default for WebhookSettings {
             concurrency: 256,
             per_endpoint_concurrency: 64,
             log_retention: Duration::from_secs(30 * 24 * 3600),
+            niceness: 10,
         }
     }
 }
@@ -43,6 +48,9 @@ impl WebhookSettings {
     pub fn problem(&self) -> Option<&'static str> {
         if self.timeout.is_zero() || self.concurrency == 0 || self.per_endpoint_concurrency == 0 {
             return Some("webhooks.timeout, webhooks.concurrency and webhooks.per_endpoint_concurrency must be positive");
+        }
+        if self.niceness > 19 {
+            return Some("webhooks.niceness is 0 (normal) to 19 (lowest CPU priority)");
         }
         if self.retry_schedule.len() > 20 {
             return Some("webhooks.retry_schedule has at most 20 waits");

@@ -7,6 +7,9 @@
 //!   pid, its resident memory per connection.
 //! - `chat`: the chat path (see `chat.rs`).
 //! - `webhook-receiver`: the receiving end of webhook deliveries (see `receiver.rs`).
+//! - `connections --storm`: then a reconnect storm (see `storm.rs`).
+//! - `scale`: many live topics, the server's CPU per delivery (see `scale.rs`).
+//! - `report`: tables and charts from the benchmark's results (see `report.rs`).
 //!
 //! Against mqchat, give `--public-key` and `--secret-key`: each client then
 //! signs its own identity token as user `{user_prefix}{i}` (the benchmark
@@ -19,6 +22,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod chat;
 mod receiver;
+mod report;
+mod scale;
+mod storm;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -116,6 +122,36 @@ enum Scenario {
         /// Time to let the server settle before reading its memory.
         #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
         settle: Duration,
+        /// Then drop every connection at once and bring all back, each
+        /// exchanging one message (see `storm`).
+        #[arg(long)]
+        storm: bool,
+        /// The mqchat project (its topic prefix), for the storm's messages;
+        /// omit against an open broker.
+        #[arg(long)]
+        project_id: Option<String>,
+    },
+    /// Many topics with a live subscriber each: the server's cost per delivery as they grow.
+    Scale {
+        /// One topic per line.
+        #[arg(long)]
+        topics_file: std::path::PathBuf,
+        #[arg(long, default_value_t = 50)]
+        subscribers: usize,
+        /// Publishes per second, round-robin over the topics.
+        #[arg(long, default_value_t = 5000)]
+        rate: u64,
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        #[arg(long)]
+        server_pid: u32,
+    },
+    /// Markdown tables and SVG charts from the benchmark's JSON lines.
+    Report {
+        #[arg(long)]
+        input: std::path::PathBuf,
+        #[arg(long)]
+        out_dir: std::path::PathBuf,
     },
 }
 
@@ -180,6 +216,9 @@ async fn pubsub(
     let received = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
     let window = Arc::new(Mutex::new(None::<(Instant, Instant)>));
+    // Send time of every publish, in order, when arrivals can be matched by position.
+    let in_order = publishers == 1 && qos == QoS::AtLeastOnce;
+    let send_times = Arc::new(Mutex::new(Vec::<u64>::new()));
 
     let mut subscriber_tasks = Vec::new();
     for index in 0..subscribers {
@@ -195,21 +234,34 @@ async fn pubsub(
             }
         }
         let (received, latencies, window) = (Arc::clone(&received), Arc::clone(&latencies), Arc::clone(&window));
+        let send_times = Arc::clone(&send_times);
         subscriber_tasks.push(tokio::spawn(async move {
             let _client = client;
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+            let mut arrivals = 0usize;
             while let Ok(event) = eventloop.poll().await {
                 let Event::Incoming(Packet::Publish(publish)) = event else { continue };
                 let now = Instant::now();
+                let arrival = arrivals;
+                arrivals += 1;
                 let Some((start, end)) = *window.lock().expect("window lock") else { continue };
                 if now < start || now > end {
                     continue;
                 }
                 received.fetch_add(1, Ordering::Relaxed);
                 // A payload the broker replaced (mqchat stamps typing
-                // indicators) carries no send time: counted, not timed.
-                let Some(sent) = publish.payload.strip_prefix(STAMP_MAGIC).and_then(|rest| rest.get(..8)) else { continue };
-                let sent = u64::from_le_bytes(sent.try_into().expect("8 bytes"));
+                // indicators) carries no send time: with one publisher at
+                // QoS 1 (in order, nothing dropped) the n-th arrival is the
+                // n-th publish; otherwise it is counted, not timed.
+                let stamped = publish.payload.strip_prefix(STAMP_MAGIC).and_then(|rest| rest.get(..8));
+                let sent = match stamped {
+                    Some(sent) => u64::from_le_bytes(sent.try_into().expect("8 bytes")),
+                    None if in_order => match send_times.lock().expect("send times lock").get(arrival) {
+                        Some(&sent) => sent,
+                        None => continue,
+                    },
+                    None => continue,
+                };
                 let micros = (now.duration_since(epoch).as_nanos() as u64).saturating_sub(sent) / 1000;
                 let _ = local.record(micros.max(1));
                 if local.len() >= 10_000 {
@@ -230,7 +282,7 @@ async fn pubsub(
     for index in 0..publishers {
         let (client, mut eventloop) = connect(target.options(index, "pub")?, 1000).await?;
         let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
-        let (topic, published) = (topic.clone(), Arc::clone(&published));
+        let (topic, published, send_times) = (topic.clone(), Arc::clone(&published), Arc::clone(&send_times));
         publisher_tasks.push(tokio::spawn(async move {
             let mut body = vec![0u8; payload.max(STAMP_MAGIC.len() + 8)];
             body[..STAMP_MAGIC.len()].copy_from_slice(STAMP_MAGIC);
@@ -243,8 +295,11 @@ async fn pubsub(
                 }
                 sent += 1;
                 let now = Instant::now();
-                body[STAMP_MAGIC.len()..STAMP_MAGIC.len() + 8]
-                    .copy_from_slice(&(now.duration_since(epoch).as_nanos() as u64).to_le_bytes());
+                let stamp = now.duration_since(epoch).as_nanos() as u64;
+                body[STAMP_MAGIC.len()..STAMP_MAGIC.len() + 8].copy_from_slice(&stamp.to_le_bytes());
+                if in_order {
+                    send_times.lock().expect("send times lock").push(stamp);
+                }
                 if client.publish(topic.clone(), qos, false, body.clone()).await.is_err() {
                     break;
                 }
@@ -280,7 +335,12 @@ async fn pubsub(
         "latency_us": if histogram.is_empty() {
             serde_json::Value::Null
         } else {
-            json!({"p50": histogram.value_at_quantile(0.5), "p99": histogram.value_at_quantile(0.99), "max": histogram.max()})
+            json!({
+                "p50": histogram.value_at_quantile(0.5),
+                "p99": histogram.value_at_quantile(0.99),
+                "p999": histogram.value_at_quantile(0.999),
+                "max": histogram.max(),
+            })
         },
     }))
 }
@@ -369,8 +429,20 @@ async fn main() -> anyhow::Result<()> {
         Scenario::WebhookReceiver { listen, secret, expect, idle } => {
             receiver::run(receiver::ReceiverLoad { listen, secret, expect, idle }).await?
         }
-        Scenario::Connections { count, concurrency, server_pid, settle } => {
-            connections(&cli.target, count, concurrency, server_pid, settle).await?
+        Scenario::Connections { count, concurrency, server_pid, settle, storm, project_id } => {
+            let mut report = connections(&cli.target, count, concurrency, server_pid, settle).await?;
+            if storm {
+                let result = storm::run(&cli.target, count, concurrency, project_id.as_deref()).await?;
+                report["storm"] = result;
+            }
+            report
+        }
+        Scenario::Scale { topics_file, subscribers, rate, duration, server_pid } => {
+            scale::run(&cli.target, scale::ScaleLoad { topics_file: &topics_file, subscribers, rate, duration, server_pid }).await?
+        }
+        Scenario::Report { input, out_dir } => {
+            report::write(&input, &out_dir)?;
+            return Ok(());
         }
     };
     println!("{report}");

@@ -129,8 +129,8 @@ fn check_url(state: &ApiState, url: &str) -> Result<String, ApiError> {
 async fn reload(state: &ApiState) -> Result<(), ApiError> {
     let outbox = state.engine.outbox();
     outbox.reload(&state.db).await.map_err(ApiError::internal)?;
-    // Re-enabled endpoints and retried deliveries are due now.
-    outbox.wake();
+    // Re-enabled endpoints' deliveries are due now.
+    outbox.rescan();
     Ok(())
 }
 
@@ -215,7 +215,7 @@ async fn log(id: String, state: Arc<ApiState>, project: Project, query: LogQuery
 
 async fn retry(id: String, state: Arc<ApiState>, project: Project) -> Response {
     let delivery = webhooks::retry(&state.db, &project.project_id, &id).await.map_err(ApiError::from)?;
-    state.engine.outbox().wake();
+    state.engine.outbox().rescan();
     Ok(json_reply(StatusCode::ACCEPTED, &delivery))
 }
 

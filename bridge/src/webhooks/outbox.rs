@@ -2,17 +2,18 @@
 //! chat path pays nothing for a project without webhooks), recording events
 //! inside the caller's transaction, and fanning them out to delivery rows.
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use entity::{webhook_delivery, webhook_endpoint, webhook_event, webhook_fanout};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, NotSet, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
 };
 use tokio::sync::{Mutex, Notify};
 
-use super::deliveries::DeliveryStatus;
+use super::deliveries::{DeliveryStatus, DueDelivery};
 use super::events::{Event, EventType};
 
 /// Rows per insert statement (at most 9 parameters each, far below the
@@ -89,6 +90,9 @@ pub struct Outbox {
     /// Serialises reloads so an older read never replaces a newer one.
     reloading: Mutex<()>,
     wake: Notify,
+    /// Set when pending deliveries appeared that no fan-out created
+    /// (re-enabled endpoint, manual retry): the dispatcher reads them.
+    rescan: AtomicBool,
 }
 
 impl Outbox {
@@ -174,80 +178,107 @@ impl Outbox {
     /// Creates the delivery rows of up to `limit` events recorded since the
     /// last fan-out — one per endpoint enabled and subscribed now — and
     /// moves the cursor past them, in one transaction. Returns how many
-    /// events it read (`limit` means more may be waiting).
-    pub async fn fan_out(&self, db: &DatabaseConnection, limit: u64) -> Result<usize, DbErr> {
-        #[derive(FromQueryResult)]
-        struct Recorded {
-            seq: i64,
-            event_type: String,
-            project_id: String,
-            created_at: chrono::DateTime<chrono::Utc>,
-            has_body: bool,
-            has_callback_body: bool,
-        }
+    /// events it read (`limit` means more may be waiting) and the new
+    /// deliveries with their bytes, oldest first, so the dispatcher can send
+    /// them without reading them back.
+    pub async fn fan_out(&self, db: &DatabaseConnection, limit: u64) -> Result<(usize, Vec<DueDelivery>), DbErr> {
         let txn = db.begin().await?;
         let cursor = webhook_fanout::Entity::find_by_id(FANOUT_CURSOR).one(&txn).await?.map_or(0, |row| row.last_seq);
         let events = webhook_event::Entity::find()
-            .select_only()
-            .columns([
-                webhook_event::Column::Seq,
-                webhook_event::Column::EventType,
-                webhook_event::Column::ProjectId,
-                webhook_event::Column::CreatedAt,
-            ])
-            .expr_as(Expr::col(webhook_event::Column::Body).is_not_null(), "has_body")
-            .expr_as(Expr::col(webhook_event::Column::CallbackBody).is_not_null(), "has_callback_body")
             .filter(webhook_event::Column::Seq.gt(cursor))
             .order_by_asc(webhook_event::Column::Seq)
             .limit(limit)
-            .into_model::<Recorded>()
             .all(&txn)
             .await?;
-        let Some(last) = events.last().map(|event| event.seq) else { return txn.commit().await.map(|()| 0) };
+        let Some(last) = events.last().map(|event| event.seq) else { return txn.commit().await.map(|()| (0, Vec::new())) };
         let directory = self.snapshot();
-        let mut rows = Vec::new();
+        // (event, endpoint) pairs, in event order.
+        let mut planned: Vec<(&webhook_event::Model, &Arc<Endpoint>, &String)> = Vec::new();
         for event in &events {
             let (Some(kind), Some(endpoints)) = (EventType::parse(&event.event_type), directory.by_project.get(&event.project_id)) else {
                 continue;
             };
             for endpoint in endpoints.iter().filter(|endpoint| endpoint.wants(kind)) {
-                let has_bytes = match endpoint.kind {
-                    EndpointKind::Webhook => event.has_body,
-                    EndpointKind::PresenceCallback | EndpointKind::MessageCallback => event.has_callback_body,
+                let body = match endpoint.kind {
+                    EndpointKind::Webhook => event.body.as_ref(),
+                    EndpointKind::PresenceCallback | EndpointKind::MessageCallback => event.callback_body.as_ref(),
                 };
-                if !has_bytes {
-                    continue;
+                if let Some(body) = body {
+                    planned.push((event, endpoint, body));
                 }
-                rows.push(webhook_delivery::ActiveModel {
-                    id: NotSet,
-                    event_seq: Set(event.seq),
-                    endpoint_id: Set(endpoint.id.clone()),
-                    project_id: Set(event.project_id.clone()),
-                    status: Set(DeliveryStatus::Pending.as_str().to_owned()),
-                    attempts: Set(0),
-                    next_attempt_at: Set(event.created_at),
-                    created_at: Set(event.created_at),
-                    updated_at: Set(event.created_at),
-                });
             }
         }
+        let rows: Vec<webhook_delivery::ActiveModel> = planned
+            .iter()
+            .map(|(event, endpoint, _)| webhook_delivery::ActiveModel {
+            id: NotSet,
+            event_seq: Set(event.seq),
+            endpoint_id: Set(endpoint.id.clone()),
+            project_id: Set(event.project_id.clone()),
+            status: Set(DeliveryStatus::Pending.as_str().to_owned()),
+            attempts: Set(0),
+            next_attempt_at: Set(event.created_at),
+            created_at: Set(event.created_at),
+            updated_at: Set(event.created_at),
+            })
+            .collect();
         let mut rows = rows.into_iter().peekable();
         while rows.peek().is_some() {
             let chunk: Vec<_> = rows.by_ref().take(ROWS_PER_INSERT).collect();
             webhook_delivery::Entity::insert_many(chunk).exec_without_returning(&txn).await?;
         }
+        // The new rows' ids (portable: no RETURNING), from the event index.
+        let ids: HashMap<(i64, String), i64> = if planned.is_empty() {
+            HashMap::new()
+        } else {
+            webhook_delivery::Entity::find()
+                .select_only()
+                .columns([webhook_delivery::Column::Id, webhook_delivery::Column::EventSeq, webhook_delivery::Column::EndpointId])
+                .filter(webhook_delivery::Column::EventSeq.gt(cursor))
+                .filter(webhook_delivery::Column::EventSeq.lte(last))
+                .into_tuple::<(i64, i64, String)>()
+                .all(&txn)
+                .await?
+                .into_iter()
+                .map(|(id, seq, endpoint)| ((seq, endpoint), id))
+                .collect()
+        };
         let cursor = webhook_fanout::ActiveModel { id: Set(FANOUT_CURSOR), last_seq: Set(last) };
         webhook_fanout::Entity::insert(cursor)
             .on_conflict(OnConflict::column(webhook_fanout::Column::Id).update_column(webhook_fanout::Column::LastSeq).to_owned())
             .exec_without_returning(&txn)
             .await?;
         txn.commit().await?;
-        Ok(events.len())
+        let fresh = planned
+            .into_iter()
+            .filter_map(|(event, endpoint, body)| {
+                Some(DueDelivery {
+                    id: *ids.get(&(event.seq, endpoint.id.clone()))?,
+                    endpoint_id: endpoint.id.clone(),
+                    attempts: 0,
+                    event_id: event.event_id.clone(),
+                    event_type: event.event_type.clone(),
+                    body: body.clone(),
+                })
+            })
+            .collect();
+        Ok((events.len(), fresh))
     }
 
-    /// Tells the dispatcher that deliveries were committed.
+    /// Tells the dispatcher that events were committed.
     pub fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// Tells the dispatcher that deliveries became pending outside a fan-out.
+    pub fn rescan(&self) {
+        self.rescan.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    /// Whether `rescan` was called since the last time this was asked.
+    pub fn take_rescan(&self) -> bool {
+        self.rescan.swap(false, Ordering::AcqRel)
     }
 
     /// Resolves at the next `wake` (or at once if one came since the last wait).

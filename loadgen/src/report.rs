@@ -20,6 +20,7 @@ pub fn write(input: &Path, out_dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out_dir)?;
     let mut markdown = String::new();
     pubsub_table(&rows, &mut markdown);
+    sustained_table(&rows, &mut markdown);
     latency_table(&rows, &mut markdown);
     chat_table(&rows, &mut markdown);
     connections_table(&rows, &mut markdown);
@@ -95,6 +96,28 @@ fn pubsub_table(rows: &[Value], out: &mut String) {
             latency(mosquitto),
             latency(mqchat)
         );
+    }
+    out.push('\n');
+}
+
+fn sustained_table(rows: &[Value], out: &mut String) {
+    let mut pairs: BTreeMap<u64, BTreeMap<String, &Value>> = BTreeMap::new();
+    for row in of(rows, "sustained") {
+        pairs.entry(row["subscribers"].as_u64().unwrap_or(0)).or_default().insert(row["broker"].as_str().unwrap_or("?").to_owned(), row);
+    }
+    if pairs.is_empty() {
+        return;
+    }
+    out.push_str("### QoS 0 paced: the highest offered rate with ≥ 99% delivered\n\n");
+    out.push_str("| scenario | Mosquitto deliveries/s | mqchat deliveries/s | mqchat / Mosquitto |\n|---|---|---|---|\n");
+    for pair in pairs.values() {
+        let (Some(mosquitto), Some(mqchat)) = (pair.get("mosquitto"), pair.get("mqchat")) else { continue };
+        let cell = |row: &Value| {
+            let ceiling = if row["at_sweep_ceiling"] == true { "≥ " } else { "" };
+            format!("{ceiling}{}", grouped(number(&row["delivered_per_s"])))
+        };
+        let ratio = number(&mqchat["delivered_per_s"]) / number(&mosquitto["delivered_per_s"]);
+        let _ = writeln!(out, "| {} | {} | {} | {ratio:.2}× |", pubsub_label(mqchat), cell(mosquitto), cell(mqchat));
     }
     out.push('\n');
 }
@@ -264,7 +287,7 @@ fn scale_table(rows: &[Value], out: &mut String) {
         return;
     }
     out.push_str("### Scale curve (topics with a live subscriber, publishes round-robin over all)\n\n");
-    out.push_str("| broker | live topics | delivered/s | server CPU µs per delivery | vs. the fewest topics | server memory per live topic | first publish to every topic |\n|---|---|---|---|---|---|---|\n");
+    out.push_str("| broker | live topics | delivered/s | server CPU µs per delivery | vs. the fewest topics | server memory per live topic | first publish to every topic delivered after |\n|---|---|---|---|---|---|---|\n");
     for row in &scale {
         let broker = row["broker"].as_str().unwrap_or("?");
         let smallest = scale
@@ -275,12 +298,14 @@ fn scale_table(rows: &[Value], out: &mut String) {
         let cost = number(&row["cpu_us_per_delivery"]);
         let _ = writeln!(
             out,
-            "| {broker} | {} | {} | {cost:.1} | {:.2}× | {:.0} B | {:.2} s |",
+            "| {broker} | {} | {} | {cost:.1} | {:.2}× | {:.0} B | {:.2} s ({} of {} arrived) |",
             row["topics"],
             grouped(number(&row["delivered_per_s"])),
             smallest.map_or(f64::NAN, |base| cost / base),
             number(&row["bytes_per_live_topic"]),
-            number(&row["first_publish_round_seconds"]),
+            number(&row["first_round_seconds"]),
+            row["first_round_delivered"],
+            row["topics"],
         );
     }
     out.push('\n');

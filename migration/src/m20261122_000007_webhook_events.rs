@@ -109,30 +109,19 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .exec_stmt(
-                Query::update()
-                    .table(WebhookDeliveries::Table)
-                    .value(
-                        WebhookDeliveries::EventSeq,
-                        SimpleExpr::SubQuery(
-                            None,
-                            Box::new(
-                                Query::select()
-                                    .column(WebhookEvents::Seq)
-                                    .from(WebhookEvents::Table)
-                                    .and_where(
-                                        Expr::col((WebhookEvents::Table, WebhookEvents::LegacyDeliveryId))
-                                            .equals((WebhookDeliveries::Table, WebhookDeliveries::Id)),
-                                    )
-                                    .to_owned()
-                                    .into_sub_query_statement(),
-                            ),
-                        ),
-                    )
-                    .to_owned(),
-            )
-            .await?;
+        set_from(
+            manager,
+            WebhookDeliveries::EventSeq,
+            Query::select()
+                .column(WebhookEvents::Seq)
+                .from(WebhookEvents::Table)
+                .and_where(
+                    Expr::col((WebhookEvents::Table, WebhookEvents::LegacyDeliveryId))
+                        .equals((WebhookDeliveries::Table, WebhookDeliveries::Id)),
+                )
+                .to_owned(),
+        )
+        .await?;
         // All of them have their delivery rows already.
         manager
             .exec_stmt(
@@ -142,7 +131,7 @@ impl MigrationTrait for Migration {
                     .select_from(
                         Query::select()
                             .expr(Expr::val(1))
-                            .expr(Func::coalesce([Expr::col(WebhookEvents::Seq).max(), Expr::val(0).into()]))
+                            .expr(Func::coalesce([Expr::col(WebhookEvents::Seq).max(), Expr::val(0)]))
                             .from(WebhookEvents::Table)
                             .to_owned(),
                     )
@@ -192,34 +181,29 @@ impl MigrationTrait for Migration {
                         .to_owned(),
                 )
                 .await?;
-            manager
-                .exec_stmt(
-                    Query::update()
-                        .table(WebhookDeliveries::Table)
-                        .value(
-                            column,
-                            SimpleExpr::SubQuery(
-                                None,
-                                Box::new(
-                                    Query::select()
-                                        .expr(source)
-                                        .from(WebhookEvents::Table)
-                                        .and_where(
-                                            Expr::col((WebhookEvents::Table, WebhookEvents::Seq))
-                                                .equals((WebhookDeliveries::Table, WebhookDeliveries::EventSeq)),
-                                        )
-                                        .to_owned()
-                                        .into_sub_query_statement(),
-                                ),
-                            ),
-                        )
-                        .to_owned(),
-                )
-                .await?;
+            set_from(
+                manager,
+                column,
+                Query::select()
+                    .expr(source)
+                    .from(WebhookEvents::Table)
+                    .and_where(
+                        Expr::col((WebhookEvents::Table, WebhookEvents::Seq))
+                            .equals((WebhookDeliveries::Table, WebhookDeliveries::EventSeq)),
+                    )
+                    .to_owned(),
+            )
+            .await?;
         }
         manager.drop_index(Index::drop().name("ix_webhook_deliveries_event").table(WebhookDeliveries::Table).to_owned()).await?;
         manager.alter_table(Table::alter().table(WebhookDeliveries::Table).drop_column(WebhookDeliveries::EventSeq).to_owned()).await?;
         manager.drop_table(Table::drop().table(WebhookFanout::Table).to_owned()).await?;
         manager.drop_table(Table::drop().table(WebhookEvents::Table).to_owned()).await
     }
+}
+
+/// `UPDATE webhook_deliveries SET column = (query)`, `query` correlated with the row.
+async fn set_from(manager: &SchemaManager<'_>, column: WebhookDeliveries, query: SelectStatement) -> Result<(), DbErr> {
+    let value = SimpleExpr::SubQuery(None, Box::new(query.into_sub_query_statement()));
+    manager.exec_stmt(Query::update().table(WebhookDeliveries::Table).value(column, value).to_owned()).await
 }

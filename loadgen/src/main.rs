@@ -358,6 +358,25 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("VmRSS not found")
 }
 
+/// Waits for every client task: those that succeeded, and how many failed
+/// (the first failure's reason is printed, as `what failure: …`).
+async fn gather<T>(tasks: Vec<tokio::task::JoinHandle<anyhow::Result<T>>>, what: &str) -> anyhow::Result<(Vec<T>, usize)> {
+    let mut done = Vec::with_capacity(tasks.len());
+    let mut failures = 0usize;
+    for task in tasks {
+        match task.await? {
+            Ok(value) => done.push(value),
+            Err(error) => {
+                if failures == 0 {
+                    eprintln!("first {what} failure: {error:#}");
+                }
+                failures += 1;
+            }
+        }
+    }
+    Ok((done, failures))
+}
+
 async fn connections(
     target: &Target,
     count: usize,
@@ -380,19 +399,7 @@ async fn connections(
             anyhow::Ok((client, keeper))
         }));
     }
-    let mut held = Vec::with_capacity(count);
-    let mut failures = 0usize;
-    for task in tasks {
-        match task.await? {
-            Ok(connection) => held.push(connection),
-            Err(error) => {
-                if failures == 0 {
-                    eprintln!("first connect failure: {error:#}");
-                }
-                failures += 1;
-            }
-        }
-    }
+    let (held, failures) = gather(tasks, "connect").await?;
     let connect_seconds = started.elapsed().as_secs_f64();
     tokio::time::sleep(settle).await;
     let after = server_pid.map(rss_kib).transpose()?;

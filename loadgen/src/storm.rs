@@ -12,7 +12,7 @@ use anyhow::Context;
 use rumqttc::{Event, Packet, QoS};
 use serde_json::json;
 
-use crate::{connect, Target};
+use crate::{connect, gather, Target};
 
 pub async fn run(target: &Target, count: usize, concurrency: usize, project_id: Option<&str>) -> anyhow::Result<serde_json::Value> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(concurrency));
@@ -61,22 +61,10 @@ pub async fn run(target: &Target, count: usize, concurrency: usize, project_id: 
             anyhow::Ok((client, keeper, back_after))
         }));
     }
-    let mut back = Vec::with_capacity(count);
-    let mut failures = 0usize;
-    for task in tasks {
-        match task.await? {
-            Ok(client) => back.push(client),
-            Err(error) => {
-                if failures == 0 {
-                    eprintln!("first storm failure: {error:#}");
-                }
-                failures += 1;
-            }
-        }
-    }
-    let last = back.iter().map(|(_, _, after)| *after).max().unwrap_or_default();
+    let (back, failures) = gather(tasks, "storm").await?;
     let mut times: Vec<f64> = back.iter().map(|(_, _, after)| after.as_secs_f64()).collect();
     times.sort_by(f64::total_cmp);
+    let last = times.last().copied().unwrap_or_default();
     let median = times.get(times.len() / 2).copied().unwrap_or_default();
     for (_, keeper, _) in &back {
         keeper.abort();
@@ -85,7 +73,7 @@ pub async fn run(target: &Target, count: usize, concurrency: usize, project_id: 
         "clients": count,
         "back": back.len(),
         "failed": failures,
-        "seconds_until_all_back": last.as_secs_f64(),
+        "seconds_until_all_back": last,
         "median_seconds_back": median,
     }))
 }

@@ -13,7 +13,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use super::endpoints::any_endpoint;
-use super::outbox::{Endpoint, EndpointKind};
+use super::outbox::Endpoint;
 use super::WebhookError;
 
 /// Most entries one delivery-log page returns.
@@ -72,17 +72,13 @@ pub async fn due(db: &DatabaseConnection, endpoint: &Endpoint, now: DateTime<Utc
         .limit(limit)
         .all(db)
         .await?;
-    let mut events = events_of(db, rows.iter().map(|row| row.event_seq)).await?;
+    let events = events_of(db, rows.iter().map(|row| row.event_seq)).await?;
     Ok(rows
         .into_iter()
         .filter_map(|row| {
-            let event = events.get_mut(&row.event_seq)?;
-            let body = match endpoint.kind {
-                EndpointKind::Webhook => event.body.clone(),
-                EndpointKind::PresenceCallback | EndpointKind::MessageCallback => event.callback_body.clone(),
-            };
+            let event = events.get(&row.event_seq)?;
             // The fan-out only creates deliveries of events holding their endpoint's bytes.
-            let body = body.or_else(|| event.body.clone()).or_else(|| event.callback_body.clone())?;
+            let body = endpoint.bytes(event).or(event.body.as_ref()).or(event.callback_body.as_ref())?.clone();
             Some(DueDelivery {
                 id: row.id,
                 endpoint_id: row.endpoint_id,

@@ -67,6 +67,15 @@ impl Endpoint {
         self.enabled && self.events & kind.bit() != 0
     }
 
+    /// What this endpoint receives of `event`: the envelope for a webhook,
+    /// the seed 002 body for a callback URL (none when it was not recorded).
+    pub(crate) fn bytes<'e>(&self, event: &'e webhook_event::Model) -> Option<&'e String> {
+        match self.kind {
+            EndpointKind::Webhook => event.body.as_ref(),
+            EndpointKind::PresenceCallback | EndpointKind::MessageCallback => event.callback_body.as_ref(),
+        }
+    }
+
     pub(crate) fn from_row(row: webhook_endpoint::Model) -> Option<Endpoint> {
         let kind = EndpointKind::parse(&row.kind)?;
         let names: Vec<String> = serde_json::from_str(&row.events).unwrap_or_default();
@@ -199,11 +208,7 @@ impl Outbox {
                 continue;
             };
             for endpoint in endpoints.iter().filter(|endpoint| endpoint.wants(kind)) {
-                let body = match endpoint.kind {
-                    EndpointKind::Webhook => event.body.as_ref(),
-                    EndpointKind::PresenceCallback | EndpointKind::MessageCallback => event.callback_body.as_ref(),
-                };
-                if let Some(body) = body {
+                if let Some(body) = endpoint.bytes(event) {
                     planned.push((event, endpoint, body));
                 }
             }

@@ -42,9 +42,10 @@ pub struct RouterSettings {
     pub max_outgoing_packet_count: u64,
     /// Unacknowledged QoS 1/2 messages per connection.
     pub max_inflight_count: usize,
-    /// Loopback listeners rumqttd runs, each on its own thread. rumqttd waits
-    /// a timer tick after every accept, so one listener takes about 1,000
-    /// connections per second; the gateway spreads connections over these.
+    /// Loopback listeners rumqttd runs, each on its own thread; the gateway
+    /// spreads connections over these. Default: half the CPUs (at least
+    /// one) — more network threads than that fight the gateway's own
+    /// workers and rumqttd's router for the cores (docs/BENCHMARKS.md).
     pub upstream_listeners: usize,
 }
 
@@ -55,7 +56,7 @@ impl Default for RouterSettings {
             max_segment_count: 8,
             max_outgoing_packet_count: 200,
             max_inflight_count: 100,
-            upstream_listeners: 4,
+            upstream_listeners: std::thread::available_parallelism().map_or(1, |cpus| (cpus.get() / 2).max(1)),
         }
     }
 }

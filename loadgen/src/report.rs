@@ -65,33 +65,65 @@ fn pubsub_label(row: &Value) -> String {
     format!("QoS {} {}→{}", row["qos"], row["publishers"], row["subscribers"])
 }
 
-/// Pub/sub results flat out (no `load_fraction`), keyed by scenario then broker.
-fn pubsub_pairs(rows: &[Value]) -> BTreeMap<(u64, u64, u64), BTreeMap<String, &Value>> {
-    let mut pairs: BTreeMap<(u64, u64, u64), BTreeMap<String, &Value>> = BTreeMap::new();
+/// Pub/sub results flat out (no `load_fraction`), keyed by scenario then
+/// broker: every run of it (`scripts/bench` repeats each, alternating the
+/// brokers), sorted by deliveries/s.
+fn pubsub_runs(rows: &[Value]) -> BTreeMap<(u64, u64, u64), BTreeMap<String, Vec<&Value>>> {
+    let mut pairs: BTreeMap<(u64, u64, u64), BTreeMap<String, Vec<&Value>>> = BTreeMap::new();
     for row in of(rows, "pubsub").filter(|row| row["load_fraction"].is_null()) {
         let key = (row["qos"].as_u64().unwrap_or(0), row["publishers"].as_u64().unwrap_or(0), row["subscribers"].as_u64().unwrap_or(0));
-        pairs.entry(key).or_default().insert(row["broker"].as_str().unwrap_or("?").to_owned(), row);
+        pairs.entry(key).or_default().entry(row["broker"].as_str().unwrap_or("?").to_owned()).or_default().push(row);
+    }
+    for runs in pairs.values_mut().flat_map(|brokers| brokers.values_mut()) {
+        runs.sort_by(|a, b| number(&a["delivered_per_s"]).total_cmp(&number(&b["delivered_per_s"])));
     }
     pairs
 }
 
+/// The median run (the lower middle one of an even count), so that its
+/// latencies come from the same run as its rate.
+fn median<'r>(runs: &[&'r Value]) -> Option<&'r Value> {
+    runs.get(runs.len().saturating_sub(1) / 2).copied()
+}
+
+/// Each scenario's median run per broker.
+fn pubsub_pairs(rows: &[Value]) -> BTreeMap<(u64, u64, u64), BTreeMap<String, &Value>> {
+    pubsub_runs(rows)
+        .into_iter()
+        .map(|(key, brokers)| (key, brokers.into_iter().filter_map(|(broker, runs)| Some((broker, median(&runs)?))).collect()))
+        .collect()
+}
+
+/// `median` alone for one run, `median (min–max)` for several.
+fn spread(runs: &[&Value]) -> String {
+    let rate = |row: &Value| grouped(number(&row["delivered_per_s"]));
+    match (runs.first(), median(runs), runs.last()) {
+        (Some(low), Some(middle), Some(high)) if runs.len() > 1 => format!("{} ({}–{})", rate(middle), rate(low), rate(high)),
+        (_, Some(middle), _) => rate(middle),
+        _ => "—".into(),
+    }
+}
+
 fn pubsub_table(rows: &[Value], out: &mut String) {
-    let pairs = pubsub_pairs(rows);
-    if pairs.is_empty() {
+    let runs = pubsub_runs(rows);
+    if runs.is_empty() {
         return;
     }
     out.push_str("### Pub/sub through the gateway (100-byte payloads, flat out)\n\n");
-    out.push_str("| scenario | Mosquitto deliveries/s | mqchat deliveries/s | mqchat / Mosquitto | p50 / p99 ms (Mosquitto) | p50 / p99 ms (mqchat) |\n|---|---|---|---|---|---|\n");
-    for pair in pairs.values() {
-        let (Some(mosquitto), Some(mqchat)) = (pair.get("mosquitto"), pair.get("mqchat")) else { continue };
+    out.push_str("Median of the runs (lowest–highest); ratio and latencies of the median runs.\n\n");
+    out.push_str("| scenario | runs | Mosquitto deliveries/s | mqchat deliveries/s | mqchat / Mosquitto | p50 / p99 ms (Mosquitto) | p50 / p99 ms (mqchat) |\n|---|---|---|---|---|---|---|\n");
+    for brokers in runs.values() {
+        let (Some(mosquitto_runs), Some(mqchat_runs)) = (brokers.get("mosquitto"), brokers.get("mqchat")) else { continue };
+        let (Some(mosquitto), Some(mqchat)) = (median(mosquitto_runs), median(mqchat_runs)) else { continue };
         let (m, q) = (number(&mosquitto["delivered_per_s"]), number(&mqchat["delivered_per_s"]));
         let latency = |row: &Value| format!("{} / {}", millis(&row["latency_us"], "p50"), millis(&row["latency_us"], "p99"));
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.2}× | {} | {} |",
+            "| {} | {} | {} | {} | {:.2}× | {} | {} |",
             pubsub_label(mqchat),
-            grouped(m),
-            grouped(q),
+            mqchat_runs.len().min(mosquitto_runs.len()),
+            spread(mosquitto_runs),
+            spread(mqchat_runs),
             q / m,
             latency(mosquitto),
             latency(mqchat)
@@ -340,4 +372,42 @@ fn scale_chart(rows: &[Value], path: &Path) -> anyhow::Result<()> {
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(broker: &str, rate: f64, p50: u64) -> Value {
+        json!({"scenario": "pubsub", "broker": broker, "qos": 1, "publishers": 1, "subscribers": 1,
+               "delivered_per_s": rate, "latency_us": {"p50": p50, "p99": p50 * 2}})
+    }
+
+    #[test]
+    fn repeated_runs_show_the_median_run_with_its_range() {
+        let rows = vec![
+            run("mosquitto", 50_000.0, 20_000),
+            run("mqchat", 90_000.0, 9_000),
+            run("mosquitto", 103_000.0, 300_000),
+            run("mqchat", 110_000.0, 11_000),
+            run("mosquitto", 46_000.0, 24_000),
+            run("mqchat", 100_000.0, 10_000),
+        ];
+        let mut table = String::new();
+        pubsub_table(&rows, &mut table);
+        let line = table.lines().find(|line| line.starts_with("| QoS 1 1→1")).expect("a QoS 1 1→1 row");
+        assert_eq!(
+            line,
+            "| QoS 1 1→1 | 3 | 50,000 (46,000–103,000) | 100,000 (90,000–110,000) | 2.00× | 20.0 / 40.0 | 10.0 / 20.0 |"
+        );
+    }
+
+    #[test]
+    fn a_single_run_is_shown_without_a_range() {
+        let rows = vec![run("mosquitto", 50_000.0, 20_000), run("mqchat", 90_000.0, 9_000)];
+        let mut table = String::new();
+        pubsub_table(&rows, &mut table);
+        assert!(table.contains("| QoS 1 1→1 | 1 | 50,000 | 90,000 | 1.80× |"), "{table}");
+    }
 }

@@ -613,7 +613,6 @@ async fn downstream(
                 Ok(0) => return End::UpstreamClosed,
                 Ok(read) => {
                     last_read = read;
-                    acknowledge_at_once(&upstream);
                     if let Err(end) = forward_downstream(&mut buf, &mut client, &rewrites).await {
                         return end;
                     }
@@ -627,17 +626,6 @@ async fn downstream(
             }
         }
     }
-}
-
-/// rumqttd does not set `TCP_NODELAY` on the sockets it accepts, so Nagle's
-/// algorithm holds each small packet it writes until the previous one is
-/// acknowledged — and Linux delays acknowledgements up to 40 ms. Asking the
-/// kernel to acknowledge what was just read right away (quick-ack mode ends
-/// by itself, hence after every read) lets rumqttd's next packet leave at
-/// once. One `setsockopt` per read; reads are batched under load.
-fn acknowledge_at_once(upstream: &OwnedReadHalf) {
-    let stream: &TcpStream = upstream.as_ref();
-    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
 }
 
 async fn forward_downstream(buf: &mut BytesMut, client: &mut ClientWriter, rewrites: &Mutex<AckRewrites>) -> Result<(), End> {

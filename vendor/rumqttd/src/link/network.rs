@@ -52,7 +52,9 @@ impl<P: Protocol> Network<P> {
         Network {
             socket,
             read: BytesMut::with_capacity(10 * 1024),
-            write: BytesMut::with_capacity(10 * 1024),
+            // Patched for mqchat: grows to what a connection writes at once
+            // (and keeps it), instead of 10 KiB up front for every idle one.
+            write: BytesMut::new(),
             max_incoming_size,
             max_connection_buffer_len,
             // Overwritten by keepalive value in connect packet, otherwise we

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use entity::{webhook_attempt, webhook_delivery, webhook_event, webhook_fanout};
+use entity::{webhook_attempt, webhook_delivery, webhook_event};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder,
@@ -13,7 +13,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use super::endpoints::any_endpoint;
-use super::outbox::Endpoint;
+use super::outbox::{fanned_out_through, Endpoint};
 use super::WebhookError;
 
 /// Most entries one delivery-log page returns.
@@ -311,7 +311,7 @@ pub async fn purge_older_than(db: &DatabaseConnection, cutoff: DateTime<Utc>) ->
         .filter(webhook_delivery::Column::UpdatedAt.lt(cutoff))
         .exec(&txn)
         .await?;
-    let fanned_out = webhook_fanout::Entity::find().one(&txn).await?.map_or(0, |cursor| cursor.last_seq);
+    let fanned_out = fanned_out_through(&txn).await?;
     webhook_event::Entity::delete_many()
         .filter(webhook_event::Column::CreatedAt.lt(cutoff))
         .filter(webhook_event::Column::Seq.lte(fanned_out))

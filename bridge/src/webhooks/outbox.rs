@@ -23,6 +23,11 @@ const ROWS_PER_INSERT: usize = 1000;
 /// The id of the fan-out cursor's only row.
 const FANOUT_CURSOR: i32 = 1;
 
+/// The seq of the last event fanned out (0 before the first fan-out).
+pub(crate) async fn fanned_out_through(db: &impl ConnectionTrait) -> Result<i64, DbErr> {
+    Ok(webhook_fanout::Entity::find_by_id(FANOUT_CURSOR).one(db).await?.map_or(0, |row| row.last_seq))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndpointKind {
     /// Signed event envelopes for its subscribed events.
@@ -192,7 +197,7 @@ impl Outbox {
     /// them without reading them back.
     pub async fn fan_out(&self, db: &DatabaseConnection, limit: u64) -> Result<(usize, Vec<DueDelivery>), DbErr> {
         let txn = db.begin().await?;
-        let cursor = webhook_fanout::Entity::find_by_id(FANOUT_CURSOR).one(&txn).await?.map_or(0, |row| row.last_seq);
+        let cursor = fanned_out_through(&txn).await?;
         let events = webhook_event::Entity::find()
             .filter(webhook_event::Column::Seq.gt(cursor))
             .order_by_asc(webhook_event::Column::Seq)

@@ -14,7 +14,7 @@ use mqchat_bridge::commands::{Engine, Outlet};
 use mqchat_bridge::presence::PresenceTracker;
 use mqchat_bridge::webhooks::Outbox;
 use mqchat_delivery::{Dispatcher, TargetPolicy};
-use mqchat_broker::embedded::CommandFeed;
+use mqchat_broker::embedded::{RouterHandle, TopicFeed};
 use mqchat_broker::{EmbeddedBroker, Gateway, Listeners, PlatformPublisher, PresenceChange, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -32,15 +32,16 @@ pub struct App {
     pub mqtt_addr: SocketAddr,
     pub websocket_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    /// rumqttd's loopback listeners: for operators' diagnostics and tests, never for clients.
-    pub upstream_addrs: Vec<SocketAddr>,
+    /// rumqttd's router: links into it see what the gateway let through
+    /// (tests and diagnostics; clients never get one).
+    pub router: RouterHandle,
     pub db: DatabaseConnection,
     pub registry: Arc<Registry>,
     /// The platform's way to publish on any topic (conversation events).
     pub publisher: PlatformPublisher,
     gateway: Gateway,
     /// Commands from the outboxes, and the engine that runs them.
-    commands: CommandFeed,
+    commands: TopicFeed,
     engine: Arc<Engine>,
     presence: Arc<PresenceTracker>,
     presence_changes: mpsc::UnboundedReceiver<PresenceChange>,
@@ -65,9 +66,9 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
 }
 
-/// File descriptors one client connection holds: its socket, and both ends
-/// of the gateway's loopback link to rumqttd (same process).
-const FDS_PER_CONNECTION: u64 = 3;
+/// File descriptors one client connection holds: its socket (the link into
+/// rumqttd is in-process).
+const FDS_PER_CONNECTION: u64 = 1;
 
 /// Raises the open-files limit as far as allowed and warns when it cannot
 /// hold `max_connections` clients.
@@ -92,18 +93,14 @@ impl App {
             (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
             _ => None,
         };
-        let embedded = EmbeddedBroker::start(
-            &settings.router,
-            settings.gateway.max_connections,
-            settings.gateway.max_packet_size,
-        )?;
+        let embedded = EmbeddedBroker::start(&settings.router, settings.gateway.max_connections).await?;
         let mqtt = bind(settings.mqtt.listen, "MQTT").await?;
         let websocket = bind(settings.websocket.listen, "WebSocket").await?;
         let http_listener = bind(settings.http.listen, "HTTP").await?;
         let (mqtt_addr, websocket_addr, http_addr) =
             (mqtt.local_addr()?, websocket.local_addr()?, http_listener.local_addr()?);
 
-        let EmbeddedBroker { upstream_addrs, publisher, commands } = embedded;
+        let EmbeddedBroker { router, publisher, commands } = embedded;
         let registry = Arc::new(Registry::default());
         let outlet = Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) });
         // Before any client can connect: what a crash left online goes offline.
@@ -127,7 +124,7 @@ impl App {
             settings.gateway.clone(),
             Arc::clone(&authorizer) as Arc<dyn mqchat_broker::Authorizer>,
             Arc::clone(&registry),
-            upstream_addrs.clone(),
+            router.clone(),
             Listeners { mqtt, websocket: Some(websocket), tls },
             shutdown_rx,
         );
@@ -149,12 +146,12 @@ impl App {
             webhook_targets: TargetPolicy { allow_private: settings.webhooks.allow_private_targets },
             webhook_sender: dispatcher.sender(),
         });
-        tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, upstream = ?upstream_addrs, tls = secure, "mqchat listening");
+        tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, tls = secure, "mqchat listening");
         Ok(App {
             mqtt_addr,
             websocket_addr,
             http_addr,
-            upstream_addrs: upstream_addrs.clone(),
+            router,
             db,
             registry,
             publisher,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use mqchat_bridge::commands::{Engine, Outlet};
 use mqchat_broker::acl;
-use mqchat_broker::embedded::CommandFeed;
+use mqchat_broker::embedded::TopicFeed;
 use mqchat_broker::{PlatformPublisher, Registry};
 use tokio::sync::mpsc;
 
@@ -53,7 +53,7 @@ impl MqttOutlet {
 }
 
 /// Reads commands until rumqttd stops, spreading them over the workers.
-pub async fn run(mut feed: CommandFeed, engine: Arc<Engine>) {
+pub async fn run(mut feed: TopicFeed, engine: Arc<Engine>) {
     let workers: Vec<mpsc::Sender<(String, String, Bytes)>> = (0..WORKERS)
         .map(|_| {
             let (tx, mut rx) = mpsc::channel::<(String, String, Bytes)>(WORKER_QUEUE);

@@ -42,7 +42,7 @@ fn own_project_levels<'t>(subject: Subject<'_>, topic: &'t str) -> Result<Vec<&'
 
 /// May `subject` subscribe to `filter`?
 pub fn subscribe<'t>(subject: Subject<'_>, filter: &'t str) -> Decision<'t> {
-    if !rumqttc::mqttbytes::valid_filter(filter) {
+    if !rumqttd::protocol::valid_filter(filter) {
         return Decision::Deny("invalid topic filter");
     }
     let levels = match own_project_levels(subject, filter) {
@@ -63,7 +63,7 @@ pub fn subscribe<'t>(subject: Subject<'_>, filter: &'t str) -> Decision<'t> {
 
 /// May `subject` publish to `topic`?
 pub fn publish<'t>(subject: Subject<'_>, topic: &'t str) -> Decision<'t> {
-    if !rumqttc::mqttbytes::valid_topic(topic) {
+    if !rumqttd::protocol::valid_topic(topic) {
         return Decision::Deny("invalid topic name");
     }
     let levels = match own_project_levels(subject, topic) {

@@ -1,47 +1,67 @@
-//! The embedded rumqttd: started on loopback only, on a port picked here,
-//! with a router sized on purpose, plus the platform's in-process link.
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+//! The embedded rumqttd: its router runs on a thread of its own, sized on
+//! purpose, and everyone reaches it through in-process links — the
+//! gateway one per client connection, the platform one to publish and one
+//! to read the users' outboxes. rumqttd opens no socket of its own.
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::FutureExt;
-use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
+use rumqttd::local::{LinkBuilder, LinkRx};
+use rumqttd::{Broker, Config, Notification, RouterConfig};
 
 use crate::settings::RouterSettings;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
-    #[error("no free loopback port for rumqttd: {0}")]
-    NoPort(std::io::Error),
-    #[error("cannot open the platform link to rumqttd: {0}")]
+    #[error("cannot open a link to rumqttd's router: {0}")]
     Link(String),
-    #[error("rumqttd did not start listening on {0}")]
-    NotListening(SocketAddr),
-    #[error("cannot start rumqttd's thread: {0}")]
+    #[error("cannot start the platform link's thread: {0}")]
     Thread(std::io::Error),
 }
 
-/// Every user's outbox: what the command link subscribes to.
+/// Every user's outbox: what the command feed subscribes to.
 pub const OUTBOX_FILTER: &str = "chat/+/user/+/outbox";
 
-/// Messages clients published on their outboxes, read in-process.
-pub struct CommandFeed {
-    link: rumqttd::local::LinkRx,
+/// Where links to rumqttd's router are opened.
+#[derive(Clone)]
+pub struct RouterHandle {
+    broker: Arc<Broker>,
 }
 
-impl CommandFeed {
+impl RouterHandle {
+    pub(crate) fn link_builder<'a>(&self, client_id: &'a str) -> LinkBuilder<'a> {
+        self.broker.link_builder(client_id)
+    }
+
+    /// Every message published on `filter` from now on, read through a link
+    /// of its own named `client_id` (the platform's command feed; tests and
+    /// diagnostics watching what the gateway lets through).
+    pub async fn subscribe(&self, client_id: &str, filter: &str) -> Result<TopicFeed, EmbeddedError> {
+        let link_error = |error: rumqttd::local::LinkError| EmbeddedError::Link(error.to_string());
+        let (mut link_tx, link_rx, _connack) = self.link_builder(client_id).build_async().await.map_err(link_error)?;
+        link_tx.subscribe(filter).map_err(link_error)?;
+        // The subscription lives in the router; the sending half is not needed.
+        drop(link_tx);
+        Ok(TopicFeed { link: link_rx })
+    }
+}
+
+/// Messages published on a filter, read in-process.
+pub struct TopicFeed {
+    link: LinkRx,
+}
+
+impl TopicFeed {
     /// The next (topic, payload); `None` once rumqttd is gone.
-    pub async fn next(&mut self) -> Option<(String, bytes::Bytes)> {
+    pub async fn next(&mut self) -> Option<(String, Bytes)> {
         loop {
             match self.link.next().await {
-                Ok(Some(rumqttd::Notification::Forward(forward))) => {
+                Ok(Some(Notification::Forward(forward))) => {
                     let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
                     return Some((topic, forward.publish.payload));
                 }
                 // The router pauses a link whose queue it filled; ask to resume.
-                Ok(Some(rumqttd::Notification::Unschedule)) => {
+                Ok(Some(Notification::Unschedule)) => {
                     if self.link.wake().await.is_err() {
                         return None;
                     }
@@ -53,15 +73,14 @@ impl CommandFeed {
     }
 }
 
-/// A running rumqttd: where the gateway connects, and the platform's link.
+/// A running rumqttd router and the platform's links to it.
 pub struct EmbeddedBroker {
-    /// Loopback addresses rumqttd listens on (one router behind them all);
-    /// never exposed to clients.
-    pub upstream_addrs: Vec<SocketAddr>,
+    /// For the gateway's client links.
+    pub router: RouterHandle,
     /// In-process publisher for the platform (the bridge): no socket, no auth.
     pub publisher: PlatformPublisher,
     /// Commands from every user's outbox, for the chat engine.
-    pub commands: CommandFeed,
+    pub commands: TopicFeed,
 }
 
 /// Publishes as the platform, straight into rumqttd's router.
@@ -92,33 +111,8 @@ impl PlatformPublisher {
 }
 
 impl EmbeddedBroker {
-    /// Starts rumqttd on its own thread (`Broker::start` blocks) and waits
-    /// until it accepts connections.
-    pub fn start(router: &RouterSettings, max_connections: usize, max_packet_size: usize) -> Result<Self, EmbeddedError> {
-        let upstream_addrs = free_loopback_ports(router.upstream_listeners.max(1))?;
-        let connections = ConnectionSettings {
-            connection_timeout_ms: 10_000,
-            max_payload_size: max_packet_size,
-            max_inflight_count: router.max_inflight_count,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        };
-        let servers = upstream_addrs
-            .iter()
-            .enumerate()
-            .map(|(index, addr)| {
-                let name = format!("upstream-{index}");
-                let server = ServerSettings {
-                    name: name.clone(),
-                    listen: *addr,
-                    tls: None,
-                    next_connection_delay_ms: 0,
-                    connections: connections.clone(),
-                };
-                (name, server)
-            })
-            .collect::<HashMap<_, _>>();
+    /// Starts rumqttd's router (on its own thread) and opens the platform's links.
+    pub async fn start(router: &RouterSettings, max_connections: usize) -> Result<Self, EmbeddedError> {
         let config = Config {
             id: 0,
             router: RouterConfig {
@@ -131,57 +125,24 @@ impl EmbeddedBroker {
                 initialized_filters: None,
                 shared_subscriptions_strategy: Default::default(),
             },
-            v4: Some(servers),
             ..Default::default()
         };
-        let mut broker = Broker::new(config);
-        let (link_tx, mut link_rx) = broker.link("mqchat-platform").map_err(|e| EmbeddedError::Link(e.to_string()))?;
-        let (mut command_tx, command_rx) = broker.link("mqchat-commands").map_err(|e| EmbeddedError::Link(e.to_string()))?;
-        command_tx.subscribe(OUTBOX_FILTER).map_err(|e| EmbeddedError::Link(e.to_string()))?;
-        std::thread::Builder::new()
-            .name("rumqttd".into())
-            .spawn(move || {
-                if let Err(error) = broker.start() {
-                    tracing::error!(%error, "embedded rumqttd stopped");
-                }
-            })
-            .map_err(EmbeddedError::Thread)?;
+        let handle = RouterHandle { broker: Arc::new(Broker::new(config)) };
+        let (link_tx, mut link_rx, _connack) = handle
+            .link_builder("mqchat-platform")
+            .build_async()
+            .await
+            .map_err(|e| EmbeddedError::Link(e.to_string()))?;
         // The platform link only publishes; drain what the router sends it.
         std::thread::Builder::new()
             .name("platform-link".into())
             .spawn(move || while link_rx.recv().is_ok() {})
             .map_err(EmbeddedError::Thread)?;
-        for addr in &upstream_addrs {
-            wait_until_listening(*addr)?;
-        }
-        // The subscription lives in the router; the sending half is not needed.
-        drop(command_tx);
+        let commands = handle.subscribe("mqchat-commands", OUTBOX_FILTER).await?;
         Ok(EmbeddedBroker {
-            upstream_addrs,
+            router: handle,
             publisher: PlatformPublisher { link: Arc::new(Mutex::new(link_tx)) },
-            commands: CommandFeed { link: command_rx },
+            commands,
         })
     }
-}
-
-/// rumqttd binds its own listeners, so ports are found by binding and
-/// releasing them (all held until all are picked, so they differ); another
-/// process could take one in between, which start-up reports as `NotListening`.
-fn free_loopback_ports(count: usize) -> Result<Vec<SocketAddr>, EmbeddedError> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(EmbeddedError::NoPort)?;
-    listeners.iter().map(|listener| listener.local_addr().map_err(EmbeddedError::NoPort)).collect()
-}
-
-fn wait_until_listening(addr: SocketAddr) -> Result<(), EmbeddedError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Err(EmbeddedError::NotListening(addr))
 }

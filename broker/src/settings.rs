@@ -40,13 +40,6 @@ pub struct RouterSettings {
     pub max_segment_count: usize,
     /// Packets rumqttd writes to one connection per wake-up.
     pub max_outgoing_packet_count: u64,
-    /// Unacknowledged QoS 1/2 messages per connection.
-    pub max_inflight_count: usize,
-    /// Loopback listeners rumqttd runs, each on its own thread; the gateway
-    /// spreads connections over these. Default: half the CPUs (at least
-    /// one) — more network threads than that fight the gateway's own
-    /// workers and rumqttd's router for the cores (docs/BENCHMARKS.md).
-    pub upstream_listeners: usize,
 }
 
 impl Default for RouterSettings {
@@ -55,8 +48,6 @@ impl Default for RouterSettings {
             max_segment_size: 4 * 1024 * 1024,
             max_segment_count: 8,
             max_outgoing_packet_count: 200,
-            max_inflight_count: 100,
-            upstream_listeners: std::thread::available_parallelism().map_or(1, |cpus| (cpus.get() / 2).max(1)),
         }
     }
 }

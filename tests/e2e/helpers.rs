@@ -19,7 +19,7 @@ pub struct TestApp {
     pub app_mqtt: std::net::SocketAddr,
     pub app_ws: std::net::SocketAddr,
     pub app_http: std::net::SocketAddr,
-    pub upstream: std::net::SocketAddr,
+    pub router: mqchat_broker::embedded::RouterHandle,
     pub publisher: mqchat_broker::PlatformPublisher,
     pub db: sea_orm::DatabaseConnection,
     pub project: Project,
@@ -70,7 +70,7 @@ impl TestApp {
             app_mqtt: app.mqtt_addr,
             app_ws: app.websocket_addr,
             app_http: app.http_addr,
-            upstream: app.upstream_addrs[0],
+            router: app.router.clone(),
             publisher: app.publisher.clone(),
             db: app.db.clone(),
             project,
@@ -140,14 +140,39 @@ impl TestApp {
         TestClient::connect(self.options(&client_id, &self.token(sub))).await.expect("client connects")
     }
 
-    /// A client connected straight to rumqttd, seeing every message the
-    /// gateway let through (diagnostics only: clients never get this address).
-    pub async fn observer(&self) -> TestClient {
-        let mut options = MqttOptions::new("observer", self.upstream.ip().to_string(), self.upstream.port());
-        options.set_keep_alive(Duration::from_secs(30));
-        let mut observer = TestClient::connect(options).await.expect("observer connects");
-        observer.subscribe("#").await;
-        observer
+    /// A link straight into rumqttd's router, seeing every message the
+    /// gateway let through (diagnostics only: clients never get one).
+    pub async fn observer(&self) -> Observer {
+        Observer { feed: self.router.subscribe("observer", "#").await.expect("observer link") }
+    }
+}
+
+/// A message the observer saw in the router.
+#[derive(Debug)]
+pub struct Observed {
+    pub topic: String,
+    pub payload: bytes::Bytes,
+}
+
+pub struct Observer {
+    feed: mqchat_broker::embedded::TopicFeed,
+}
+
+impl Observer {
+    /// The next message routed within `within`.
+    pub async fn next_publish_within(&mut self, within: Duration) -> Option<Observed> {
+        let (topic, payload) = tokio::time::timeout(within, self.feed.next()).await.ok().flatten()?;
+        Some(Observed { topic, payload })
+    }
+
+    /// Waits for a message on `topic`, skipping others.
+    pub async fn publish_on(&mut self, topic: &str) -> Observed {
+        loop {
+            let observed = self.next_publish_within(PATIENCE).await.expect("a message in time");
+            if observed.topic == topic {
+                return observed;
+            }
+        }
     }
 }
 

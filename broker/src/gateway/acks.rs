@@ -3,7 +3,7 @@
 //! unsubscriptions it made itself when a membership was revoked.
 use std::collections::{HashMap, VecDeque};
 
-use rumqttc::mqttbytes::v4::SubscribeReasonCode;
+use rumqttd::protocol::SubscribeReasonCode;
 
 #[derive(Default)]
 pub(crate) struct AckRewrites {
@@ -32,10 +32,6 @@ impl AckRewrites {
         )
     }
 
-    pub(crate) fn has_partial_suback(&self, pkid: u16) -> bool {
-        self.partial_subacks.contains_key(&pkid)
-    }
-
     pub(crate) fn unsubscribe_sent(&mut self, pkid: u16, by_gateway: bool) {
         self.unsubscribes.push_back((pkid, by_gateway));
     }
@@ -52,7 +48,7 @@ impl AckRewrites {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rumqttc::QoS;
+    use rumqttd::protocol::QoS;
 
     #[test]
     fn merges_refusals_with_upstream_codes() {

@@ -1,5 +1,6 @@
 //! The gateway: accepts clients over TCP, TLS and WebSocket and runs one
-//! session per connection between the client and rumqttd.
+//! session per connection between the client and an in-process link into
+//! rumqttd's router.
 mod acks;
 mod frames;
 mod session;
@@ -7,7 +8,6 @@ mod transport;
 mod typing;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::authorizer::Authorizer;
+use crate::embedded::RouterHandle;
 use crate::registry::Registry;
 use crate::settings::GatewaySettings;
 use transport::BoxedIo;
@@ -39,20 +40,11 @@ pub(crate) struct Context {
     pub(crate) settings: GatewaySettings,
     pub(crate) authorizer: Arc<dyn Authorizer>,
     pub(crate) registry: Arc<Registry>,
-    /// rumqttd's listeners, used in turn.
-    upstream_addrs: Vec<SocketAddr>,
-    next_upstream: AtomicUsize,
+    /// Where each session opens its link into rumqttd.
+    pub(crate) router: RouterHandle,
     /// One permit per live client connection.
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) shutdown: watch::Receiver<bool>,
-}
-
-impl Context {
-    /// The rumqttd listener for the next connection (round robin).
-    pub(crate) fn upstream_addr(&self) -> Option<SocketAddr> {
-        let turn = self.next_upstream.fetch_add(1, Ordering::Relaxed);
-        self.upstream_addrs.get(turn % self.upstream_addrs.len().max(1)).copied()
-    }
 }
 
 pub struct Gateway {
@@ -71,7 +63,7 @@ impl Gateway {
         settings: GatewaySettings,
         authorizer: Arc<dyn Authorizer>,
         registry: Arc<Registry>,
-        upstream_addrs: Vec<SocketAddr>,
+        router: RouterHandle,
         listeners: Listeners,
         shutdown: watch::Receiver<bool>,
     ) -> Gateway {
@@ -80,8 +72,7 @@ impl Gateway {
             settings,
             authorizer,
             registry,
-            upstream_addrs,
-            next_upstream: AtomicUsize::new(0),
+            router,
             slots,
             shutdown,
         });

@@ -1,11 +1,12 @@
 //! One client connection: CONNECT handshake, then two directions —
-//! client → rumqttd (this task: ACL, limits, keep-alive, platform orders) and
-//! rumqttd → client (a second task: forwards bytes, rewrites a few acks).
+//! client → router (this task: ACL, limits, keep-alive, platform orders) and
+//! router → client (a second task: encodes what the router sends, rewrites
+//! a few acks, interleaves the gateway's own answers).
 //!
-//! Packets are framed with rumqttc's codec; only CONNECT, SUBSCRIBE,
-//! UNSUBSCRIBE and PUBLISH headers are decoded, and allowed packets are
-//! forwarded as the client sent them.
-use std::collections::{HashMap, HashSet};
+//! Each connection is an in-process link into rumqttd's router: a packet is
+//! decoded once (with rumqttd's codec), checked, and handed to the router as
+//! a value; the router's notifications are encoded straight to the client.
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
@@ -13,19 +14,18 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use rumqttc::mqttbytes::v4::{
-    Connect, ConnectReturnCode, LastWill, PubRel, Publish, SubAck, Subscribe, SubscribeReasonCode, UnsubAck, Unsubscribe,
+use rumqttd::local::{LinkRx, LinkTx};
+use rumqttd::protocol::{
+    ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill, Packet, Publish, QoS, SubAck, Subscribe,
+    SubscribeReasonCode, Unsubscribe,
 };
-use rumqttc::mqttbytes::{FixedHeader, PacketType, QoS};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use rumqttd::Notification;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::acks::AckRewrites;
-use super::frames::{self, next_frame};
-use super::transport::{reserve_for_read, ClientReader, ClientWriter};
+use super::frames;
+use super::transport::{ClientReader, ClientWriter};
 use super::typing;
 use super::Context;
 use crate::acl::{self, Decision, Subject};
@@ -35,14 +35,18 @@ use crate::registry::Control;
 
 /// Longest client id accepted (it is namespaced upstream).
 const MAX_CLIENT_ID_LEN: usize = 128;
-/// Keep-alive asked of rumqttd: the gateway enforces the client's own.
-const UPSTREAM_KEEP_ALIVE: u16 = u16::MAX;
 /// Packet ids of UNSUBSCRIBEs the gateway makes, counting down from here.
 const FIRST_GATEWAY_PKID: u16 = u16::MAX;
-/// Times a CONNECT closed by rumqttd before its CONNACK is tried again.
-const UPSTREAM_RETRIES: u64 = 3;
+/// Packet id of a will the gateway publishes at QoS 1 (the link is closed
+/// right after, so it cannot meet another packet's id).
+const WILL_PKID: u16 = 1;
+/// Time rumqttd's router has to accept a new link.
+const LINK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Packets the gateway itself queues for the client before it waits.
 const LOCAL_QUEUE: usize = 64;
+/// Largest write buffer a connection keeps between bursts; a bigger one is
+/// given back, so idle connections stay small.
+const KEPT_WRITE_BUFFER: usize = 16 * 1024;
 
 /// Why a session ended; logged once.
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +55,8 @@ enum End {
     ClientClosed,
     #[error("client sent DISCONNECT")]
     ClientDisconnected,
-    #[error("rumqttd closed the connection")]
-    UpstreamClosed,
+    #[error("rumqttd's router closed the link (session taken over, or a protocol error it found)")]
+    RouterClosed,
     #[error("keep-alive expired")]
     KeepAliveExpired,
     #[error("token expired")]
@@ -75,8 +79,8 @@ impl From<std::io::Error> for End {
     }
 }
 
-impl From<rumqttc::mqttbytes::Error> for End {
-    fn from(error: rumqttc::mqttbytes::Error) -> Self {
+impl From<rumqttd::protocol::Error> for End {
+    fn from(error: rumqttd::protocol::Error) -> Self {
         End::Protocol(error.to_string())
     }
 }
@@ -94,16 +98,16 @@ pub(crate) async fn run(context: Arc<Context>, mut reader: ClientReader, mut wri
             return;
         }
     };
-    let Accepted { principal, upstream, upstream_buf, permit, keep_alive } = accepted;
-    let (upstream_read, upstream_write) = upstream.into_split();
+    let Accepted { principal, link_tx, link_rx, will, permit, keep_alive } = accepted;
     let (registration, controls) = context.registry.register(&principal.project_id, principal.user_id.as_str());
     let rewrites = Arc::new(Mutex::new(AckRewrites::default()));
     let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
-    let downstream = tokio::spawn(downstream(upstream_read, upstream_buf, writer, local_rx, Arc::clone(&rewrites)));
+    let downstream = tokio::spawn(downstream(link_rx, writer, local_rx, Arc::clone(&rewrites)));
     tracing::debug!(%peer, project = %principal.project_id, user = %principal.user_id, "client connected");
 
-    let mut session = Session::new(&context, principal, upstream_write, local_tx, rewrites);
+    let mut session = Session::new(&context, principal, link_tx, will, local_tx, rewrites);
     let end = session.relay(&mut reader, buf, controls, downstream, keep_alive).await;
+    session.close_link(&end).await;
     match &end {
         End::ClientDisconnected | End::ClientClosed | End::Shutdown => tracing::debug!(%peer, %end, "session ended"),
         _ => tracing::info!(%peer, user = %session.principal.user_id, %end, "session ended"),
@@ -114,9 +118,10 @@ pub(crate) async fn run(context: Arc<Context>, mut reader: ClientReader, mut wri
 
 struct Accepted {
     principal: Principal,
-    upstream: TcpStream,
-    /// Bytes rumqttd sent right after its CONNACK.
-    upstream_buf: BytesMut,
+    link_tx: LinkTx,
+    link_rx: LinkRx,
+    /// Published by the gateway when the connection ends without DISCONNECT.
+    will: LastWill,
     permit: tokio::sync::OwnedSemaphorePermit,
     /// MQTT 3.1.1 §3.1.2.10: the server closes after 1.5 × keep-alive of
     /// silence; `None` when the client asked for no keep-alive.
@@ -134,13 +139,13 @@ impl Refusal {
     }
 
     fn with(code: ConnectReturnCode, reason: impl Into<String>) -> Self {
-        Refusal { connack: Some(frames::connack(code)), reason: reason.into() }
+        Refusal { connack: Some(frames::connack(code, false)), reason: reason.into() }
     }
 }
 
 /// Namespaces the client id so that no user or tenant can take over
 /// another's session, escaping what rumqttd refuses in a client id
-/// (`+ $ # /`, which it answers by silence).
+/// (`+ $ # /`).
 fn upstream_client_id(principal: &Principal, client_id: &str) -> String {
     let mut id = format!("{}|{}|", principal.project_id, principal.user_id);
     for c in client_id.chars() {
@@ -152,21 +157,17 @@ fn upstream_client_id(principal: &Principal, client_id: &str) -> String {
     id
 }
 
-async fn read_first_packet(
-    context: &Context,
-    reader: &mut ClientReader,
-    buf: &mut BytesMut,
-) -> Result<(FixedHeader, Bytes), Refusal> {
+/// Waits until `buf` starts with a whole CONNECT.
+async fn read_first_packet(context: &Context, reader: &mut ClientReader, buf: &mut BytesMut) -> Result<(), Refusal> {
     let deadline = Instant::now() + context.settings.connect_timeout;
     loop {
         // The first byte already tells a CONNECT (type 1) from garbage.
         if buf.first().is_some_and(|byte| byte >> 4 != 1) {
             return Err(Refusal::close("first packet is not a CONNECT"));
         }
-        match next_frame(buf, context.settings.max_packet_size) {
-            Ok(Some((header, PacketType::Connect))) => return Ok((header, buf.split_to(header.frame_length()).freeze())),
-            Ok(Some((_, other))) => return Err(Refusal::close(format!("first packet was {other:?}, not CONNECT"))),
-            Ok(None) => {}
+        match frames::has_whole_packet(buf, context.settings.max_packet_size) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
             Err(error) => return Err(Refusal::close(format!("malformed CONNECT: {error}"))),
         }
         match tokio::time::timeout_at(deadline, reader.read_into(buf)).await {
@@ -184,8 +185,8 @@ async fn handshake(
     writer: &mut ClientWriter,
     buf: &mut BytesMut,
 ) -> Result<Accepted, Refusal> {
-    let (header, frame) = read_first_packet(context, reader, buf).await?;
-    match frames::connect_protocol_level(&frame) {
+    read_first_packet(context, reader, buf).await?;
+    match frames::connect_protocol_level(buf) {
         Some(4) => {}
         Some(5) => {
             return Err(Refusal {
@@ -200,8 +201,14 @@ async fn handshake(
             ))
         }
     }
-    let connect = Connect::read(header, frame).map_err(|error| Refusal::close(format!("malformed CONNECT: {error}")))?;
-    let Some(login) = connect.login.as_ref() else {
+    let malformed = |error: String| Refusal::close(format!("malformed CONNECT: {error}"));
+    let packet = frames::next_packet(buf, context.settings.max_packet_size)
+        .map_err(|error| malformed(error.to_string()))?
+        .ok_or_else(|| malformed("incomplete".into()))?;
+    let Packet::Connect(connect, _, last_will, _, login) = packet else {
+        return Err(malformed("not a CONNECT".into()));
+    };
+    let Some(login) = login else {
         return Err(Refusal::with(ConnectReturnCode::BadUserNamePassword, "CONNECT without username and password"));
     };
     let principal = context.authorizer.authenticate(&login.username, &login.password).await.map_err(|error| {
@@ -213,20 +220,26 @@ async fn handshake(
         Refusal::with(code, error.to_string())
     })?;
     let subject = Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() };
-    let last_will = match connect.last_will {
-        Some(will) if !acl::will(subject, &will.topic) => {
-            return Err(Refusal::with(ConnectReturnCode::NotAuthorized, format!("will on foreign topic {:?}", will.topic)))
+    let will = match last_will {
+        Some(will) => {
+            let topic = std::str::from_utf8(&will.topic).map_err(|_| malformed("will topic is not UTF-8".into()))?;
+            if !acl::will(subject, topic) {
+                return Err(Refusal::with(ConnectReturnCode::NotAuthorized, format!("will on foreign topic {topic:?}")));
+            }
+            will
         }
-        Some(will) => will,
-        None => LastWill::new(
-            acl::status_topic(subject.project_id, subject.user_id),
-            &br#"{"status":"offline"}"#[..],
-            QoS::AtLeastOnce,
-            false,
-        ),
+        None => LastWill {
+            topic: Bytes::from(acl::status_topic(subject.project_id, subject.user_id)),
+            message: Bytes::from_static(br#"{"status":"offline"}"#),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+        },
     };
     if connect.client_id.len() > MAX_CLIENT_ID_LEN || (connect.client_id.is_empty() && !connect.clean_session) {
-        return Err(Refusal::with(ConnectReturnCode::BadClientId, "client id too long or empty without clean session"));
+        return Err(Refusal::with(
+            ConnectReturnCode::ClientIdentifierNotValid,
+            "client id too long or empty without clean session",
+        ));
     }
     let client_id = match connect.client_id.as_str() {
         "" => uuid::Uuid::new_v4().simple().to_string(),
@@ -235,87 +248,43 @@ async fn handshake(
     let permit = Arc::clone(&context.slots)
         .try_acquire_owned()
         .map_err(|_| Refusal::with(ConnectReturnCode::ServiceUnavailable, "max_connections reached"))?;
-
-    let upstream_connect = Connect {
-        protocol: rumqttc::mqttbytes::Protocol::V4,
-        keep_alive: UPSTREAM_KEEP_ALIVE,
-        client_id: upstream_client_id(&principal, &client_id),
-        clean_session: connect.clean_session,
-        last_will: Some(last_will),
-        login: None,
-    };
-    let unavailable = |reason: String| Refusal::with(ConnectReturnCode::ServiceUnavailable, reason);
-    let connect_bytes = frames::encode(rumqttc::mqttbytes::v4::Packet::Connect(upstream_connect));
-    let (upstream, connack, upstream_buf) = open_upstream(context, &connect_bytes).await.map_err(unavailable)?;
-    writer.send(&connack).await.map_err(|error| Refusal::close(format!("client write: {error}")))?;
-    // Byte 3 of a CONNACK is its return code.
-    if connack.get(3) != Some(&0) {
-        return Err(Refusal::close("rumqttd refused the connection"));
-    }
+    let (link_tx, link_rx, session_present) =
+        open_link(context, &upstream_client_id(&principal, &client_id), connect.clean_session)
+            .await
+            .map_err(|reason| Refusal::with(ConnectReturnCode::ServiceUnavailable, reason))?;
+    writer
+        .send(&frames::connack(ConnectReturnCode::Success, session_present))
+        .await
+        .map_err(|error| Refusal::close(format!("client write: {error}")))?;
     let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
-    Ok(Accepted { principal, upstream, upstream_buf, permit, keep_alive })
+    Ok(Accepted { principal, link_tx, link_rx, will, permit, keep_alive })
 }
 
-/// Connects to rumqttd and relays the CONNECT; returns the socket, rumqttd's
-/// CONNACK and whatever rumqttd sent after it.
-///
-/// rumqttd sometimes closes a fresh connection before its CONNACK when the
-/// same client id reconnects at once (a late disconnect of the previous link
-/// hits the new one, whose connection slot it reuses); that is retried a few
-/// times, so clients do not see it.
-async fn open_upstream(context: &Context, connect_bytes: &[u8]) -> Result<(TcpStream, BytesMut, BytesMut), String> {
-    let mut attempt = 0;
-    loop {
-        let addr = context.upstream_addr().ok_or("no rumqttd listener")?;
-        let mut upstream = TcpStream::connect(addr).await.map_err(|error| format!("rumqttd unreachable: {error}"))?;
-        let _ = upstream.set_nodelay(true);
-        upstream.write_all(connect_bytes).await.map_err(|error| format!("rumqttd write: {error}"))?;
-        let mut leftover = BytesMut::new();
-        match read_upstream_connack(&mut upstream, &mut leftover).await {
-            Ok(connack) => return Ok((upstream, connack, leftover)),
-            Err(UpstreamClosed) if attempt < UPSTREAM_RETRIES => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
-            }
-            Err(error) => return Err(error.to_string()),
-        }
-    }
-}
-
-/// Reads rumqttd's CONNACK into `buf` and returns it; whatever followed it
-/// (a persistent session's queued messages) stays in `buf` for the client.
-async fn read_upstream_connack(upstream: &mut TcpStream, buf: &mut BytesMut) -> Result<BytesMut, UpstreamError> {
-    let read = async {
-        loop {
-            if let Some((header, packet_type)) = next_frame(buf, 16).map_err(|e| Failed(e.to_string()))? {
-                if packet_type != PacketType::ConnAck {
-                    return Err(Failed(format!("rumqttd answered CONNECT with {packet_type:?}")));
-                }
-                return Ok(buf.split_to(header.frame_length()));
-            }
-            reserve_for_read(buf, 0);
-            if upstream.read_buf(buf).await.map_err(|e| Failed(e.to_string()))? == 0 {
-                return Err(UpstreamClosed);
-            }
-        }
+/// Opens the connection's link into rumqttd's router (which takes over a
+/// live session with the same client id, or resumes a persistent one);
+/// returns it with the CONNACK's session-present flag.
+async fn open_link(context: &Context, client_id: &str, clean_session: bool) -> Result<(LinkTx, LinkRx, bool), String> {
+    let build = context.router.link_builder(client_id).clean_session(clean_session).dynamic_filters(true).build_async();
+    let (link_tx, link_rx, connack) = tokio::time::timeout(LINK_TIMEOUT, build)
+        .await
+        .map_err(|_| "rumqttd's router did not answer".to_owned())?
+        .map_err(|error| format!("rumqttd's router refused the link: {error}"))?;
+    let session_present = match Option::<Packet>::from(connack) {
+        Some(Packet::ConnAck(ack, _)) => ack.session_present,
+        _ => false,
     };
-    tokio::time::timeout(Duration::from_secs(10), read).await.map_err(|_| Failed("rumqttd did not answer CONNECT".into()))?
+    Ok((link_tx, link_rx, session_present))
 }
 
-#[derive(Debug, thiserror::Error)]
-enum UpstreamError {
-    #[error("rumqttd closed the connection before CONNACK")]
-    UpstreamClosed,
-    #[error("{0}")]
-    Failed(String),
-}
-use UpstreamError::{Failed, UpstreamClosed};
-
-/// The client → rumqttd direction and everything the gateway decides.
+/// The client → router direction and everything the gateway decides.
 struct Session<'c> {
     context: &'c Context,
     principal: Principal,
-    upstream: OwnedWriteHalf,
+    link: LinkTx,
+    /// Packets for the router, handed over together once the current batch
+    /// of the client's packets is processed.
+    pending: Vec<Packet>,
+    will: LastWill,
     /// Packets the gateway answers itself (refused SUBSCRIBE, dropped PUBLISH acks).
     local: mpsc::Sender<BytesMut>,
     rewrites: Arc<Mutex<AckRewrites>>,
@@ -327,15 +296,14 @@ struct Session<'c> {
     dropped_qos2: HashSet<u16>,
     next_gateway_pkid: u16,
     limiter: Option<DefaultDirectRateLimiter>,
-    /// Bytes to write upstream once the current batch is processed.
-    out: BytesMut,
 }
 
 impl<'c> Session<'c> {
     fn new(
         context: &'c Context,
         principal: Principal,
-        upstream: OwnedWriteHalf,
+        link: LinkTx,
+        will: LastWill,
         local: mpsc::Sender<BytesMut>,
         rewrites: Arc<Mutex<AckRewrites>>,
     ) -> Self {
@@ -344,7 +312,9 @@ impl<'c> Session<'c> {
         Session {
             context,
             principal,
-            upstream,
+            link,
+            pending: Vec::new(),
+            will,
             local,
             rewrites,
             member_of: HashSet::new(),
@@ -352,7 +322,6 @@ impl<'c> Session<'c> {
             dropped_qos2: HashSet::new(),
             next_gateway_pkid: FIRST_GATEWAY_PKID,
             limiter,
-            out: BytesMut::new(),
         }
     }
 
@@ -396,8 +365,8 @@ impl<'c> Session<'c> {
                 },
                 Some(control) = controls.recv() => match control {
                     Control::Revoke { conversation_id } => {
-                        if let Err(error) = self.revoke(&conversation_id).await {
-                            break End::Io(error);
+                        if let Err(end) = self.revoke(&conversation_id).await {
+                            break end;
                         }
                     }
                     Control::Close { reason } => break End::Closed(reason),
@@ -410,7 +379,7 @@ impl<'c> Session<'c> {
                     keep_alive_check.as_mut().reset(last_heard + limit);
                 },
                 () = &mut token_expiry => break End::TokenExpired,
-                result = &mut downstream => break result.unwrap_or(End::UpstreamClosed),
+                result = &mut downstream => break result.unwrap_or(End::RouterClosed),
                 () = super::stopped(&mut shutdown) => break End::Shutdown,
             }
         };
@@ -418,50 +387,73 @@ impl<'c> Session<'c> {
         end
     }
 
-    /// Client → rumqttd: handles every complete packet in `buf`, then writes
-    /// what is forwarded in one go.
+    /// Client → router: handles every complete packet in `buf`, then hands
+    /// what is forwarded to the router in one go.
     async fn process(&mut self, buf: &mut BytesMut) -> Result<(), End> {
         let max = self.context.settings.max_packet_size;
-        while let Some((header, packet_type)) = next_frame(buf, max)? {
-            let frame = buf.split_to(header.frame_length()).freeze();
-            match packet_type {
-                PacketType::Publish => self.on_publish(header, frame).await?,
-                PacketType::Subscribe => self.on_subscribe(header, frame).await?,
-                PacketType::Unsubscribe => self.on_unsubscribe(header, frame)?,
-                PacketType::PubRel => {
-                    let pkid = PubRel::read(header, frame.clone())?.pkid;
-                    if self.dropped_qos2.remove(&pkid) {
-                        self.answer(frames::pubcomp(pkid)).await?;
+        while let Some(packet) = frames::next_packet(buf, max)? {
+            match packet {
+                Packet::Publish(publish, _) => self.on_publish(publish).await?,
+                Packet::Subscribe(subscribe, _) => self.on_subscribe(subscribe).await?,
+                Packet::Unsubscribe(unsubscribe, _) => self.on_unsubscribe(unsubscribe),
+                Packet::PubRel(pubrel, _) => {
+                    if self.dropped_qos2.remove(&pubrel.pkid) {
+                        self.answer(frames::pubcomp(pubrel.pkid)).await?;
                     } else {
-                        self.out.extend_from_slice(&frame);
+                        self.pending.push(Packet::PubRel(pubrel, None));
                     }
                 }
-                PacketType::PubAck | PacketType::PubRec | PacketType::PubComp | PacketType::PingReq => {
-                    self.out.extend_from_slice(&frame)
+                packet @ (Packet::PubAck(..) | Packet::PubRec(..) | Packet::PubComp(..) | Packet::PingReq(_)) => {
+                    self.pending.push(packet)
                 }
-                PacketType::Disconnect => {
-                    self.out.extend_from_slice(&frame);
+                Packet::Disconnect(..) => {
+                    self.pending.push(Packet::Disconnect(normal_disconnect(), None));
                     self.flush().await?;
                     return Err(End::ClientDisconnected);
                 }
                 other => return Err(End::Protocol(format!("a client may not send {other:?}"))),
             }
         }
-        self.flush().await?;
-        Ok(())
+        self.flush().await
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
-        if !self.out.is_empty() {
-            self.upstream.write_all(&self.out).await?;
-            self.out.clear();
+    /// Hands the pending packets to the router; waits while its queue is full.
+    async fn flush(&mut self) -> Result<(), End> {
+        if self.pending.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.link.buffer().extend(self.pending.drain(..));
+        self.link.notify().await.map_err(|_| End::RouterClosed)
+    }
+
+    /// Ends the router's side of the connection: unless the client said
+    /// DISCONNECT (already passed on) or the router ended it first, the will
+    /// is published, then the link is closed. A QoS 2 will is published at
+    /// QoS 1: the link is gone before a PUBREL could follow.
+    async fn close_link(&mut self, end: &End) {
+        if matches!(end, End::RouterClosed | End::ClientDisconnected) {
+            return;
+        }
+        let will = &self.will;
+        let qos = if will.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+        let publish = Publish {
+            dup: false,
+            qos,
+            retain: will.retain,
+            topic: will.topic.clone(),
+            pkid: if qos == QoS::AtMostOnce { 0 } else { WILL_PKID },
+            payload: will.message.clone(),
+        };
+        self.pending.push(Packet::Publish(publish, None));
+        self.pending.push(Packet::Disconnect(normal_disconnect(), None));
+        if let Err(error) = self.flush().await {
+            tracing::debug!(user = %self.principal.user_id, %error, "link already closed by the router");
+        }
     }
 
     /// Queues a packet the gateway answers itself.
     async fn answer(&self, packet: BytesMut) -> Result<(), End> {
-        self.local.send(packet).await.map_err(|_| End::UpstreamClosed)
+        self.local.send(packet).await.map_err(|_| End::RouterClosed)
     }
 
     fn subject(&self) -> Subject<'_> {
@@ -493,10 +485,10 @@ impl<'c> Session<'c> {
         })
     }
 
-    async fn on_publish(&mut self, header: FixedHeader, frame: Bytes) -> Result<(), End> {
+    async fn on_publish(&mut self, publish: Publish) -> Result<(), End> {
         if let Some(limiter) = &self.limiter {
             if limiter.check().is_err() {
-                // Over the rate: forward what is pending, then stop reading
+                // Over the rate: hand over what is pending, then stop reading
                 // this client until the quota allows the next message.
                 self.flush().await?;
                 if let Some(limiter) = &self.limiter {
@@ -504,19 +496,22 @@ impl<'c> Session<'c> {
                 }
             }
         }
-        let publish = Publish::read(header, frame.clone())?;
-        let decision = acl::publish(self.subject(), &publish.topic);
+        let topic_bytes = publish.topic.clone();
+        let topic = std::str::from_utf8(&topic_bytes).map_err(|_| End::Protocol("PUBLISH topic is not UTF-8".into()))?;
+        let decision = acl::publish(self.subject(), topic);
         match self.allowed(decision).await? {
-            Ok(()) => match typing::conversation_of(&publish.topic) {
-                None => self.out.extend_from_slice(&frame),
-                Some(conversation_id) => {
-                    let payload = typing::stamp(&self.principal, conversation_id, &publish.payload, chrono::Utc::now());
-                    let stamped = Publish { retain: false, payload, ..publish };
-                    stamped.write(&mut self.out)?;
-                }
-            },
+            Ok(()) => {
+                let publish = match typing::conversation_of(topic) {
+                    None => publish,
+                    Some(conversation_id) => {
+                        let payload = typing::stamp(&self.principal, conversation_id, &publish.payload, chrono::Utc::now());
+                        Publish { retain: false, payload, ..publish }
+                    }
+                };
+                self.pending.push(Packet::Publish(publish, None));
+            }
             Err(reason) => {
-                tracing::warn!(user = %self.principal.user_id, topic = %publish.topic, reason, "PUBLISH dropped");
+                tracing::warn!(user = %self.principal.user_id, topic, reason, "PUBLISH dropped");
                 match publish.qos {
                     QoS::AtMostOnce => {}
                     QoS::AtLeastOnce => self.answer(frames::puback(publish.pkid)).await?,
@@ -530,11 +525,11 @@ impl<'c> Session<'c> {
         Ok(())
     }
 
-    async fn on_subscribe(&mut self, header: FixedHeader, frame: Bytes) -> Result<(), End> {
-        let subscribe = Subscribe::read(header, frame.clone())?;
-        let mut codes = Vec::with_capacity(subscribe.filters.len());
-        let mut forwarded = Vec::with_capacity(subscribe.filters.len());
-        for filter in &subscribe.filters {
+    async fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), End> {
+        let requested = subscribe.filters.len();
+        let mut codes = Vec::with_capacity(requested);
+        let mut forwarded = Vec::with_capacity(requested);
+        for filter in subscribe.filters {
             let decision = acl::subscribe(self.subject(), &filter.path);
             let conversation = match &decision {
                 Decision::IfMember(conversation_id) => Some((*conversation_id).to_owned()),
@@ -545,7 +540,7 @@ impl<'c> Session<'c> {
                     if let Some(conversation_id) = conversation {
                         self.subscriptions.entry(conversation_id).or_default().push(filter.path.clone());
                     }
-                    forwarded.push(filter.clone());
+                    forwarded.push(filter);
                     codes.push(None);
                 }
                 Err(reason) => {
@@ -554,32 +549,28 @@ impl<'c> Session<'c> {
                 }
             }
         }
-        if forwarded.len() == subscribe.filters.len() {
-            self.out.extend_from_slice(&frame);
-        } else if forwarded.is_empty() {
+        if forwarded.is_empty() {
             let refusals = codes.into_iter().flatten().collect();
-            self.answer(frames::suback(subscribe.pkid, refusals)).await?;
-        } else {
-            self.rewrites().expect_partial_suback(subscribe.pkid, codes);
-            let partial = Subscribe { pkid: subscribe.pkid, filters: forwarded };
-            partial.write(&mut self.out)?;
+            return self.answer(frames::suback(subscribe.pkid, refusals)).await;
         }
+        if forwarded.len() < requested {
+            self.rewrites().expect_partial_suback(subscribe.pkid, codes);
+        }
+        self.pending.push(Packet::Subscribe(Subscribe { pkid: subscribe.pkid, filters: forwarded }, None));
         Ok(())
     }
 
-    fn on_unsubscribe(&mut self, header: FixedHeader, frame: Bytes) -> Result<(), End> {
-        let unsubscribe = Unsubscribe::read(header, frame.clone())?;
+    fn on_unsubscribe(&mut self, unsubscribe: Unsubscribe) {
         for filters in self.subscriptions.values_mut() {
-            filters.retain(|filter| !unsubscribe.topics.contains(filter));
+            filters.retain(|filter| !unsubscribe.filters.contains(filter));
         }
         self.subscriptions.retain(|_, filters| !filters.is_empty());
         self.rewrites().unsubscribe_sent(unsubscribe.pkid, false);
-        self.out.extend_from_slice(&frame);
-        Ok(())
+        self.pending.push(Packet::Unsubscribe(unsubscribe, None));
     }
 
     /// Membership revoked: forget it and unsubscribe its filters upstream.
-    async fn revoke(&mut self, conversation_id: &str) -> std::io::Result<()> {
+    async fn revoke(&mut self, conversation_id: &str) -> Result<(), End> {
         self.member_of.remove(conversation_id);
         let Some(filters) = self.subscriptions.remove(conversation_id) else {
             return Ok(());
@@ -587,38 +578,66 @@ impl<'c> Session<'c> {
         let pkid = self.next_gateway_pkid;
         self.next_gateway_pkid = if pkid <= 1 { FIRST_GATEWAY_PKID } else { pkid - 1 };
         self.rewrites().unsubscribe_sent(pkid, true);
-        let unsubscribe = Unsubscribe { pkid, topics: filters };
-        unsubscribe.write(&mut self.out).map_err(std::io::Error::other)?;
+        self.pending.push(Packet::Unsubscribe(Unsubscribe { pkid, filters }, None));
         tracing::info!(user = %self.principal.user_id, conversation_id, "membership revoked on a live connection");
         self.flush().await
     }
 }
 
-/// rumqttd → client: forwards complete packets as they are, except the acks
-/// `AckRewrites` knows about, and interleaves the gateway's own answers.
+fn normal_disconnect() -> Disconnect {
+    Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }
+}
+
+/// Router → client: encodes what the router queued for this connection,
+/// except the acks `AckRewrites` takes, and interleaves the gateway's own
+/// answers.
 async fn downstream(
-    mut upstream: OwnedReadHalf,
-    mut buf: BytesMut,
+    mut link: LinkRx,
     mut client: ClientWriter,
     mut local: mpsc::Receiver<BytesMut>,
     rewrites: Arc<Mutex<AckRewrites>>,
 ) -> End {
-    if let Err(end) = forward_downstream(&mut buf, &mut client, &rewrites).await {
-        return end;
-    }
-    let mut last_read = 0;
+    let mut notifications = VecDeque::new();
+    let mut out = BytesMut::new();
     loop {
         tokio::select! {
-            read = async { reserve_for_read(&mut buf, last_read); upstream.read_buf(&mut buf).await } => match read {
-                Ok(0) => return End::UpstreamClosed,
-                Ok(read) => {
-                    last_read = read;
-                    if let Err(end) = forward_downstream(&mut buf, &mut client, &rewrites).await {
-                        return end;
+            exchanged = link.exchange(&mut notifications) => {
+                if exchanged.is_err() {
+                    return End::RouterClosed;
+                }
+                let mut paused = false;
+                let mut closed = false;
+                for notification in notifications.drain(..) {
+                    match notification {
+                        // The router stopped sending until this batch is written.
+                        Notification::Unschedule => paused = true,
+                        // An MQTT 5 DISCONNECT has no 3.1.1 form: the connection just ends.
+                        Notification::Disconnect(..) => closed = true,
+                        notification => {
+                            let Some(packet) = Option::<Packet>::from(notification).and_then(|p| rewrite_ack(p, &rewrites)) else {
+                                continue;
+                            };
+                            if let Err(error) = frames::encode(packet, &mut out) {
+                                return End::Protocol(format!("cannot encode for the client: {error}"));
+                            }
+                        }
                     }
                 }
-                Err(error) => return End::Io(error),
-            },
+                if let Err(error) = client.send(&out).await {
+                    return End::Io(error);
+                }
+                if out.capacity() > KEPT_WRITE_BUFFER {
+                    out = BytesMut::new();
+                } else {
+                    out.clear();
+                }
+                if closed {
+                    return End::RouterClosed;
+                }
+                if paused && link.wake().await.is_err() {
+                    return End::RouterClosed;
+                }
+            }
             Some(packet) = local.recv() => {
                 if let Err(error) = client.send(&packet).await {
                     return End::Io(error);
@@ -628,53 +647,18 @@ async fn downstream(
     }
 }
 
-async fn forward_downstream(buf: &mut BytesMut, client: &mut ClientWriter, rewrites: &Mutex<AckRewrites>) -> Result<(), End> {
-    let mut scanned = 0;
-    while let Some((header, packet_type)) = next_frame(&buf[scanned..], usize::MAX)? {
-        let length = header.frame_length();
-        let rewrite = match packet_type {
-            PacketType::SubAck | PacketType::UnsubAck => {
-                let frame = Bytes::copy_from_slice(&buf[scanned..scanned + length]);
-                rewrite_ack(header, packet_type, frame, rewrites)?
-            }
-            _ => None,
-        };
-        match rewrite {
-            None => scanned += length,
-            Some(replacement) => {
-                client.send(&buf[..scanned]).await?;
-                let _ = buf.split_to(scanned + length);
-                scanned = 0;
-                if let Some(packet) = replacement {
-                    client.send(&packet).await?;
-                }
-            }
-        }
+/// The packet to send instead of `packet`: itself, a SUBACK merged with the
+/// gateway's refusals, or nothing (the UNSUBACK of the gateway's own UNSUBSCRIBE).
+fn rewrite_ack(packet: Packet, rewrites: &Mutex<AckRewrites>) -> Option<Packet> {
+    let lock = || rewrites.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    match packet {
+        Packet::UnsubAck(ack, _) if lock().unsuback_is_gateways(ack.pkid) => None,
+        Packet::SubAck(ack, _) => match lock().merge_suback(ack.pkid, &ack.return_codes) {
+            Some(return_codes) => Some(Packet::SubAck(SubAck { pkid: ack.pkid, return_codes }, None)),
+            None => Some(Packet::SubAck(ack, None)),
+        },
+        packet => Some(packet),
     }
-    if scanned > 0 {
-        client.send(&buf[..scanned]).await?;
-        let _ = buf.split_to(scanned);
-    }
-    Ok(())
-}
-
-/// `None`: forward unchanged; `Some(None)`: swallow; `Some(Some(p))`: send `p` instead.
-fn rewrite_ack(
-    header: FixedHeader,
-    packet_type: PacketType,
-    frame: Bytes,
-    rewrites: &Mutex<AckRewrites>,
-) -> Result<Option<Option<BytesMut>>, End> {
-    let mut rewrites = rewrites.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if packet_type == PacketType::UnsubAck {
-        let pkid = UnsubAck::read(header, frame)?.pkid;
-        return Ok(rewrites.unsuback_is_gateways(pkid).then_some(None));
-    }
-    let suback = SubAck::read(header, frame)?;
-    if !rewrites.has_partial_suback(suback.pkid) {
-        return Ok(None);
-    }
-    Ok(rewrites.merge_suback(suback.pkid, &suback.return_codes).map(|codes| Some(frames::suback(suback.pkid, codes))))
 }
 
 #[cfg(test)]

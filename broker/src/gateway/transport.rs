@@ -44,7 +44,7 @@ pub(crate) fn split_websocket(ws: Ws) -> (ClientReader, ClientWriter) {
 /// Makes room for the next read: twice what the last read returned, within
 /// bounds, so busy connections read large chunks (fewer syscalls) and idle
 /// ones give their memory back.
-pub(crate) fn reserve_for_read(buf: &mut BytesMut, last_read: usize) {
+fn reserve_for_read(buf: &mut BytesMut, last_read: usize) {
     let want = (last_read * 2).clamp(MIN_READ, MAX_READ);
     if buf.is_empty() && buf.capacity() > 4 * want {
         *buf = BytesMut::new();

@@ -99,7 +99,23 @@ impl<'a> LinkBuilder<'a> {
     }
 
     pub fn build(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
-        // Connect to router
+        let (router_tx, event, link_rx, buffers) = self.connect_event();
+        router_tx.send((0, event))?;
+        link_rx.recv()?;
+        Self::linked(router_tx, link_rx, buffers)
+    }
+
+    /// Patched for mqchat: `build` without blocking the calling thread while
+    /// the router answers, for links opened from async tasks (the gateway
+    /// opens one per client connection).
+    pub async fn build_async(self) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let (router_tx, event, link_rx, buffers) = self.connect_event();
+        router_tx.send_async((0, event)).await?;
+        link_rx.recv_async().await?;
+        Self::linked(router_tx, link_rx, buffers)
+    }
+
+    fn connect_event(self) -> (Sender<(ConnectionId, Event)>, Event, Receiver<()>, LinkBuffers) {
         // Local connections to the router shall have access to all subscriptions
         let mut connection = Connection::new(
             self.tenant_id,
@@ -113,19 +129,22 @@ impl<'a> LinkBuilder<'a> {
             .topic_alias_max(self.topic_alias_max);
         let incoming = Incoming::new(connection.client_id.to_owned());
         let (outgoing, link_rx) = Outgoing::new(connection.client_id.to_owned());
-        let outgoing_data_buffer = outgoing.buffer();
-        let incoming_data_buffer = incoming.buffer();
+        let buffers = LinkBuffers { outgoing: outgoing.buffer(), incoming: incoming.buffer() };
 
         let event = Event::Connect {
             connection,
             incoming,
             outgoing,
         };
+        (self.router_tx, event, link_rx, buffers)
+    }
 
-        self.router_tx.send((0, event))?;
-
-        link_rx.recv()?;
-        let notification = outgoing_data_buffer.lock().pop_front().unwrap();
+    fn linked(
+        router_tx: Sender<(ConnectionId, Event)>,
+        link_rx: Receiver<()>,
+        buffers: LinkBuffers,
+    ) -> Result<(LinkTx, LinkRx, Notification), LinkError> {
+        let notification = buffers.outgoing.lock().pop_front().ok_or(LinkError::NotConnectionAck)?;
 
         // Right now link identifies failure with dropped rx in router,
         // which is probably ok. We need this here to get id assigned by router
@@ -134,10 +153,16 @@ impl<'a> LinkBuilder<'a> {
             _message => return Err(LinkError::NotConnectionAck),
         };
 
-        let tx = LinkTx::new(id, self.router_tx.clone(), incoming_data_buffer);
-        let rx = LinkRx::new(id, self.router_tx, link_rx, outgoing_data_buffer);
+        let tx = LinkTx::new(id, router_tx.clone(), buffers.incoming);
+        let rx = LinkRx::new(id, router_tx, link_rx, buffers.outgoing);
         Ok((tx, rx, notification))
     }
+}
+
+/// The two queues a link shares with the router.
+struct LinkBuffers {
+    outgoing: Arc<Mutex<VecDeque<Notification>>>,
+    incoming: Arc<Mutex<VecDeque<Packet>>>,
 }
 
 pub struct LinkTx {
@@ -203,7 +228,9 @@ impl LinkTx {
         Ok(len)
     }
 
-    pub(crate) async fn notify(&mut self) -> Result<(), LinkError> {
+    /// Tells the router that packets wait in `buffer()` (waits while its
+    /// queue is full, so a fast client is slowed down, not buffered).
+    pub async fn notify(&mut self) -> Result<(), LinkError> {
         self.router_tx
             .send_async((self.connection_id, Event::DeviceData))
             .await?;
@@ -336,7 +363,8 @@ impl LinkRx {
             router_tx,
             router_rx,
             send_buffer: outgoing_data_buffer,
-            cache: VecDeque::with_capacity(100),
+            // Patched for mqchat: grows with the traffic, like the router's queues.
+            cache: VecDeque::new(),
         }
     }
 
@@ -393,13 +421,23 @@ impl LinkRx {
         }
     }
 
-    pub(crate) async fn exchange(
+    /// Waits for the router's next wake-up and swaps everything it queued
+    /// into `notifications` (which should be empty).
+    ///
+    /// Patched for mqchat: what is already queued is taken without waiting
+    /// for a wake-up — the one that carried the ConnAck to the builder may
+    /// have carried more (a persistent session's messages).
+    pub async fn exchange(
         &mut self,
         notifications: &mut VecDeque<Notification>,
     ) -> Result<(), LinkError> {
-        self.router_rx.recv_async().await?;
-        mem::swap(&mut *self.send_buffer.lock(), notifications);
-        Ok(())
+        loop {
+            mem::swap(&mut *self.send_buffer.lock(), notifications);
+            if !notifications.is_empty() {
+                return Ok(());
+            }
+            self.router_rx.recv_async().await?;
+        }
     }
 
     pub fn ready(&self) -> Result<(), LinkError> {

@@ -169,9 +169,11 @@ pub struct ConnAckProperties {
 /// Publish packet
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Publish {
-    pub(crate) dup: bool,
-    pub(crate) qos: QoS,
-    pub(crate) pkid: u16,
+    // Patched for mqchat: public, so an in-process link can publish at
+    // QoS 1 and 2 and read a client's packet id (the gateway's links do).
+    pub dup: bool,
+    pub qos: QoS,
+    pub pkid: u16,
     pub retain: bool,
     pub topic: Bytes,
     pub payload: Bytes,

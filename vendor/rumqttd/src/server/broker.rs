@@ -155,6 +155,13 @@ impl Broker {
         Ok((link_tx, link_rx))
     }
 
+    /// Patched for mqchat: a builder for an in-process link with the options
+    /// a client's CONNECT carries (clean session, will), which `link` does
+    /// not offer.
+    pub fn link_builder<'a>(&self, client_id: &'a str) -> LinkBuilder<'a> {
+        LinkBuilder::new(client_id, self.router_tx.clone())
+    }
+
     #[tracing::instrument(skip(self))]
     pub fn start(&mut self) -> Result<(), Error> {
         if self.config.v4.is_none()

@@ -44,8 +44,8 @@ const WILL_PKID: u16 = 1;
 const LINK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Packets the gateway itself queues for the client before it waits.
 const LOCAL_QUEUE: usize = 64;
-/// Largest write buffer a connection keeps between bursts; a bigger one is
-/// given back, so idle connections stay small.
+/// Write buffer a connection always keeps; beyond this it keeps only what
+/// its traffic uses.
 const KEPT_WRITE_BUFFER: usize = 16 * 1024;
 
 /// Why a session ended; logged once.
@@ -626,7 +626,10 @@ async fn downstream(
                 if let Err(error) = client.send(&out).await {
                     return End::Io(error);
                 }
-                if out.capacity() > KEPT_WRITE_BUFFER {
+                // A buffer far larger than this batch needed is given back,
+                // so a connection that quietens down stays small; a busy one
+                // keeps what it uses.
+                if out.capacity() > KEPT_WRITE_BUFFER && out.len() < out.capacity() / 8 {
                     out = BytesMut::new();
                 } else {
                     out.clear();

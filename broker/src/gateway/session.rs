@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -57,6 +57,8 @@ enum End {
     ClientDisconnected,
     #[error("rumqttd's router closed the link (session taken over, or a protocol error it found)")]
     RouterClosed,
+    #[error("the task writing to the client stopped")]
+    WriterStopped,
     #[error("keep-alive expired")]
     KeepAliveExpired,
     #[error("token expired")]
@@ -325,9 +327,8 @@ impl<'c> Session<'c> {
         }
     }
 
-    fn rewrites(&self) -> std::sync::MutexGuard<'_, AckRewrites> {
-        // Only plain inserts and removes happen under this lock.
-        self.rewrites.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn rewrites(&self) -> MutexGuard<'_, AckRewrites> {
+        locked(&self.rewrites)
     }
 
     async fn relay(
@@ -379,7 +380,7 @@ impl<'c> Session<'c> {
                     keep_alive_check.as_mut().reset(last_heard + limit);
                 },
                 () = &mut token_expiry => break End::TokenExpired,
-                result = &mut downstream => break result.unwrap_or(End::RouterClosed),
+                result = &mut downstream => break result.unwrap_or(End::WriterStopped),
                 () = super::stopped(&mut shutdown) => break End::Shutdown,
             }
         };
@@ -453,7 +454,7 @@ impl<'c> Session<'c> {
 
     /// Queues a packet the gateway answers itself.
     async fn answer(&self, packet: BytesMut) -> Result<(), End> {
-        self.local.send(packet).await.map_err(|_| End::RouterClosed)
+        self.local.send(packet).await.map_err(|_| End::WriterStopped)
     }
 
     fn subject(&self) -> Subject<'_> {
@@ -650,13 +651,18 @@ async fn downstream(
     }
 }
 
+/// The connection's ack rewrites, shared by its two directions. Only plain
+/// inserts and removes happen under this lock, so a poisoned one is whole.
+fn locked(rewrites: &Mutex<AckRewrites>) -> MutexGuard<'_, AckRewrites> {
+    rewrites.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The packet to send instead of `packet`: itself, a SUBACK merged with the
 /// gateway's refusals, or nothing (the UNSUBACK of the gateway's own UNSUBSCRIBE).
 fn rewrite_ack(packet: Packet, rewrites: &Mutex<AckRewrites>) -> Option<Packet> {
-    let lock = || rewrites.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     match packet {
-        Packet::UnsubAck(ack, _) if lock().unsuback_is_gateways(ack.pkid) => None,
-        Packet::SubAck(ack, _) => match lock().merge_suback(ack.pkid, &ack.return_codes) {
+        Packet::UnsubAck(ack, _) if locked(rewrites).unsuback_is_gateways(ack.pkid) => None,
+        Packet::SubAck(ack, _) => match locked(rewrites).merge_suback(ack.pkid, &ack.return_codes) {
             Some(return_codes) => Some(Packet::SubAck(SubAck { pkid: ack.pkid, return_codes }, None)),
             None => Some(Packet::SubAck(ack, None)),
         },

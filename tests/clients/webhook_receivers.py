@@ -14,6 +14,7 @@ line per verified event ("Received: <type> <id>" / "Standard: <type> <id>").
 import hashlib
 import hmac
 import os
+import threading
 
 from flask import Flask, abort, request
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -21,6 +22,14 @@ from werkzeug.serving import make_server
 
 app = Flask(__name__)
 SECRET = os.environ["PROJECT_M_WEBHOOK_SECRET"].encode()
+# Requests are served on threads; print() writes a line and its newline
+# separately, so two receivers printing at once could interleave.
+PRINT_LOCK = threading.Lock()
+
+
+def say(line):
+    with PRINT_LOCK:
+        print(line, flush=True)
 
 
 @app.route("/webhooks/projectm", methods=["POST"])
@@ -31,7 +40,7 @@ def webhook():
     if not hmac.compare_digest(signature, expected):
         abort(401)
     event = request.get_json()
-    print(f"Received: {event['type']} {event['id']}", flush=True)
+    say(f"Received: {event['type']} {event['id']}")
     # Process async / enqueue a job, then return 200 fast
     return "OK", 200
 
@@ -42,7 +51,7 @@ def standard():
         event = Webhook(SECRET.decode()).verify(request.get_data(), dict(request.headers))
     except WebhookVerificationError:
         abort(401)
-    print(f"Standard: {event['type']} {event['id']}", flush=True)
+    say(f"Standard: {event['type']} {event['id']}")
     return "OK", 200
 
 

@@ -145,6 +145,7 @@ impl App {
             session_ttl: settings.session.ttl,
             webhook_targets: TargetPolicy { allow_private: settings.webhooks.allow_private_targets },
             webhook_sender: dispatcher.sender(),
+            publisher: publisher.clone(),
         });
         tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, tls = secure, "mqchat listening");
         Ok(App {

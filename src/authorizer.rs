@@ -8,7 +8,7 @@ use mqchat_bridge::projects::Project;
 use mqchat_bridge::users::UserProfile;
 use mqchat_bridge::messages::Sender;
 use mqchat_bridge::{projects, users, DatabaseConnection};
-use mqchat_broker::identity::{self, now_unix};
+use mqchat_broker::identity::{self, now_unix, SigningKeys, TokenError};
 use mqchat_broker::{AuthError, Authorizer, Principal};
 
 pub struct ChatAuthorizer {
@@ -16,7 +16,8 @@ pub struct ChatAuthorizer {
     /// Told when a token brings a user's profile, so events show the new one;
     /// also answers the gateway's membership checks.
     cache: Arc<EngineCache>,
-    /// Projects by public key: keys never change, so a hit needs no query.
+    /// Projects by public key: a public key never changes, so a hit needs
+    /// no query; a secret-key rotation drops the project (`forget`).
     projects: DashMap<String, Arc<Project>>,
 }
 
@@ -39,10 +40,24 @@ impl ChatAuthorizer {
         }))
     }
 
-    /// Verifies a token for the project and records the user's profile.
+    /// Drops a cached project, after its keys changed.
+    pub fn forget(&self, public_key: &str) {
+        self.projects.remove(public_key);
+    }
+
+    /// Verifies a token for the project (its secret key, or the key a
+    /// rotation replaced while its grace period lasts), refuses one issued
+    /// before the user's sessions were revoked, and records the profile.
     pub async fn verify_token(&self, project: &Project, token: &str) -> Result<Principal, AuthError> {
-        let verified = identity::verify(&project.secret_key, token, now_unix())?;
+        let keys = SigningKeys { current: &project.secret_key, previous: project.previous_key(chrono::Utc::now()) };
+        let verified = identity::verify_with(keys, token, now_unix())?;
         let claims = verified.claims;
+        let revoked_at = users::sessions_revoked_at(&self.db, &project.project_id, &claims.sub)
+            .await
+            .map_err(|error| AuthError::Unavailable(error.to_string()))?;
+        if revoked_at.is_some_and(|at| claims.iat <= at.timestamp()) {
+            return Err(TokenError::Revoked.into());
+        }
         let profile = UserProfile {
             external_id: claims.sub.clone(),
             name: claims.name.clone(),

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use mqchat_bridge::commands::{Engine, Outlet};
 use mqchat_broker::acl;
 use mqchat_broker::embedded::TopicFeed;
+use mqchat_broker::registry::Control;
 use mqchat_broker::{PlatformPublisher, Registry};
 use tokio::sync::mpsc;
 
@@ -35,6 +36,10 @@ impl Outlet for MqttOutlet {
 
     fn revoke(&self, project_id: &str, user_id: &str, conversation_id: &str) {
         self.registry.revoke_conversation(project_id, user_id, conversation_id);
+    }
+
+    fn disconnect(&self, project_id: &str, user_id: &str, reason: &str) {
+        self.registry.send(project_id, user_id, Control::Close { reason: reason.to_owned() });
     }
 
     fn presence(&self, project_id: &str, user_id: &str, payload: String) {

@@ -22,6 +22,18 @@ use crate::ids::random_id;
 pub const MAX_PER_MESSAGE: usize = 10;
 /// Longest file name kept, in characters.
 pub const MAX_FILENAME_CHARS: usize = 255;
+/// Longest content type (without parameters), in characters: its column.
+pub const MAX_CONTENT_TYPE_CHARS: usize = 255;
+
+/// Whether a stored file of this type may be shown in the browser
+/// (`Content-Disposition: inline`): only types that cannot carry script —
+/// raster images, audio, video. Anything else (SVG, HTML, XML, PDF, …)
+/// is served as a download, so an upload can never run on the API's origin.
+pub fn served_inline(content_type: &str) -> bool {
+    const RASTER: [&str; 7] = ["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp", "image/x-icon"];
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    RASTER.contains(&essence.as_str()) || essence.starts_with("audio/") || essence.starts_with("video/")
+}
 /// Name of the generated signing key inside the storage directory.
 const KEY_FILE: &str = ".signing-key";
 
@@ -133,6 +145,9 @@ impl FileStore {
             return Err(AttachmentError::Invalid("the file is empty".into()));
         }
         let content_type = upload.content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        if content_type.len() > MAX_CONTENT_TYPE_CHARS {
+            return Err(AttachmentError::Invalid(format!("`Content-Type` is longer than {MAX_CONTENT_TYPE_CHARS} characters")));
+        }
         if !self.accepts(&content_type) {
             return Err(AttachmentError::ContentType(content_type));
         }
@@ -298,6 +313,16 @@ fn generated_key(dir: &Path) -> std::io::Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_types_without_script_are_served_inline() {
+        for inline in ["image/png", "IMAGE/JPEG", "image/webp; q=1", "audio/ogg", "video/mp4"] {
+            assert!(super::served_inline(inline), "{inline}");
+        }
+        for download in ["image/svg+xml", "Image/SVG+XML; charset=utf-8", "text/html", "application/xml", "application/pdf", "image/"] {
+            assert!(!super::served_inline(download), "{download}");
+        }
+    }
+
     use super::*;
 
     fn store(dir: &Path) -> FileStore {

@@ -1,7 +1,8 @@
 //! The chat engine: everything mqchat knows about projects, users and
 //! conversations, and how they are stored through SeaORM.
 //!
-//! Modules: `database` (connecting, SQLite tuning), `projects` (tenants and
+//! Modules: `database` (connecting, SQLite tuning), `fields` (the limits
+//! every stored string obeys, checked at the edge), `projects` (tenants and
 //! their keys), `users` (external users created from identity claims),
 //! `conversations` (conversations and membership, what the MQTT ACL asks),
 //! `messages` (stored messages, group commit, history), `reactions`,
@@ -24,6 +25,7 @@ mod clock;
 pub mod commands;
 pub mod conversations;
 pub mod database;
+pub mod fields;
 mod ids;
 pub mod messages;
 pub mod presence;

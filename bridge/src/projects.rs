@@ -1,6 +1,9 @@
 //! Projects (tenants) and their key pairs.
 use entity::project;
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
+};
 use serde::Serialize;
 
 use crate::ids::random_id;
@@ -12,13 +15,45 @@ pub struct Project {
     pub name: String,
     pub public_key: String,
     pub secret_key: String,
+    /// The key a rotation replaced and until when it still verifies tokens
+    /// and authenticates the server API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_secret: Option<PreviousSecret>,
+}
+
+/// A replaced secret key during its grace period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PreviousSecret {
+    #[serde(skip)]
+    pub key: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Project {
+    /// The replaced key, while its grace period lasts at `now`.
+    pub fn previous_key(&self, now: DateTime<Utc>) -> Option<&str> {
+        self.previous_secret.as_ref().filter(|previous| previous.expires_at > now).map(|previous| previous.key.as_str())
+    }
 }
 
 impl From<project::Model> for Project {
     fn from(model: project::Model) -> Self {
-        Project { project_id: model.id, name: model.name, public_key: model.public_key, secret_key: model.secret_key }
+        let previous_secret = match (model.previous_secret_key, model.previous_secret_expires_at) {
+            (Some(key), Some(expires_at)) => Some(PreviousSecret { key, expires_at }),
+            _ => None,
+        };
+        Project {
+            project_id: model.id,
+            name: model.name,
+            public_key: model.public_key,
+            secret_key: model.secret_key,
+            previous_secret,
+        }
     }
 }
+
+/// Longest grace period of a rotated secret key.
+pub const MAX_ROTATION_GRACE: Duration = Duration::days(30);
 
 /// Creates a project with fresh random keys (`sk_` carries 256 bits).
 pub async fn create(db: &DatabaseConnection, name: &str) -> Result<Project, DbErr> {
@@ -27,6 +62,8 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<Project, DbEr
         name: Set(name.to_owned()),
         public_key: Set(random_id("pk_", 24)),
         secret_key: Set(random_id("sk_", 43)),
+        previous_secret_key: Set(None),
+        previous_secret_expires_at: Set(None),
         created_at: Set(crate::clock::now()),
     }
     .insert(db)
@@ -44,7 +81,35 @@ pub async fn find_by_public_key(db: &DatabaseConnection, public_key: &str) -> Re
     Ok(model.map(Project::from))
 }
 
+/// The project whose secret key is `secret_key`, or whose replaced key it
+/// is while its grace period lasts.
 pub async fn find_by_secret_key(db: &DatabaseConnection, secret_key: &str) -> Result<Option<Project>, DbErr> {
-    let model = project::Entity::find().filter(project::Column::SecretKey.eq(secret_key)).one(db).await?;
+    let model = project::Entity::find()
+        .filter(
+            Condition::any().add(project::Column::SecretKey.eq(secret_key)).add(
+                Condition::all()
+                    .add(project::Column::PreviousSecretKey.eq(secret_key))
+                    .add(project::Column::PreviousSecretExpiresAt.gt(crate::clock::now())),
+            ),
+        )
+        .one(db)
+        .await?;
     Ok(model.map(Project::from))
+}
+
+/// Gives the project a new secret key; the current one keeps verifying
+/// tokens and authenticating the server API for `grace` (at most
+/// `MAX_ROTATION_GRACE`; zero ends it at once). A rotation during another's
+/// grace period ends that one: only the key just replaced stays valid.
+pub async fn rotate_secret(db: &DatabaseConnection, project_id: &str, grace: Duration) -> Result<Option<Project>, DbErr> {
+    let Some(model) = project::Entity::find_by_id(project_id.to_owned()).one(db).await? else {
+        return Ok(None);
+    };
+    let grace = grace.clamp(Duration::zero(), MAX_ROTATION_GRACE);
+    let now = crate::clock::now();
+    let mut active: project::ActiveModel = model.clone().into();
+    active.previous_secret_key = Set((grace > Duration::zero()).then(|| model.secret_key.clone()));
+    active.previous_secret_expires_at = Set((grace > Duration::zero()).then(|| now + grace));
+    active.secret_key = Set(random_id("sk_", 43));
+    Ok(Some(active.update(db).await?.into()))
 }

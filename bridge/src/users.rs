@@ -1,8 +1,9 @@
 //! External users: created or updated from identity-token claims, keyed on
 //! (project, `sub`).
 use entity::user;
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 /// What an identity token says about a user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -43,6 +44,34 @@ pub async fn upsert(db: &impl ConnectionTrait, project_id: &str, profile: &UserP
         .exec_without_returning(db)
         .await?;
     Ok(())
+}
+
+/// When the user's sessions were last revoked: tokens issued at or before
+/// that second are refused.
+pub async fn sessions_revoked_at(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    external_id: &str,
+) -> Result<Option<DateTime<Utc>>, DbErr> {
+    let row = user::Entity::find()
+        .filter(user::Column::ProjectId.eq(project_id))
+        .filter(user::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await?;
+    Ok(row.and_then(|row| row.sessions_revoked_at))
+}
+
+/// Refuses, from now on, every token of the user issued until now.
+pub async fn revoke_sessions(db: &impl ConnectionTrait, project_id: &str, external_id: &str) -> Result<DateTime<Utc>, DbErr> {
+    ensure_exists(db, project_id, external_id).await?;
+    let now = crate::clock::now();
+    user::Entity::update_many()
+        .col_expr(user::Column::SessionsRevokedAt, Expr::value(now))
+        .filter(user::Column::ProjectId.eq(project_id))
+        .filter(user::Column::ExternalId.eq(external_id))
+        .exec(db)
+        .await?;
+    Ok(now)
 }
 
 /// Makes sure a user named by the site (e.g. a conversation member) exists,

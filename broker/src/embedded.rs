@@ -110,6 +110,18 @@ impl PlatformPublisher {
     }
 }
 
+/// Where readiness probes publish: a topic outside every namespace that
+/// the ACL lets a client reach.
+pub const PROBE_TOPIC: &str = "$mqchat/probe";
+
+impl PlatformPublisher {
+    /// Whether the router still takes messages: an empty publish on
+    /// `PROBE_TOPIC` fails once the router thread is gone.
+    pub fn probe(&self) -> Result<(), String> {
+        self.publish(PROBE_TOPIC, Vec::new())
+    }
+}
+
 impl EmbeddedBroker {
     /// Starts rumqttd's router (on its own thread) and opens the platform's links.
     pub async fn start(router: &RouterSettings, max_connections: usize) -> Result<Self, EmbeddedError> {

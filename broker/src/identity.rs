@@ -13,6 +13,12 @@ pub const MAX_LIFETIME_SECS: i64 = 24 * 3600;
 pub const LEEWAY_SECS: i64 = 60;
 /// `iss` of session tokens issued by `sdk/init`.
 pub const SESSION_ISSUER: &str = "mqchat";
+/// Longest `name` claim, in characters (the stored profile's column).
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest `email` claim, in characters (RFC 5321's limit, its column).
+pub const MAX_EMAIL_CHARS: usize = 320;
+/// Longest `avatar_url` claim, in characters (its column).
+pub const MAX_AVATAR_URL_CHARS: usize = 2048;
 
 /// A user's id inside a project: the `sub` claim, 1–128 of `A-Z a-z 0-9 _ . : @ -`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -60,6 +66,12 @@ pub enum TokenError {
     LifetimeTooLong,
     #[error("`sub` must be 1-128 characters of A-Z a-z 0-9 _ . : @ -")]
     BadSubject,
+    #[error("token claim `{0}` must be at most {1} characters without control characters")]
+    BadProfileClaim(&'static str, usize),
+    #[error("this is a session token; exchange an identity token signed by your backend instead")]
+    SessionNotAccepted,
+    #[error("the user's sessions were revoked; sign in again")]
+    Revoked,
 }
 
 /// The claims of an identity token (DESIGN §3); session tokens carry the same
@@ -79,11 +91,33 @@ pub struct IdentityClaims {
     pub iss: Option<String>,
 }
 
+impl IdentityClaims {
+    /// A session token issued by `sdk/init`, not an identity token signed
+    /// by the site's backend.
+    pub fn is_session(&self) -> bool {
+        self.iss.as_deref() == Some(SESSION_ISSUER)
+    }
+}
+
 /// A token that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedToken {
     pub user_id: UserId,
     pub claims: IdentityClaims,
+}
+
+/// The keys a project's tokens may be signed with: its secret key, and
+/// during a rotation's grace period the key it replaced.
+#[derive(Debug, Clone, Copy)]
+pub struct SigningKeys<'a> {
+    pub current: &'a str,
+    pub previous: Option<&'a str>,
+}
+
+impl<'a> SigningKeys<'a> {
+    pub fn only(current: &'a str) -> Self {
+        SigningKeys { current, previous: None }
+    }
 }
 
 pub fn now_unix() -> i64 {
@@ -92,6 +126,22 @@ pub fn now_unix() -> i64 {
 
 /// Verifies an identity or session token against the project's secret key.
 pub fn verify(secret_key: &str, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
+    verify_with(SigningKeys::only(secret_key), token, now)
+}
+
+/// Verifies a token signed with the project's current key or, during a
+/// rotation's grace period, the one it replaced.
+pub fn verify_with(keys: SigningKeys<'_>, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
+    match verify_signed(keys.current, token, now) {
+        Err(TokenError::BadSignature) => match keys.previous {
+            Some(previous) => verify_signed(previous, token, now),
+            None => Err(TokenError::BadSignature),
+        },
+        other => other,
+    }
+}
+
+fn verify_signed(secret_key: &str, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }
@@ -117,17 +167,43 @@ pub fn verify(secret_key: &str, token: &str, now: i64) -> Result<VerifiedToken, 
             _ => TokenError::Malformed,
         })?;
     let claims: IdentityClaims = serde_json::from_value(data.claims).map_err(|_| TokenError::Malformed)?;
-    if claims.exp + LEEWAY_SECS <= now {
+    check_times(claims.iat, claims.exp, now)?;
+    let user_id = UserId::parse(&claims.sub)?;
+    check_profile(&claims)?;
+    Ok(VerifiedToken { user_id, claims })
+}
+
+/// `iat` and `exp` against the clock, in checked arithmetic: both come
+/// from the client, so any `i64` must be refused, never wrapped. With
+/// `exp` not past and the lifetime capped, `iat` cannot be absurdly old.
+fn check_times(iat: i64, exp: i64, now: i64) -> Result<(), TokenError> {
+    if exp.saturating_add(LEEWAY_SECS) <= now {
         return Err(TokenError::Expired);
     }
-    if claims.iat > now + LEEWAY_SECS {
+    if iat > now.saturating_add(LEEWAY_SECS) {
         return Err(TokenError::IssuedInFuture);
     }
-    if claims.exp - claims.iat > MAX_LIFETIME_SECS {
-        return Err(TokenError::LifetimeTooLong);
+    match exp.checked_sub(iat) {
+        Some(lifetime) if lifetime <= MAX_LIFETIME_SECS => Ok(()),
+        _ => Err(TokenError::LifetimeTooLong),
     }
-    let user_id = UserId::parse(&claims.sub)?;
-    Ok(VerifiedToken { user_id, claims })
+}
+
+/// The profile claims are stored and shown to other users: each within
+/// its column, with no control characters (they would reach logs and UIs).
+fn check_profile(claims: &IdentityClaims) -> Result<(), TokenError> {
+    let profile = [
+        ("name", claims.name.as_deref(), MAX_NAME_CHARS),
+        ("email", claims.email.as_deref(), MAX_EMAIL_CHARS),
+        ("avatar_url", claims.avatar_url.as_deref(), MAX_AVATAR_URL_CHARS),
+    ];
+    for (claim, value, max) in profile {
+        let Some(value) = value else { continue };
+        if value.chars().take(max + 1).count() > max || value.chars().any(char::is_control) {
+            return Err(TokenError::BadProfileClaim(claim, max));
+        }
+    }
+    Ok(())
 }
 
 /// Signs a token exactly as a site backend does: HS256 with the secret key.
@@ -146,7 +222,7 @@ pub fn issue_session(
 ) -> Result<(String, IdentityClaims), jsonwebtoken::errors::Error> {
     let claims = IdentityClaims {
         iat: now,
-        exp: now + ttl_secs.clamp(1, MAX_LIFETIME_SECS),
+        exp: now.saturating_add(ttl_secs.clamp(1, MAX_LIFETIME_SECS)),
         iss: Some(SESSION_ISSUER.to_owned()),
         ..identity.clone()
     };
@@ -186,6 +262,59 @@ mod tests {
         }
         let token = sign("another", &claims("u", now, now + 60)).unwrap();
         assert_eq!(verify(SECRET, &token, now).unwrap_err(), TokenError::BadSignature);
+    }
+
+    #[test]
+    fn refuses_times_that_would_overflow() {
+        let now = now_unix();
+        let cases = [
+            (claims("u", i64::MIN, now + 10 * 365 * 86_400), TokenError::LifetimeTooLong),
+            (claims("u", i64::MIN, i64::MAX), TokenError::LifetimeTooLong),
+            (claims("u", now, i64::MAX), TokenError::LifetimeTooLong),
+            (claims("u", i64::MAX, i64::MAX), TokenError::IssuedInFuture),
+            (claims("u", i64::MIN, now - 3600), TokenError::Expired),
+            (claims("u", now - 2 * MAX_LIFETIME_SECS, now + 60), TokenError::LifetimeTooLong),
+        ];
+        for (claims, expected) in cases {
+            let token = sign(SECRET, &claims).unwrap();
+            assert_eq!(verify(SECRET, &token, now).unwrap_err(), expected, "{claims:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_profile_claims_beyond_their_columns() {
+        let now = now_unix();
+        let with = |name: Option<String>, email: Option<String>, avatar_url: Option<String>| IdentityClaims {
+            name,
+            email,
+            avatar_url,
+            ..claims("u", now, now + 60)
+        };
+        let ok = with(Some("é".repeat(MAX_NAME_CHARS)), Some("e".repeat(MAX_EMAIL_CHARS)), Some("a".repeat(MAX_AVATAR_URL_CHARS)));
+        assert!(verify(SECRET, &sign(SECRET, &ok).unwrap(), now).is_ok());
+        let cases = [
+            (with(Some("n".repeat(MAX_NAME_CHARS + 1)), None, None), TokenError::BadProfileClaim("name", MAX_NAME_CHARS)),
+            (with(Some("a\u{0}b".into()), None, None), TokenError::BadProfileClaim("name", MAX_NAME_CHARS)),
+            (with(Some("line\nforged".into()), None, None), TokenError::BadProfileClaim("name", MAX_NAME_CHARS)),
+            (with(None, Some("e".repeat(MAX_EMAIL_CHARS + 1)), None), TokenError::BadProfileClaim("email", MAX_EMAIL_CHARS)),
+            (
+                with(None, None, Some("a".repeat(MAX_AVATAR_URL_CHARS + 1))),
+                TokenError::BadProfileClaim("avatar_url", MAX_AVATAR_URL_CHARS),
+            ),
+        ];
+        for (claims, expected) in cases {
+            let token = sign(SECRET, &claims).unwrap();
+            assert_eq!(verify(SECRET, &token, now).unwrap_err(), expected);
+        }
+    }
+
+    #[test]
+    fn a_rotated_key_verifies_only_while_given() {
+        let now = now_unix();
+        let token = sign("old_key", &claims("u", now, now + 60)).unwrap();
+        let rotating = SigningKeys { current: SECRET, previous: Some("old_key") };
+        assert_eq!(verify_with(rotating, &token, now).unwrap().user_id.as_str(), "u");
+        assert_eq!(verify_with(SigningKeys::only(SECRET), &token, now).unwrap_err(), TokenError::BadSignature);
     }
 
     #[test]

@@ -16,7 +16,8 @@ pub struct Model {
     pub sender_id: String,
     /// The sender's own id for the send, making retries idempotent.
     pub client_msg_id: Option<String>,
-    /// Message type 0–5 (text, image, location, file, custom, system).
+    /// Message type 0–5 (seed 002: text and smileys, sticker, picture from
+    /// disk, recording, picture from camera, audio/video call notice).
     pub kind: i16,
     /// Empty once deleted.
     pub content: String,
@@ -29,6 +30,8 @@ pub struct Model {
     pub attachments: Option<String>,
     pub edited: bool,
     pub is_deleted: bool,
+    /// Posted by the site's backend as the platform (server API only).
+    pub system: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

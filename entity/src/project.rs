@@ -15,6 +15,10 @@ pub struct Model {
     /// `sk_…`: the HS256 key of identity tokens and the server-API credential.
     #[sea_orm(unique)]
     pub secret_key: String,
+    /// The secret key a rotation replaced; tokens it signed verify until
+    /// `previous_secret_expires_at`, the server API no longer takes it.
+    pub previous_secret_key: Option<String>,
+    pub previous_secret_expires_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
 }
 

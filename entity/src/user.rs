@@ -14,6 +14,9 @@ pub struct Model {
     pub name: Option<String>,
     pub email: Option<String>,
     pub avatar_url: Option<String>,
+    /// Tokens issued before this instant are refused (a backend revoked
+    /// the user's sessions).
+    pub sessions_revoked_at: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

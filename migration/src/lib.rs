@@ -14,6 +14,7 @@ mod m20261122_000004_conversation_lists_and_attachments;
 mod m20261122_000005_presence;
 mod m20261122_000006_webhooks;
 mod m20261122_000007_webhook_events;
+mod m20261130_000008_hardening;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_presence::Migration),
             Box::new(m20261122_000006_webhooks::Migration),
             Box::new(m20261122_000007_webhook_events::Migration),
+            Box::new(m20261130_000008_hardening::Migration),
         ]
     }
 }

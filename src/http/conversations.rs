@@ -4,6 +4,7 @@
 //! member's live subscriptions.
 use std::sync::Arc;
 
+use mqchat_bridge::commands::{Author, CommandError, MessageBody};
 use mqchat_bridge::conversations::{ConversationKind, NewConversation, Role};
 use mqchat_bridge::messages::Page;
 use mqchat_bridge::projects::Project;
@@ -64,6 +65,12 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(caller(Arc::clone(&state)))
         .and(warp::query::<HistoryQuery>())
         .and_then(history);
+    // POST /api/v1/conversations/{id}/messages
+    let post = warp::path!("api" / "v1" / "conversations" / String / "messages")
+        .and(warp::post())
+        .and(server_project(Arc::clone(&state)))
+        .and(json_body())
+        .and_then(post_message);
     // POST /api/v1/conversations/{id}/members
     let add = warp::path!("api" / "v1" / "conversations" / String / "members")
         .and(warp::post())
@@ -80,7 +87,7 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(warp::post())
         .and(server_project(state))
         .and_then(archive);
-    create.or(get).or(history).or(add).or(remove).or(archive)
+    create.or(get).or(history).or(post).or(add).or(remove).or(archive)
 }
 
 fn user_id(raw: &str) -> Result<String, ApiError> {
@@ -117,6 +124,31 @@ async fn history(id: String, state: Arc<ApiState>, caller: Caller, query: Histor
     };
     let (messages, has_more) = state.engine.history(project_id, &id, page, query.limit).await.map_err(ApiError::from)?;
     Ok(warp::reply::json(&json!({"conversation_id": id, "messages": messages, "has_more": has_more})).into_response())
+}
+
+/// A message from the site's backend: as one of the members (a bot, a
+/// user) when `sender_id` names one, else a system message from the platform.
+async fn post_message(
+    id: String,
+    state: Arc<ApiState>,
+    project: Project,
+    mut body: serde_json::Value,
+) -> Result<warp::reply::Response, Rejection> {
+    let sender_id = match body.as_object_mut().and_then(|fields| fields.remove("sender_id")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(raw)) => Some(user_id(&raw)?),
+        Some(_) => return Err(ApiError::invalid("`sender_id` must be a user id").into()),
+    };
+    if let Some(path) = mqchat_bridge::fields::find_nul(&body) {
+        return Err(ApiError::invalid(format!("`{path}` contains a NUL character")).into());
+    }
+    let message: MessageBody = serde_json::from_value(body).map_err(|error| ApiError::invalid(error.to_string()))?;
+    let author = sender_id.as_deref().map_or(Author::Platform, Author::Member);
+    let pending = state.engine.post(&project.project_id, &id, author, message).await.map_err(ApiError::from)?;
+    let outcome = pending.outcome().await.map_err(|error| ApiError::from(CommandError::from(error)))?;
+    let status = if outcome.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    let body = json!({"message": outcome.message, "duplicate": outcome.duplicate});
+    Ok(warp::reply::with_status(warp::reply::json(&body), status).into_response())
 }
 
 async fn add_member(id: String, state: Arc<ApiState>, project: Project, body: AddMember) -> Result<warp::reply::Response, Rejection> {

@@ -6,6 +6,7 @@ mod conversations;
 mod errors;
 mod presence;
 mod sdk;
+mod sessions;
 mod uploads;
 mod webhooks;
 
@@ -39,22 +40,55 @@ pub struct ApiState {
     pub webhook_targets: mqchat_delivery::TargetPolicy,
     /// Sends test events (the dispatcher's client).
     pub webhook_sender: mqchat_delivery::Sender,
+    /// The broker, probed by `/readyz`.
+    pub publisher: mqchat_broker::PlatformPublisher,
 }
 
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
+    // GET /healthz: the process answers (liveness).
     let health = warp::path!("healthz").and(warp::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})));
+    // GET /readyz: the database and the broker answer too (readiness).
+    let ready = warp::path!("readyz").and(warp::get()).and(with_state(Arc::clone(&state))).then(readiness);
+    let health = health.map(Reply::into_response).or(ready).unify();
     let api = sdk::routes(Arc::clone(&state))
         .or(conversations::routes(Arc::clone(&state)))
         .or(uploads::routes(Arc::clone(&state)))
         .or(presence::routes(Arc::clone(&state)))
+        .or(sessions::routes(Arc::clone(&state)))
         .or(webhooks::routes(state));
     health
-        .map(Reply::into_response)
         .or(api.map(Reply::into_response))
         .unify()
         .recover(errors::recover)
         .unify()
 }
+
+/// 200 when every dependency answers, else 503 naming what failed.
+async fn readiness(state: Arc<ApiState>) -> warp::reply::Response {
+    let database = match tokio::time::timeout(READINESS_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err("no answer in time".to_owned()),
+    };
+    let broker = state.publisher.probe();
+    let ready = database.is_ok() && broker.is_ok();
+    let check = |result: &Result<(), String>| match result {
+        Ok(()) => serde_json::json!("ok"),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            serde_json::json!("unavailable")
+        }
+    };
+    let body = serde_json::json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "checks": {"database": check(&database), "broker": check(&broker)},
+    });
+    let status = if ready { warp::http::StatusCode::OK } else { warp::http::StatusCode::SERVICE_UNAVAILABLE };
+    warp::reply::with_status(warp::reply::json(&body), status).into_response()
+}
+
+/// How long `/readyz` waits for the database.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn with_state(state: Arc<ApiState>) -> impl Filter<Extract = (Arc<ApiState>,), Error = std::convert::Infallible> + Clone {
     warp::any().map(move || Arc::clone(&state))

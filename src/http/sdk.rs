@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use mqchat_broker::acl;
-use mqchat_broker::identity::{self, now_unix};
+use mqchat_broker::identity::{self, now_unix, TokenError};
 use serde_json::json;
+use warp::http::StatusCode;
 use warp::{Filter, Rejection, Reply};
 
 use super::{bearer, verify_user, with_state, ApiError, ApiState};
@@ -30,6 +31,11 @@ async fn init(
         .and_then(bearer)
         .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <identity token>"))?;
     let (project, principal) = verify_user(&state, &public_key, token).await?;
+    // A session token renewing itself here would never end: only the
+    // backend's identity tokens are exchanged.
+    if principal.claims.is_session() {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", TokenError::SessionNotAccepted.to_string()).into());
+    }
     let ttl = state.session_ttl.as_secs() as i64;
     let (session_token, session) =
         identity::issue_session(&project.secret_key, &principal.claims, now_unix(), ttl).map_err(ApiError::internal)?;
@@ -47,7 +53,7 @@ async fn init(
                 "url": state.mqtt_url,
                 "websocket_url": state.websocket_url,
                 "username": project.public_key,
-                "password": "<session_token>",
+                "password": session_token,
                 "protocol_version": 4,
                 "topics": {
                     "inbox": acl::inbox_topic(p, u),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::Utc;
-use mqchat_bridge::attachments::{AttachmentError, Upload};
+use mqchat_bridge::attachments::{self, AttachmentError, Upload};
 use mqchat_bridge::commands::CommandError;
 use mqchat_bridge::projects::Project;
 use serde::Deserialize;
@@ -85,7 +85,7 @@ async fn download(id: String, state: Arc<ApiState>, query: SignedQuery) -> Resul
         Err(error) => return Err(ApiError::internal(error).into()),
     };
     let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
-    let inline = ["image/", "audio/", "video/"].iter().any(|family| row.content_type.starts_with(family));
+    let inline = attachments::served_inline(&row.content_type);
     let disposition = format!(
         "{}; filename=\"{}\"",
         if inline { "inline" } else { "attachment" },
@@ -97,6 +97,8 @@ async fn download(id: String, state: Arc<ApiState>, query: SignedQuery) -> Resul
     headers.insert(header::CONTENT_TYPE, value(&row.content_type)?);
     headers.insert(header::CONTENT_DISPOSITION, value(&disposition)?);
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, value("nosniff")?);
+    // Even a file the browser renders runs nothing and loads nothing.
+    headers.insert(header::CONTENT_SECURITY_POLICY, value("default-src 'none'; sandbox")?);
     headers.insert(header::CACHE_CONTROL, value("private, max-age=300")?);
     Ok(response)
 }

@@ -12,6 +12,7 @@ mod chat_client;
 mod conversations;
 mod cli;
 mod crash;
+mod hardening;
 mod helpers;
 mod history;
 mod http_api;

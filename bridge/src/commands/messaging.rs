@@ -3,13 +3,14 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{CommandError, Engine};
+use crate::conversations::{ConversationError, ConversationKind};
+use crate::fields::{self, FieldError};
 use crate::messages::{self, MessageError, MessageView, NewMessage, Page, PendingSend};
-use crate::conversations::ConversationKind;
 use crate::webhooks::{Event, EventType};
 use crate::{reactions, receipts, summaries};
 use sea_orm::TransactionTrait;
 
-/// `message.send`.
+/// `message.send`: a `MessageBody` and where it goes.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Send {
@@ -23,52 +24,119 @@ pub(super) struct Send {
     p3: Option<String>,
     reply_to_message_id: Option<String>,
     client_msg_id: Option<String>,
-    /// Ids of files the sender uploaded into this conversation.
     #[serde(default)]
     attachments: Vec<String>,
 }
 
+/// What a message says, as a client or the site's backend sends it (the
+/// server API's message route takes exactly this).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    #[serde(default)]
+    pub content: String,
+    /// Seed 002's message types (see `messages::MESSAGE_TYPES`).
+    #[serde(rename = "type", default)]
+    pub kind: i16,
+    pub p1: Option<String>,
+    pub p2: Option<String>,
+    pub p3: Option<String>,
+    pub reply_to_message_id: Option<String>,
+    pub client_msg_id: Option<String>,
+    /// Ids of files the sender uploaded into this conversation.
+    #[serde(default)]
+    pub attachments: Vec<String>,
+}
+
+/// Who a message is from: a member, or the platform itself (system
+/// messages, which only the server API posts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Author<'a> {
+    Member(&'a str),
+    Platform,
+}
+
 fn check_content(content: &str) -> Result<(), CommandError> {
-    if content.chars().count() > messages::MAX_CONTENT_CHARS {
-        return Err(CommandError::new(
+    match fields::check("content", content, messages::MAX_CONTENT_CHARS) {
+        Err(FieldError::TooLong { .. }) => Err(CommandError::new(
             "content_too_long",
             format!("content is longer than {} characters", messages::MAX_CONTENT_CHARS),
-        ));
+        )),
+        other => Ok(other?),
     }
-    Ok(())
+}
+
+impl MessageBody {
+    /// Every rule a message body obeys on its own, before any lookup.
+    fn check(&self) -> Result<(), CommandError> {
+        check_content(&self.content)?;
+        if !messages::MESSAGE_TYPES.contains(&self.kind) {
+            return Err(CommandError::invalid(
+                "`type` must be 0 (text), 1 (sticker), 2 (picture from disk), 3 (recording), 4 (picture from camera) or 5 (audio/video call notice)",
+            ));
+        }
+        if self.kind == 0 && self.content.trim().is_empty() && self.attachments.is_empty() {
+            return Err(CommandError::invalid("a text message (type 0) needs content or attachments"));
+        }
+        for (name, field) in [("p1", &self.p1), ("p2", &self.p2), ("p3", &self.p3)] {
+            fields::check_optional(name, field.as_deref(), messages::MAX_FIELD_CHARS)?;
+        }
+        fields::check_optional("client_msg_id", self.client_msg_id.as_deref(), messages::MAX_CLIENT_MSG_ID_CHARS)?;
+        Ok(())
+    }
 }
 
 impl Engine {
     pub(super) async fn send(&self, project_id: &str, user_id: &str, send: Send) -> Result<PendingSend, CommandError> {
         let Send { conversation_id, content, kind, p1, p2, p3, reply_to_message_id, client_msg_id, attachments } = send;
-        check_content(&content)?;
-        if !(0..=5).contains(&kind) {
-            return Err(CommandError::invalid("`type` must be 0 (text) to 5 (system)"));
-        }
-        if kind == 0 && content.trim().is_empty() && attachments.is_empty() {
-            return Err(CommandError::invalid("a text message (type 0) needs content or attachments"));
-        }
-        for (name, field) in [("p1", &p1), ("p2", &p2), ("p3", &p3), ("client_msg_id", &client_msg_id)] {
-            if field.as_ref().is_some_and(|value| value.chars().count() > messages::MAX_FIELD_CHARS) {
-                return Err(CommandError::invalid(format!("`{name}` is longer than {} characters", messages::MAX_FIELD_CHARS)));
+        let body = MessageBody { content, kind, p1, p2, p3, reply_to_message_id, client_msg_id, attachments };
+        self.post(project_id, &conversation_id, Author::Member(user_id), body).await
+    }
+
+    /// Queues a message into the conversation: from a member (who must
+    /// belong to it) or from the platform. Returns once it is queued; the
+    /// outcome follows when its batch committed.
+    pub async fn post(
+        &self,
+        project_id: &str,
+        conversation_id: &str,
+        author: Author<'_>,
+        body: MessageBody,
+    ) -> Result<PendingSend, CommandError> {
+        body.check()?;
+        let MessageBody { content, kind, p1, p2, p3, reply_to_message_id, client_msg_id, attachments } = body;
+        let conversation = match author {
+            Author::Member(user_id) => self.writable_membership(project_id, user_id, conversation_id).await?,
+            Author::Platform => {
+                let conversation = self.cache.conversation(&self.db, project_id, conversation_id).await?;
+                if conversation.archived {
+                    return Err(ConversationError::Archived.into());
+                }
+                conversation
             }
-        }
-        let conversation = self.writable_membership(project_id, user_id, &conversation_id).await?;
-        let direct_peer = (conversation.kind == ConversationKind::Direct)
-            .then(|| conversation.members.keys().find(|member| *member != user_id).cloned())
-            .flatten();
-        let attachments = if attachments.is_empty() {
-            Vec::new()
-        } else {
-            self.files.for_message(&self.db, project_id, &conversation_id, user_id, &attachments).await?
         };
-        let sender = self.cache.sender(&self.db, project_id, user_id).await?;
+        if let Some(reply_to) = &reply_to_message_id {
+            self.check_reply_target(project_id, conversation_id, reply_to).await?;
+        }
+        let (sender, uploader) = match author {
+            Author::Member(user_id) => (self.cache.sender(&self.db, project_id, user_id).await?, Some(user_id)),
+            Author::Platform => (messages::Sender::platform(), None),
+        };
+        let direct_peer = (conversation.kind == ConversationKind::Direct)
+            .then(|| conversation.members.keys().find(|member| **member != sender.id).cloned())
+            .flatten();
+        let attachments = match uploader {
+            _ if attachments.is_empty() => Vec::new(),
+            Some(user_id) => self.files.for_message(&self.db, project_id, conversation_id, user_id, &attachments).await?,
+            None => return Err(CommandError::invalid("system messages carry no attachments")),
+        };
         Ok(self
             .committer
             .enqueue(NewMessage {
                 project_id: project_id.to_owned(),
-                conversation_id,
+                conversation_id: conversation_id.to_owned(),
                 sender,
+                system: author == Author::Platform,
                 client_msg_id,
                 kind,
                 content,
@@ -80,6 +148,18 @@ impl Engine {
                 direct_peer,
             })
             .await?)
+    }
+
+    /// A reply must quote a message of the same conversation.
+    async fn check_reply_target(&self, project_id: &str, conversation_id: &str, message_id: &str) -> Result<(), CommandError> {
+        let invalid = || CommandError::invalid("`reply_to_message_id` must name a message of this conversation");
+        if fields::check("reply_to_message_id", message_id, messages::MAX_ID_CHARS).is_err() {
+            return Err(invalid());
+        }
+        match messages::find(&self.db, project_id, message_id).await? {
+            Some(target) if target.conversation_id == conversation_id => Ok(()),
+            _ => Err(invalid()),
+        }
     }
 
     /// The message and whether `user_id` may change it (`deleting` lets

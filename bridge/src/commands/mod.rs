@@ -9,6 +9,8 @@
 mod messaging;
 mod rooms;
 
+pub use messaging::{Author, MessageBody};
+
 use std::sync::Arc;
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
@@ -18,6 +20,7 @@ use serde_json::{json, Value};
 use crate::attachments::{AttachmentError, FileStore};
 use crate::cache::{ConversationState, EngineCache};
 use crate::conversations::{ConversationError, ConversationKind};
+use crate::fields::{self, FieldError};
 use crate::messages::{Committer, CommitterSettings, MessageError};
 use crate::webhooks::{Event, Outbox};
 
@@ -33,6 +36,8 @@ pub trait Outlet: Send + Sync + 'static {
     /// The user is no longer a member: its live subscriptions to the
     /// conversation must end now.
     fn revoke(&self, project_id: &str, user_id: &str, conversation_id: &str);
+    /// Ends every live connection of the user (its sessions were revoked).
+    fn disconnect(&self, project_id: &str, user_id: &str, reason: &str);
     /// The user's presence state, kept for late subscribers (retained).
     fn presence(&self, project_id: &str, user_id: &str, payload: String);
 }
@@ -93,6 +98,12 @@ impl From<AttachmentError> for CommandError {
             AttachmentError::Io(error) => internal(error),
             AttachmentError::Database(error) => internal(error),
         }
+    }
+}
+
+impl From<FieldError> for CommandError {
+    fn from(error: FieldError) -> Self {
+        CommandError::invalid(error.to_string())
     }
 }
 
@@ -252,9 +263,14 @@ impl Engine {
             Ok(_) => return (Value::Null, Err(CommandError::new("bad_json", "a command is a JSON object"))),
             Err(error) => return (Value::Null, Err(CommandError::new("bad_json", error.to_string()))),
         };
-        let reply_to = value.as_object_mut().and_then(|fields| fields.remove("id")).unwrap_or(Value::Null);
+        let reply_to = value.as_object_mut().and_then(|object| object.remove("id")).unwrap_or(Value::Null);
         if !reply_to.as_str().is_some_and(|id| !id.is_empty() && id.len() <= 128) {
             return (reply_to, Err(CommandError::invalid("`id` must be a string of 1-128 characters")));
+        }
+        // No string of a command may hold NUL: PostgreSQL refuses it
+        // wherever it is stored or compared.
+        if let Some(path) = fields::find_nul(&value) {
+            return (reply_to, Err(FieldError::Nul { field: path }.into()));
         }
         match value.get("op").and_then(Value::as_str) {
             Some(op) if OPS.contains(&op) => {}
@@ -324,6 +340,17 @@ impl Engine {
             return Err(ConversationError::Archived.into());
         }
         Ok(conversation)
+    }
+
+    /// Revokes the user's sessions: every token issued until now is
+    /// refused from now on, and every live connection of the user ends.
+    pub async fn revoke_sessions(&self, project_id: &str, user_id: &str) -> Result<chrono::DateTime<chrono::Utc>, CommandError> {
+        if !crate::users::valid_id(user_id) {
+            return Err(CommandError::invalid(format!("{user_id:?} is not a valid user id")));
+        }
+        let at = crate::users::revoke_sessions(&self.db, project_id, user_id).await?;
+        self.outlet.disconnect(project_id, user_id, "the user's sessions were revoked");
+        Ok(at)
     }
 
     /// `not_a_member` unless `user_id` belongs to the conversation (an

@@ -101,23 +101,50 @@ async fn write_batches(
     // one: no artificial delay when idle, large batches under load.
     while requests.recv_many(&mut batch, max_batch).await > 0 {
         let (messages, replies): (Vec<_>, Vec<_>) = batch.drain(..).unzip();
-        match store_batch(&db, &files, &outbox, &messages).await {
-            Ok(outcomes) => {
-                for ((outcome, reply), new) in outcomes.into_iter().zip(replies).zip(&messages) {
-                    if !outcome.duplicate {
-                        on_commit(&new.project_id, &outcome.message);
-                    }
-                    let _ = reply.send(Ok(outcome));
+        let outcomes = store_or_split(&db, &files, &outbox, &messages).await;
+        for ((outcome, reply), new) in outcomes.into_iter().zip(replies).zip(&messages) {
+            if let Ok(outcome) = &outcome {
+                if !outcome.duplicate {
+                    on_commit(&new.project_id, &outcome.message);
                 }
             }
+            let _ = reply.send(outcome.map_err(MessageError::Database));
+        }
+    }
+}
+
+/// Stores `messages` in as few transactions as the database accepts: a
+/// batch it refuses is split in halves, again and again, so that only the
+/// sends it refuses on their own fail — never the other users' sends that
+/// shared their batch. (Values are checked at the edge; this is the second
+/// wall.) A batch that failed for want of a connection is not split: every
+/// part would fail the same way. Outcomes come back in `messages`' order.
+async fn store_or_split(
+    db: &DatabaseConnection,
+    files: &FileStore,
+    outbox: &Outbox,
+    messages: &[NewMessage],
+) -> Vec<Result<SendOutcome, DbErr>> {
+    let mut outcomes = Vec::with_capacity(messages.len());
+    // Ranges still to store, the next one last.
+    let mut pending = vec![0..messages.len()];
+    while let Some(range) = pending.pop() {
+        match store_batch(db, files, outbox, &messages[range.clone()]).await {
+            Ok(stored) => outcomes.extend(stored.into_iter().map(Ok)),
+            Err(error) if range.len() == 1 || matches!(error, DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => {
+                tracing::error!(%error, sends = range.len(), "storing messages failed");
+                let reason = error.to_string();
+                outcomes.extend(range.map(|_| Err(DbErr::Custom(reason.clone()))));
+            }
             Err(error) => {
-                tracing::error!(%error, sends = messages.len(), "storing a batch of messages failed");
-                for reply in replies {
-                    let _ = reply.send(Err(MessageError::Database(DbErr::Custom(error.to_string()))));
-                }
+                tracing::warn!(%error, sends = range.len(), "a batch of messages was refused; storing it in halves");
+                let middle = range.start + range.len() / 2;
+                pending.push(middle..range.end);
+                pending.push(range.start..middle);
             }
         }
     }
+    outcomes
 }
 
 /// Stores a batch in one transaction with a handful of statements,
@@ -188,6 +215,7 @@ async fn store_batch(
                 attachments: new.attachments_json(),
                 edited: false,
                 is_deleted: false,
+                system: new.system,
                 created_at: now,
                 updated_at: now,
             }

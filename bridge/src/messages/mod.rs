@@ -8,8 +8,18 @@ pub use store::{delete, edit, find, history, MessageView, Page, ReactionGroup, S
 
 /// Longest message content, in characters.
 pub const MAX_CONTENT_CHARS: usize = 4000;
-/// Longest `p1`/`p2`/`p3` and `client_msg_id`, in characters.
+/// Longest `p1`/`p2`/`p3`, in characters.
 pub const MAX_FIELD_CHARS: usize = 1000;
+/// Longest `client_msg_id`, in characters: its column, which is indexed
+/// with the conversation and the sender (PostgreSQL's index entries are
+/// capped near 2.7 kB, so a longer key could not be indexed).
+pub const MAX_CLIENT_MSG_ID_CHARS: usize = 128;
+/// Longest id of a stored row (`msg_…`, `conv_…`): their columns.
+pub const MAX_ID_CHARS: usize = 64;
+/// Seed 002's message types: 0 text and smileys, 1 sticker, 2 picture from
+/// disk, 3 recording, 4 picture from camera, 5 audio/video call notice.
+/// What the platform itself says is not a type but a system message.
+pub const MESSAGE_TYPES: std::ops::RangeInclusive<i16> = 0..=5;
 /// Most messages one history page returns.
 pub const MAX_HISTORY_PAGE: u64 = 200;
 
@@ -19,8 +29,10 @@ pub struct NewMessage {
     pub project_id: String,
     pub conversation_id: String,
     pub sender: Sender,
+    /// Posted by the platform (the site's backend), not by a member.
+    pub system: bool,
     pub client_msg_id: Option<String>,
-    /// 0 text, 1 image, 2 location, 3 file, 4 custom, 5 system (seed 002).
+    /// One of `MESSAGE_TYPES`.
     pub kind: i16,
     pub content: String,
     pub p1: Option<String>,

@@ -19,6 +19,14 @@ pub struct Sender {
     pub avatar_url: Option<String>,
 }
 
+impl Sender {
+    /// The author of system messages: no member, an empty id (no user id
+    /// can be empty).
+    pub fn platform() -> Sender {
+        Sender { id: String::new(), name: None, avatar_url: None }
+    }
+}
+
 /// The reactions with one emoji on a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReactionGroup {
@@ -48,6 +56,8 @@ pub struct MessageView {
     pub reactions: Vec<ReactionGroup>,
     pub edited: bool,
     pub is_deleted: bool,
+    /// Posted by the platform (the site's backend), never by a member.
+    pub system: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -78,6 +88,7 @@ impl MessageView {
             reactions: Vec::new(),
             edited: row.edited,
             is_deleted: row.is_deleted,
+            system: row.system,
             created_at: row.created_at,
             updated_at: row.updated_at,
         }

@@ -76,8 +76,8 @@ pub struct WebhookChange {
 
 fn check_name(name: &str) -> Result<String, WebhookError> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS {
-        return Err(WebhookError::Invalid(format!("`name` must be 1-{MAX_NAME_CHARS} characters")));
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        return Err(WebhookError::Invalid(format!("`name` must be 1-{MAX_NAME_CHARS} characters without control characters")));
     }
     Ok(name.to_owned())
 }

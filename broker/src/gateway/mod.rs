@@ -3,6 +3,7 @@
 //! rumqttd's router.
 mod acks;
 mod frames;
+mod refusals;
 mod session;
 mod transport;
 mod typing;

@@ -29,6 +29,7 @@ use super::transport::{ClientReader, ClientWriter};
 use super::typing;
 use super::Context;
 use crate::acl::{self, Decision, Subject};
+use super::refusals::{Refusals, Verdict};
 use crate::authorizer::{AuthError, Principal};
 use crate::identity::now_unix;
 use crate::registry::Control;
@@ -96,7 +97,8 @@ pub(crate) async fn run(context: Arc<Context>, mut reader: ClientReader, mut wri
                 let _ = writer.send(&connack).await;
             }
             writer.close().await;
-            tracing::info!(%peer, reason = %refusal.reason, "connection refused");
+            // Reasons may quote what the client sent: `?` escapes it.
+            tracing::info!(%peer, reason = ?refusal.reason, "connection refused");
             return;
         }
     };
@@ -110,9 +112,12 @@ pub(crate) async fn run(context: Arc<Context>, mut reader: ClientReader, mut wri
     let mut session = Session::new(&context, principal, link_tx, will, local_tx, rewrites);
     let end = session.relay(&mut reader, buf, controls, downstream, keep_alive).await;
     session.close_link(&end).await;
+    if session.refusals.unlogged() > 0 {
+        tracing::warn!(%peer, user = %session.principal.user_id, unlogged = session.refusals.unlogged(), "refused packets not logged one by one");
+    }
     match &end {
-        End::ClientDisconnected | End::ClientClosed | End::Shutdown => tracing::debug!(%peer, %end, "session ended"),
-        _ => tracing::info!(%peer, user = %session.principal.user_id, %end, "session ended"),
+        End::ClientDisconnected | End::ClientClosed | End::Shutdown => tracing::debug!(%peer, end = ?end.to_string(), "session ended"),
+        _ => tracing::info!(%peer, user = %session.principal.user_id, end = ?end.to_string(), "session ended"),
     }
     drop(registration);
     drop(permit);
@@ -298,6 +303,8 @@ struct Session<'c> {
     dropped_qos2: HashSet<u16>,
     next_gateway_pkid: u16,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Refused packets: logged, counted, and past a budget the end.
+    refusals: Refusals,
 }
 
 impl<'c> Session<'c> {
@@ -324,6 +331,7 @@ impl<'c> Session<'c> {
             dropped_qos2: HashSet::new(),
             next_gateway_pkid: FIRST_GATEWAY_PKID,
             limiter,
+            refusals: Refusals::default(),
         }
     }
 
@@ -512,7 +520,10 @@ impl<'c> Session<'c> {
                 self.pending.push(Packet::Publish(publish, None));
             }
             Err(reason) => {
-                tracing::warn!(user = %self.principal.user_id, topic, reason, "PUBLISH dropped");
+                // `?`: the topic is the client's, escaped so it cannot forge a log line.
+                if self.refused()? {
+                    tracing::warn!(user = %self.principal.user_id, topic = ?topic, reason, "PUBLISH dropped");
+                }
                 match publish.qos {
                     QoS::AtMostOnce => {}
                     QoS::AtLeastOnce => self.answer(frames::puback(publish.pkid)).await?,
@@ -545,7 +556,9 @@ impl<'c> Session<'c> {
                     codes.push(None);
                 }
                 Err(reason) => {
-                    tracing::warn!(user = %self.principal.user_id, filter = %filter.path, reason, "SUBSCRIBE refused");
+                    if self.refused()? {
+                        tracing::warn!(user = %self.principal.user_id, filter = ?filter.path, reason, "SUBSCRIBE refused");
+                    }
                     codes.push(Some(SubscribeReasonCode::Failure));
                 }
             }
@@ -568,6 +581,16 @@ impl<'c> Session<'c> {
         self.subscriptions.retain(|_, filters| !filters.is_empty());
         self.rewrites().unsubscribe_sent(unsubscribe.pkid, false);
         self.pending.push(Packet::Unsubscribe(unsubscribe, None));
+    }
+
+    /// Counts a refused packet: `Ok(true)` to log it, `Ok(false)` to stay
+    /// quiet, and the end of the connection once it refused too many.
+    fn refused(&mut self) -> Result<bool, End> {
+        match self.refusals.note() {
+            Verdict::Log => Ok(true),
+            Verdict::Quiet => Ok(false),
+            Verdict::Close => Err(End::Protocol("too many refused packets".into())),
+        }
     }
 
     /// Membership revoked: forget it and unsubscribe its filters upstream.

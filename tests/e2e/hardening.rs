@@ -1,0 +1,351 @@
+//! Hostile and broken input: one bad value fails only itself, tokens cannot
+//! outlive what the backend allows, uploads cannot run script, and the
+//! platform's own voice (system messages) cannot be forged.
+use futures_util::future::join_all;
+use mqchat_broker::identity::{now_unix, IdentityClaims};
+use reqwest::Method;
+use rumqttc::{ConnectReturnCode, ConnectionError, QoS};
+use serde_json::{json, Value};
+
+use crate::chat_client::{error_code, ChatClient};
+use crate::helpers::{granted, payload_json, TestApp, TestClient, PATIENCE};
+
+fn claims(sub: &str) -> IdentityClaims {
+    let now = now_unix();
+    IdentityClaims { sub: sub.into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 600, iss: None }
+}
+
+async fn sdk_init(app: &TestApp, token: &str) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url("/api/v1/sdk/init"))
+        .header("X-Public-Key", &app.project.public_key)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn refused_as_bad_credentials(result: Result<TestClient, ConnectionError>) -> bool {
+    matches!(result, Err(ConnectionError::ConnectionRefused(ConnectReturnCode::BadUserNamePassword)))
+}
+
+/// Sends that many users' clients publish at once, while one user sends
+/// values that storage could not take: each bad one is answered `invalid`
+/// naming its field, every other send is stored.
+#[tokio::test]
+async fn bad_values_fail_only_themselves_while_others_send_in_the_same_batches() {
+    let app = TestApp::spawn().await;
+    let senders: Vec<String> = (0..8).map(|n| format!("user{n}")).collect();
+    let mut members: Vec<&str> = senders.iter().map(String::as_str).collect();
+    members.push("mallory");
+    let conversation = app.create_conversation("group", &members).await;
+    let elsewhere = app.create_conversation("group", &["mallory"]).await;
+    let mut mallory = ChatClient::connect(&app, "mallory").await;
+    let foreign = mallory.command(json!({"op": "message.send", "conversation_id": elsewhere, "content": "x"})).await;
+    let foreign_id = foreign["data"]["message"]["id"].as_str().unwrap().to_owned();
+
+    let mut clients = Vec::new();
+    for sender in &senders {
+        clients.push(ChatClient::connect(&app, sender).await);
+    }
+    let send = |extra: Value| {
+        let mut command = json!({"op": "message.send", "conversation_id": conversation, "content": "hi"});
+        command.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        command
+    };
+    let bad = vec![
+        (send(json!({"client_msg_id": "c".repeat(129)})), "client_msg_id"),
+        (send(json!({"reply_to_message_id": "m".repeat(65)})), "reply_to_message_id"),
+        (send(json!({"reply_to_message_id": foreign_id})), "reply_to_message_id"),
+        (send(json!({"content": "nul \u{0} inside"})), "content"),
+        (send(json!({"p1": "nul \u{0}"})), "p1"),
+        (send(json!({"client_msg_id": "nul \u{0}"})), "client_msg_id"),
+        (send(json!({"type": 6})), "type"),
+        (send(json!({"type": -1})), "type"),
+    ];
+    // Every good sender publishes its burst without waiting, then mallory
+    // its bad values, so they queue for the same batches.
+    for (n, client) in clients.iter_mut().enumerate() {
+        for i in 0..10 {
+            let command = send(json!({"id": format!("good-{i}"), "client_msg_id": format!("{n}-{i}")}));
+            client.client.client.publish(client.outbox.clone(), QoS::AtLeastOnce, false, command.to_string()).await.unwrap();
+        }
+    }
+    for (i, (command, field)) in bad.iter().enumerate() {
+        let mut command = command.clone();
+        command["id"] = json!(format!("bad-{i}"));
+        mallory.client.client.publish(mallory.outbox.clone(), QoS::AtLeastOnce, false, command.to_string()).await.unwrap();
+        let reply = mallory.reply(&format!("bad-{i}")).await;
+        assert_eq!(error_code(&reply), "invalid_request", "{field}: {reply}");
+        assert!(reply["error"]["message"].as_str().unwrap().contains(field), "{field}: {reply}");
+    }
+    for client in &mut clients {
+        for i in 0..10 {
+            let reply = client.reply(&format!("good-{i}")).await;
+            assert_eq!(reply["ok"], true, "{reply}");
+        }
+    }
+    let (_, history) =
+        app.api(Method::GET, &format!("/api/v1/conversations/{conversation}/messages?limit=200"), None).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 80, "only the good sends are stored");
+}
+
+/// The second wall: a send the database itself refuses (here: its
+/// conversation row vanished under the engine's cache) fails alone, the
+/// others queued with it are stored.
+#[tokio::test]
+async fn a_send_the_database_refuses_does_not_fail_its_batch() {
+    use sea_orm::ConnectionTrait;
+    let app = TestApp::spawn().await;
+    let doomed = app.create_conversation("group", &["mallory"]).await;
+    let healthy = app.create_conversation("group", &["alice"]).await;
+    let mut mallory = ChatClient::connect(&app, "mallory").await;
+    let mut alice = ChatClient::connect(&app, "alice").await;
+    let first = mallory.command(json!({"op": "message.send", "conversation_id": doomed, "content": "warm the cache"})).await;
+    assert_eq!(first["ok"], true);
+    app.db.execute_unprepared(&format!("DELETE FROM conversations WHERE id = '{doomed}'")).await.unwrap();
+
+    for i in 0..40 {
+        let good = json!({"id": format!("a-{i}"), "op": "message.send", "conversation_id": healthy, "content": "fine"});
+        alice.client.client.publish(alice.outbox.clone(), QoS::AtLeastOnce, false, good.to_string()).await.unwrap();
+        if i % 10 == 0 {
+            let bad = json!({"id": format!("m-{i}"), "op": "message.send", "conversation_id": doomed, "content": "lost"});
+            mallory.client.client.publish(mallory.outbox.clone(), QoS::AtLeastOnce, false, bad.to_string()).await.unwrap();
+        }
+    }
+    for i in 0..40 {
+        let reply = alice.reply(&format!("a-{i}")).await;
+        assert_eq!(reply["ok"], true, "{reply}");
+        assert_eq!(reply["data"]["message"]["seq"], i + 1);
+    }
+    for i in (0..40).step_by(10) {
+        let reply = mallory.reply(&format!("m-{i}")).await;
+        assert_eq!(error_code(&reply), "internal", "{reply}");
+    }
+}
+
+#[tokio::test]
+async fn profile_claims_beyond_their_columns_are_refused_alike_on_every_database() {
+    let app = TestApp::spawn().await;
+    let long_name = IdentityClaims { name: Some("n".repeat(5000)), ..claims("alice") };
+    let long_email = IdentityClaims { email: Some("e".repeat(321)), ..claims("alice") };
+    let long_avatar = IdentityClaims { avatar_url: Some(format!("https://a/{}", "x".repeat(2048))), ..claims("alice") };
+    let control = IdentityClaims { name: Some("line\nforged".into()), ..claims("alice") };
+    for bad in [long_name, long_email, long_avatar, control] {
+        let token = app.token_with(bad.clone());
+        assert!(refused_as_bad_credentials(TestClient::connect(app.options("alice-1", &token)).await), "{bad:?}");
+        let (status, body) = sdk_init(&app, &token).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_token");
+    }
+    let widest = IdentityClaims { name: Some("é".repeat(200)), email: Some("e".repeat(320)), ..claims("alice") };
+    let token = app.token_with(widest);
+    assert_eq!(sdk_init(&app, &token).await.0, 200);
+    TestClient::connect(app.options("alice-2", &token)).await.expect("the widest profile connects");
+}
+
+#[tokio::test]
+async fn token_times_that_would_overflow_are_refused() {
+    let app = TestApp::spawn().await;
+    let ten_years = now_unix() + 10 * 365 * 86_400;
+    for (iat, exp) in [(i64::MIN, ten_years), (i64::MIN, i64::MAX), (now_unix(), i64::MAX)] {
+        let token = app.token_with(IdentityClaims { iat, exp, ..claims("alice") });
+        assert!(refused_as_bad_credentials(TestClient::connect(app.options("alice-1", &token)).await), "{iat} {exp}");
+        assert_eq!(sdk_init(&app, &token).await.0, 401, "{iat} {exp}");
+    }
+}
+
+#[tokio::test]
+async fn a_session_token_cannot_renew_itself() {
+    let app = TestApp::spawn().await;
+    let (status, body) = sdk_init(&app, &app.token("alice")).await;
+    assert_eq!(status, 200);
+    let session = body["data"]["session_token"].as_str().unwrap().to_owned();
+    assert_eq!(body["data"]["mqtt"]["password"], session.as_str(), "the MQTT password is the session token itself");
+    let (status, body) = sdk_init(&app, &session).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("session token"), "{body}");
+    // It still works for what it is for.
+    TestClient::connect(app.options("alice-session", &session)).await.expect("the session token connects");
+}
+
+#[tokio::test]
+async fn revoking_a_users_sessions_closes_its_connections_and_refuses_its_earlier_tokens() {
+    let app = TestApp::spawn().await;
+    let token = app.token("alice");
+    let (_, body) = sdk_init(&app, &token).await;
+    let session = body["data"]["session_token"].as_str().unwrap().to_owned();
+    let phone = TestClient::connect(app.options("alice-phone", &session)).await.unwrap();
+    let laptop = TestClient::connect(app.options("alice-laptop", &token)).await.unwrap();
+    let mut bob = app.client("bob").await;
+
+    let (status, body) = app.api(Method::POST, "/api/v1/users/alice/sessions/revoke", None).await;
+    assert_eq!(status, 200, "{body}");
+    let _ = phone.closed().await;
+    let _ = laptop.closed().await;
+    for old in [&token, &session] {
+        assert!(refused_as_bad_credentials(TestClient::connect(app.options("alice-again", old)).await));
+        assert_eq!(sdk_init(&app, old).await.0, 401);
+    }
+    // A token the backend signs after the revocation works; bob never noticed.
+    let fresh = app.token_with(IdentityClaims { iat: now_unix() + 1, ..claims("alice") });
+    TestClient::connect(app.options("alice-fresh", &fresh)).await.expect("a new token connects");
+    assert!(granted(&bob.subscribe(&format!("chat/{}/user/bob/inbox", app.project_id())).await));
+
+    let (status, _) = app.api(Method::POST, "/api/v1/users/not%20valid/sessions/revoke", None).await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_key_keeps_working_only_for_its_grace_period() {
+    let app = TestApp::spawn().await;
+    let old_token = app.token("alice");
+    let (status, rotated) = app.api(Method::POST, "/api/v1/project/rotate-secret", Some(json!({"grace_seconds": 3600}))).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["secret_key"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, app.project.secret_key);
+    assert!(rotated["previous_secret"]["expires_at"].is_string(), "{rotated}");
+    assert!(rotated["previous_secret"].get("key").is_none(), "the old key is not echoed");
+
+    TestClient::connect(app.options("alice-old", &old_token)).await.expect("old key within its grace period");
+    let new_token = mqchat_broker::identity::sign(&new_secret, &claims("alice")).unwrap();
+    TestClient::connect(app.options("alice-new", &new_token)).await.expect("new key");
+    let with_new = app.http.get(app.url("/api/v1/webhooks")).bearer_auth(&new_secret).send().await.unwrap();
+    assert_eq!(with_new.status(), 200);
+
+    // Rotating again with no grace ends both older keys at once.
+    let rotate = json!({"grace_seconds": 0});
+    let again = app.http.post(app.url("/api/v1/project/rotate-secret")).bearer_auth(&new_secret).json(&rotate).send().await.unwrap();
+    assert_eq!(again.status(), 200);
+    for token in [&old_token, &new_token] {
+        assert!(refused_as_bad_credentials(TestClient::connect(app.options("alice-late", token)).await));
+    }
+    let with_replaced = app.http.get(app.url("/api/v1/webhooks")).bearer_auth(&new_secret).send().await.unwrap();
+    assert_eq!(with_replaced.status(), 401);
+    let (status, _) = app.api(Method::POST, "/api/v1/project/rotate-secret", Some(json!({"grace_seconds": 99_999_999}))).await;
+    assert_eq!(status, 401, "the original key is long gone");
+}
+
+async fn upload(app: &TestApp, conversation: &str, name: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    let response = app
+        .http
+        .post(app.url("/api/v1/uploads"))
+        .query(&[("conversation_id", conversation), ("filename", name)])
+        .header("X-Public-Key", &app.project.public_key)
+        .header("Content-Type", content_type)
+        .bearer_auth(app.token("alice"))
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn uploads_that_could_run_script_are_downloads_in_a_sandbox() {
+    let app = TestApp::spawn().await;
+    let conversation = app.create_conversation("group", &["alice"]).await;
+    let svg = br#"<svg xmlns="http://www.w3.org/2000/svg"><script>alert(document.domain)</script></svg>"#;
+    for (content_type, inline) in [
+        ("image/svg+xml", false),
+        ("IMAGE/SVG+XML; charset=utf-8", false),
+        ("text/plain", false),
+        ("image/png", true),
+        ("video/mp4", true),
+    ] {
+        let (status, file) = upload(&app, &conversation, "f", content_type, svg).await;
+        assert_eq!(status, 201, "{content_type}: {file}");
+        let response = app.http.get(file["url"].as_str().unwrap()).send().await.unwrap();
+        let headers = response.headers();
+        let disposition = headers["content-disposition"].to_str().unwrap();
+        assert_eq!(disposition.starts_with("inline"), inline, "{content_type}: {disposition}");
+        assert_eq!(headers["content-security-policy"], "default-src 'none'; sandbox", "{content_type}");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+    }
+    let (status, body) = upload(&app, &conversation, "f", &format!("image/{}", "x".repeat(300)), b"data").await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("Content-Type"), "{body}");
+}
+
+#[tokio::test]
+async fn system_messages_come_only_from_the_backend() {
+    let app = TestApp::spawn().await;
+    let conversation = app.create_conversation("group", &["alice", "helpbot"]).await;
+    let topic = app.conversation_topic(&conversation);
+    let mut alice = ChatClient::connect(&app, "alice").await;
+    assert!(granted(&alice.client.subscribe(&topic).await));
+
+    for forged in [json!({"type": 6}), json!({"system": true})] {
+        let mut command = json!({"op": "message.send", "conversation_id": conversation, "content": "I am the platform"});
+        command.as_object_mut().unwrap().extend(forged.as_object().unwrap().clone());
+        assert_eq!(error_code(&alice.command(command).await), "invalid_request");
+    }
+    let call = json!({"op": "message.send", "conversation_id": conversation, "content": "missed call", "type": 5});
+    let reply = alice.command(call).await;
+    assert_eq!((reply["data"]["message"]["type"].as_i64(), reply["data"]["message"]["system"].as_bool()), (Some(5), Some(false)));
+
+    let path = format!("/api/v1/conversations/{conversation}/messages");
+    let (status, posted) = app.api(Method::POST, &path, Some(json!({"content": "Your order shipped"}))).await;
+    assert_eq!(status, 201, "{posted}");
+    let event = loop {
+        let event = payload_json(&alice.client.publish_on(&topic).await);
+        if event["data"]["id"] == posted["message"]["id"] {
+            break event;
+        }
+    };
+    assert_eq!(event["type"], "message.created");
+    assert_eq!((event["data"]["system"].as_bool(), event["data"]["sender"]["id"].as_str()), (Some(true), Some("")));
+    assert_eq!(event["data"]["content"], "Your order shipped");
+
+    let (status, bot) = app.api(Method::POST, &path, Some(json!({"sender_id": "helpbot", "content": "How can I help?"}))).await;
+    assert_eq!(status, 201, "{bot}");
+    assert_eq!((bot["message"]["system"].as_bool(), bot["message"]["sender"]["id"].as_str()), (Some(false), Some("helpbot")));
+    let (status, _) = app.api(Method::POST, &path, Some(json!({"sender_id": "stranger", "content": "hi"}))).await;
+    assert_eq!(status, 403, "a sender must be a member");
+    let (status, body) = app.api(Method::POST, &path, Some(json!({"content": "nul \u{0}"}))).await;
+    assert_eq!(status, 422, "{body}");
+    // Nobody can edit what the platform said.
+    let id = posted["message"]["id"].as_str().unwrap();
+    let edit = alice.command(json!({"op": "message.edit", "message_id": id, "content": "forged"})).await;
+    assert_eq!(error_code(&edit), "forbidden");
+}
+
+#[tokio::test]
+async fn readiness_checks_the_database_and_the_broker() {
+    let app = TestApp::spawn().await;
+    let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body, json!({"status": "ready", "checks": {"database": "ok", "broker": "ok"}}));
+    app.db.close_by_ref().await.unwrap();
+    let response = tokio::time::timeout(PATIENCE, app.http.get(app.url("/readyz")).send()).await.unwrap().unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["checks"]["database"], "unavailable");
+    assert_eq!(body["checks"]["broker"], "ok");
+    let live = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(live.status(), 200, "liveness does not depend on the database");
+}
+
+#[tokio::test]
+async fn a_client_that_keeps_sending_refused_packets_is_disconnected() {
+    let app = TestApp::spawn().await;
+    let mut mallory = app.client("mallory").await;
+    let forged = "chat/x/conv/y\n2026-11-30T00:00:00Z ERROR forged \u{1b}[31mred";
+    // A few refusals are part of normal life: answered, connection kept.
+    for _ in 0..5 {
+        assert!(!granted(&mallory.subscribe(forged).await));
+    }
+    assert!(granted(&mallory.subscribe(&format!("chat/{}/user/mallory/inbox", app.project_id())).await));
+    let requests = (0..300).map(|_| mallory.client.subscribe(forged, QoS::AtMostOnce));
+    // Once the server closes the connection the rest cannot be queued.
+    let _ = join_all(requests).await;
+    let _ = mallory.closed().await;
+    // Others are not affected.
+    let mut alice = app.client("alice").await;
+    assert!(granted(&alice.subscribe(&format!("chat/{}/user/alice/inbox", app.project_id())).await));
+}

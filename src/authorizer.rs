@@ -1,5 +1,6 @@
 //! The broker's `Authorizer`, answered from the chat engine's tables.
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
@@ -11,14 +12,19 @@ use mqchat_bridge::{projects, users, DatabaseConnection};
 use mqchat_broker::identity::{self, now_unix, SigningKeys, TokenError};
 use mqchat_broker::{AuthError, Authorizer, Principal};
 
+/// How long a project's keys are trusted without reading them again.
+const PROJECT_CACHE_TTL: Duration = Duration::from_secs(30);
+
 pub struct ChatAuthorizer {
     db: DatabaseConnection,
     /// Told when a token brings a user's profile, so events show the new one;
     /// also answers the gateway's membership checks.
     cache: Arc<EngineCache>,
-    /// Projects by public key: a public key never changes, so a hit needs
-    /// no query; a secret-key rotation drops the project (`forget`).
-    projects: DashMap<String, Arc<Project>>,
+    /// Projects by public key, with when they were read. A rotation through
+    /// the server API drops its project at once (`forget`); one made by
+    /// another process (`mqchat project rotate-secret`) is seen once the
+    /// entry is older than `PROJECT_CACHE_TTL`.
+    projects: DashMap<String, (Arc<Project>, Instant)>,
 }
 
 impl ChatAuthorizer {
@@ -27,15 +33,18 @@ impl ChatAuthorizer {
     }
 
     pub async fn project(&self, public_key: &str) -> Result<Option<Arc<Project>>, AuthError> {
-        if let Some(project) = self.projects.get(public_key) {
-            return Ok(Some(Arc::clone(&project)));
+        if let Some(entry) = self.projects.get(public_key) {
+            let (project, read_at) = entry.value();
+            if read_at.elapsed() < PROJECT_CACHE_TTL {
+                return Ok(Some(Arc::clone(project)));
+            }
         }
         let found = projects::find_by_public_key(&self.db, public_key)
             .await
             .map_err(|error| AuthError::Unavailable(error.to_string()))?;
         Ok(found.map(|project| {
             let project = Arc::new(project);
-            self.projects.insert(public_key.to_owned(), Arc::clone(&project));
+            self.projects.insert(public_key.to_owned(), (Arc::clone(&project), Instant::now()));
             project
         }))
     }

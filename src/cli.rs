@@ -70,6 +70,15 @@ pub enum ProjectCommand {
     },
     /// List projects as JSON lines.
     List,
+    /// Give a project a new secret key and print it as JSON; the old key
+    /// keeps verifying tokens and the server API for the grace period.
+    RotateSecret {
+        #[arg(long)]
+        project_id: String,
+        /// How long the old key keeps working, e.g. 24h, 0s (at most 30 days).
+        #[arg(long, default_value = "24h", value_parser = humantime::parse_duration)]
+        grace: Duration,
+    },
 }
 
 impl Cli {
@@ -113,6 +122,16 @@ impl Cli {
                 for project in projects::list(&db).await? {
                     println!("{}", serde_json::to_string(&project)?);
                 }
+            }
+            Command::Project(ProjectCommand::RotateSecret { project_id, grace }) => {
+                let max = projects::MAX_ROTATION_GRACE;
+                let grace = chrono::Duration::from_std(*grace).ok().filter(|grace| *grace <= max);
+                let grace = grace.with_context(|| format!("--grace is at most {} days", max.num_days()))?;
+                let settings = self.settings(Overrides::default())?;
+                let db = connect_and_migrate(&settings.database.url).await?;
+                let project = projects::rotate_secret(&db, project_id, grace).await?;
+                let project = project.with_context(|| format!("no project {project_id:?}"))?;
+                println!("{}", serde_json::to_string(&project)?);
             }
             Command::Token { secret_key, sub, name, email, avatar_url, ttl } => {
                 UserId::parse(sub).context("--sub")?;

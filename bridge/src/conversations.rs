@@ -16,6 +16,8 @@ use crate::{ids::random_id, users};
 pub const MAX_INITIAL_MEMBERS: usize = 1000;
 /// Longest title, in characters.
 pub const MAX_TITLE_CHARS: usize = 200;
+/// Most members of one conversation, however they joined.
+pub const MAX_MEMBERS: u64 = 50_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConversationError {
@@ -55,7 +57,7 @@ impl ConversationKind {
         }
     }
 
-    pub(crate) fn parse(stored: &str) -> Result<Self, DbErr> {
+    pub fn parse(stored: &str) -> Result<Self, DbErr> {
         match stored {
             "direct" => Ok(ConversationKind::Direct),
             "group" => Ok(ConversationKind::Group),
@@ -153,8 +155,8 @@ pub async fn create(
         return Err(ConversationError::Invalid("a direct conversation has no admins".into()));
     }
     let title = request.title.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
-    if title.as_ref().is_some_and(|t| t.chars().count() > MAX_TITLE_CHARS) {
-        return Err(ConversationError::Invalid(format!("title is longer than {MAX_TITLE_CHARS} characters")));
+    if let Some(title) = &title {
+        crate::fields::check("title", title, MAX_TITLE_CHARS).map_err(|error| ConversationError::Invalid(error.to_string()))?;
     }
     let key = direct.then(|| direct_key(&members));
     if let Some(key) = &key {
@@ -245,6 +247,13 @@ pub async fn add_member(
     }
     if row.kind == ConversationKind::Direct.as_str() {
         return Err(ConversationError::Invalid("a direct conversation cannot gain members".into()));
+    }
+    let members = conversation_member::Entity::find()
+        .filter(conversation_member::Column::ConversationId.eq(id))
+        .count(db)
+        .await?;
+    if members >= MAX_MEMBERS {
+        return Err(ConversationError::Invalid(format!("a conversation has at most {MAX_MEMBERS} members")));
     }
     insert_member(db, project_id, id, user_id, role).await?;
     Ok(true)

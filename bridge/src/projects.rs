@@ -2,10 +2,11 @@
 use entity::project;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 use serde::Serialize;
 
+use crate::conversations::ConversationKind;
 use crate::ids::random_id;
 
 /// A project as shown to its operator, secret included.
@@ -19,6 +20,9 @@ pub struct Project {
     /// and authenticates the server API.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_secret: Option<PreviousSecret>,
+    /// What end users may create themselves (`conversation.create`); the
+    /// site's backend creates anything through the server API.
+    pub user_conversation_types: Vec<ConversationKind>,
 }
 
 /// A replaced secret key during its grace period.
@@ -42,7 +46,10 @@ impl From<project::Model> for Project {
             (Some(key), Some(expires_at)) => Some(PreviousSecret { key, expires_at }),
             _ => None,
         };
+        let user_conversation_types =
+            model.user_conversation_types.split(',').filter_map(|kind| ConversationKind::parse(kind.trim()).ok()).collect();
         Project {
+            user_conversation_types,
             project_id: model.id,
             name: model.name,
             public_key: model.public_key,
@@ -64,6 +71,7 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<Project, DbEr
         secret_key: Set(random_id("sk_", 43)),
         previous_secret_key: Set(None),
         previous_secret_expires_at: Set(None),
+        user_conversation_types: Set(ConversationKind::Direct.as_str().to_owned()),
         created_at: Set(crate::clock::now()),
     }
     .insert(db)
@@ -95,6 +103,27 @@ pub async fn find_by_secret_key(db: &DatabaseConnection, secret_key: &str) -> Re
         .one(db)
         .await?;
     Ok(model.map(Project::from))
+}
+
+pub async fn find(db: &impl ConnectionTrait, project_id: &str) -> Result<Option<Project>, DbErr> {
+    Ok(project::Entity::find_by_id(project_id.to_owned()).one(db).await?.map(Project::from))
+}
+
+/// Sets the conversation types end users may create themselves.
+pub async fn set_user_conversation_types(
+    db: &DatabaseConnection,
+    project_id: &str,
+    kinds: &[ConversationKind],
+) -> Result<Option<Project>, DbErr> {
+    let Some(model) = project::Entity::find_by_id(project_id.to_owned()).one(db).await? else {
+        return Ok(None);
+    };
+    let mut names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut active: project::ActiveModel = model.into();
+    active.user_conversation_types = Set(names.join(","));
+    Ok(Some(active.update(db).await?.into()))
 }
 
 /// Gives the project a new secret key; the current one keeps verifying

@@ -19,6 +19,9 @@ pub struct Model {
     /// `previous_secret_expires_at`, the server API no longer takes it.
     pub previous_secret_key: Option<String>,
     pub previous_secret_expires_at: Option<DateTimeUtc>,
+    /// Conversation types end users may create over MQTT, comma-separated
+    /// (`direct` by default; the server API creates any).
+    pub user_conversation_types: String,
     pub created_at: DateTimeUtc,
 }
 

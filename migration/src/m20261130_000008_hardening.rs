@@ -1,5 +1,6 @@
 //! Hardening: platform-only system messages, session revocation per user,
-//! and project secret-key rotation with a grace period.
+//! project secret-key rotation with a grace period, and which conversation
+//! types end users may create (direct only unless the project allows more).
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -26,6 +27,8 @@ enum Projects {
     /// until `previous_secret_expires_at`.
     PreviousSecretKey,
     PreviousSecretExpiresAt,
+    /// Conversation types end users may create themselves, comma-separated.
+    UserConversationTypes,
 }
 
 #[async_trait::async_trait]
@@ -63,11 +66,20 @@ impl MigrationTrait for Migration {
                     .add_column(ColumnDef::new(Projects::PreviousSecretExpiresAt).timestamp_with_time_zone().null())
                     .to_owned(),
             )
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Projects::Table)
+                    .add_column(ColumnDef::new(Projects::UserConversationTypes).string_len(64).not_null().default("direct"))
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         let drops = [
+            Table::alter().table(Projects::Table).drop_column(Projects::UserConversationTypes).to_owned(),
             Table::alter().table(Projects::Table).drop_column(Projects::PreviousSecretExpiresAt).to_owned(),
             Table::alter().table(Projects::Table).drop_column(Projects::PreviousSecretKey).to_owned(),
             Table::alter().table(Users::Table).drop_column(Users::SessionsRevokedAt).to_owned(),

@@ -5,6 +5,7 @@
 mod conversations;
 mod errors;
 mod presence;
+mod project;
 mod sdk;
 mod sessions;
 mod uploads;
@@ -55,6 +56,7 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Respo
         .or(uploads::routes(Arc::clone(&state)))
         .or(presence::routes(Arc::clone(&state)))
         .or(sessions::routes(Arc::clone(&state)))
+        .or(project::routes(Arc::clone(&state)))
         .or(webhooks::routes(state));
     health
         .or(api.map(Reply::into_response))

@@ -10,6 +10,7 @@ use crate::helpers::TestApp;
 #[tokio::test]
 async fn direct_conversations_are_unique_and_both_users_hear_of_them() {
     let app = TestApp::spawn().await;
+    app.allow_user_conversations(&["direct", "group", "channel"]).await;
     let mut alice = ChatClient::connect(&app, "alice").await;
     let mut bob = ChatClient::connect(&app, "bob").await;
 
@@ -46,6 +47,7 @@ async fn direct_conversations_are_unique_and_both_users_hear_of_them() {
 #[tokio::test]
 async fn channels_are_joined_and_left_and_members_see_it() {
     let app = TestApp::spawn().await;
+    app.allow_user_conversations(&["direct", "group", "channel"]).await;
     let mut alice = ChatClient::connect(&app, "alice").await;
     let reply = alice.command(json!({"op": "conversation.create", "type": "channel", "title": "General"})).await;
     let conversation = reply["data"]["conversation"]["id"].as_str().unwrap().to_owned();
@@ -85,6 +87,7 @@ async fn channels_are_joined_and_left_and_members_see_it() {
 #[tokio::test]
 async fn the_list_shows_last_messages_and_unread_counts() {
     let app = TestApp::spawn().await;
+    app.allow_user_conversations(&["direct", "group", "channel"]).await;
     let mut alice = ChatClient::connect(&app, "alice").await;
     let mut bob = ChatClient::connect(&app, "bob").await;
     let first = alice.command(json!({"op": "conversation.create", "type": "group", "member_ids": ["bob"], "title": "One"})).await;
@@ -137,6 +140,7 @@ async fn the_list_shows_last_messages_and_unread_counts() {
 #[tokio::test]
 async fn an_admin_deletes_others_messages_a_member_does_not() {
     let app = TestApp::spawn().await;
+    app.allow_user_conversations(&["direct", "group", "channel"]).await;
     let mut alice = ChatClient::connect(&app, "alice").await;
     let mut bob = ChatClient::connect(&app, "bob").await;
     let mut carol = ChatClient::connect(&app, "carol").await;
@@ -174,6 +178,7 @@ async fn paging_the_list_never_skips_conversations_that_share_an_instant() {
     use sea_orm::EntityTrait;
 
     let app = TestApp::spawn().await;
+    app.allow_user_conversations(&["direct", "group", "channel"]).await;
     let mut alice = ChatClient::connect(&app, "alice").await;
     let mut created = std::collections::BTreeSet::new();
     for _ in 0..3 {

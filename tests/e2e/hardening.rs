@@ -349,3 +349,41 @@ async fn a_client_that_keeps_sending_refused_packets_is_disconnected() {
     let mut alice = app.client("alice").await;
     assert!(granted(&alice.subscribe(&format!("chat/{}/user/alice/inbox", app.project_id())).await));
 }
+
+#[tokio::test]
+async fn end_users_create_only_what_the_project_allows_and_channels_are_broadcasts() {
+    let app = TestApp::spawn().await;
+    let mut alice = ChatClient::connect(&app, "alice").await;
+    let many: Vec<String> = (0..999).map(|n| format!("victim{n}")).collect();
+    let group = json!({"op": "conversation.create", "type": "group", "member_ids": many});
+    assert_eq!(error_code(&alice.command(group).await), "forbidden", "groups are the backend's by default");
+    let channel = json!({"op": "conversation.create", "type": "channel"});
+    assert_eq!(error_code(&alice.command(channel.clone()).await), "forbidden");
+    let direct = alice.command(json!({"op": "conversation.create", "type": "direct", "member_ids": ["bob"]})).await;
+    assert_eq!(direct["ok"], true, "{direct}");
+
+    app.allow_user_conversations(&["direct", "group", "channel"]).await;
+    let too_many: Vec<String> = (0..101).map(|n| format!("victim{n}")).collect();
+    let group = json!({"op": "conversation.create", "type": "group", "member_ids": too_many});
+    assert_eq!(error_code(&alice.command(group).await), "invalid_request");
+    let created = alice.command(channel).await;
+    assert_eq!(created["ok"], true, "{created}");
+    let channel_id = created["data"]["conversation"]["id"].as_str().unwrap().to_owned();
+    // A creation burst is cut off.
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        let reply = alice.command(json!({"op": "conversation.create", "type": "group"})).await;
+        codes.push(if reply["ok"] == true { "ok".to_owned() } else { error_code(&reply).to_owned() });
+    }
+    assert!(codes.iter().any(|code| code == "rate_limited"), "{codes:?}");
+    assert!(codes.iter().all(|code| code == "ok" || code == "rate_limited"), "{codes:?}");
+
+    // In a channel the admin posts, a member reads.
+    let mut bob = ChatClient::connect(&app, "bob").await;
+    let joined = bob.command(json!({"op": "conversation.join", "conversation_id": channel_id})).await;
+    assert_eq!(joined["ok"], true, "{joined}");
+    let post = bob.command(json!({"op": "message.send", "conversation_id": channel_id, "content": "spam"})).await;
+    assert_eq!(error_code(&post), "forbidden");
+    let post = alice.command(json!({"op": "message.send", "conversation_id": channel_id, "content": "news"})).await;
+    assert_eq!(post["ok"], true, "{post}");
+}

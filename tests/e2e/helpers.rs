@@ -121,6 +121,14 @@ impl TestApp {
         body["id"].as_str().expect("conversation id").to_owned()
     }
 
+    /// Lets the project's end users create these conversation types over
+    /// MQTT (by default only direct ones).
+    pub async fn allow_user_conversations(&self, kinds: &[&str]) {
+        let body = json!({"user_conversation_types": kinds});
+        let (status, project) = self.api(reqwest::Method::PATCH, "/api/v1/project", Some(body)).await;
+        assert_eq!(status, 200, "{project}");
+    }
+
     pub fn conversation_topic(&self, conversation: &str) -> String {
         format!("chat/{}/conv/{conversation}", self.project_id())
     }

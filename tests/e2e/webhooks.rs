@@ -524,8 +524,19 @@ async fn deliveries_written_before_the_events_upgrade_survive_it() {
     let db = sea_orm::Database::connect(&db_url).await.unwrap();
     // The schema as the webhooks issue left it.
     migration::Migrator::up(&db, Some(6)).await.unwrap();
-    let project = mqchat_bridge::projects::create(&db, "Upgrade").await.unwrap();
     let now = "2026-11-22 10:00:00.000000+00:00";
+    // Written as that schema's rows (today's entity has more columns).
+    struct OldProject {
+        project_id: &'static str,
+        secret_key: &'static str,
+    }
+    let project = OldProject { project_id: "prj_upgrade", secret_key: "sk_upgrade_0123456789abcdef0123456789abcdef" };
+    db.execute_unprepared(&format!(
+        "INSERT INTO projects (id, name, public_key, secret_key, created_at) VALUES ('{}', 'Upgrade', 'pk_upgrade', '{}', '{now}')",
+        project.project_id, project.secret_key
+    ))
+    .await
+    .unwrap();
     let pending = format!(
         r#"{{"id":"evt_before_upgrade","type":"conversation.created","created_at":"2026-11-22T10:00:00Z","project_id":"{}","data":{{"conversation_id":"conv_x"}}}}"#,
         project.project_id

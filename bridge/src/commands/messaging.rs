@@ -106,7 +106,14 @@ impl Engine {
         body.check()?;
         let MessageBody { content, kind, p1, p2, p3, reply_to_message_id, client_msg_id, attachments } = body;
         let conversation = match author {
-            Author::Member(user_id) => self.writable_membership(project_id, user_id, conversation_id).await?,
+            Author::Member(user_id) => {
+                let conversation = self.writable_membership(project_id, user_id, conversation_id).await?;
+                // A channel is a broadcast: its admins post, the others read.
+                if conversation.kind == ConversationKind::Channel && !conversation.is_admin(user_id) {
+                    return Err(CommandError::forbidden("only the channel's admins post in a channel"));
+                }
+                conversation
+            }
             Author::Platform => {
                 let conversation = self.cache.conversation(&self.db, project_id, conversation_id).await?;
                 if conversation.archived {

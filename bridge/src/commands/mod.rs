@@ -11,7 +11,10 @@ mod rooms;
 
 pub use messaging::{Author, MessageBody};
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use sea_orm::{DatabaseConnection, DatabaseTransaction};
 use serde::Deserialize;
@@ -179,7 +182,13 @@ pub struct Engine {
     files: Arc<FileStore>,
     /// Webhook and callback deliveries, recorded with each change.
     outbox: Arc<Outbox>,
+    /// Conversations each (project, user) may still create: a burst, then
+    /// a steady rate.
+    creations: DefaultKeyedRateLimiter<(String, String)>,
 }
+
+/// Conversations one user may create at once, then per minute.
+const CREATIONS_PER_MINUTE: u32 = 10;
 
 impl Engine {
     /// Starts the engine's writer; events and replies go to `outlet`.
@@ -196,7 +205,8 @@ impl Engine {
             let event = json!({"type": "message.created", "data": message});
             events.to_conversation(project_id, &message.conversation_id, event.to_string());
         });
-        Engine { db, committer, outlet, cache, files, outbox }
+        let quota = Quota::per_minute(NonZeroU32::new(CREATIONS_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
+        Engine { db, committer, outlet, cache, files, outbox, creations: RateLimiter::keyed(quota) }
     }
 
     /// Webhooks and callback URLs: who wants which events.

@@ -25,8 +25,24 @@ pub(super) struct Create {
     member_ids: Vec<String>,
 }
 
+/// Most other members a user names when creating a conversation.
+const MAX_MEMBERS_PER_USER_CREATE: usize = 100;
+
 impl Engine {
     pub(super) async fn create_command(&self, project_id: &str, user_id: &str, create: Create) -> Result<Value, CommandError> {
+        let allowed = crate::projects::find(&self.db, project_id).await?.map(|project| project.user_conversation_types);
+        if !allowed.unwrap_or_default().contains(&create.kind) {
+            return Err(CommandError::forbidden(format!(
+                "users of this project may not create {} conversations; the site's backend creates them (server API)",
+                create.kind.as_str()
+            )));
+        }
+        if create.member_ids.len() > MAX_MEMBERS_PER_USER_CREATE {
+            return Err(CommandError::invalid(format!("a user names at most {MAX_MEMBERS_PER_USER_CREATE} members at once")));
+        }
+        if self.creations.check_key(&(project_id.to_owned(), user_id.to_owned())).is_err() {
+            return Err(CommandError::new("rate_limited", "too many conversations created; wait a minute"));
+        }
         let mut member_ids = create.member_ids;
         if let Some(bad) = member_ids.iter().find(|id| !users::valid_id(id)) {
             return Err(CommandError::invalid(format!("{bad:?} is not a valid user id")));

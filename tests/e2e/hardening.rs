@@ -56,7 +56,7 @@ async fn bad_values_fail_only_themselves_while_others_send_in_the_same_batches()
         command.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         command
     };
-    let bad = vec![
+    let bad = [
         (send(json!({"client_msg_id": "c".repeat(129)})), "client_msg_id"),
         (send(json!({"reply_to_message_id": "m".repeat(65)})), "reply_to_message_id"),
         (send(json!({"reply_to_message_id": foreign_id})), "reply_to_message_id"),

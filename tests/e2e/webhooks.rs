@@ -575,12 +575,12 @@ async fn deliveries_written_before_the_events_upgrade_survive_it() {
 
     // A new event after the upgrade takes an id past the old ones.
     let body = json!({"type": "group", "member_ids": ["alice", "bob"]});
-    crate::crash::server_api(&server, &project.secret_key, Method::POST, "/api/v1/conversations", Some(body)).await;
+    crate::crash::server_api(&server, project.secret_key, Method::POST, "/api/v1/conversations", Some(body)).await;
     assert_eq!(receiver.next().await.json()["type"], "conversation.created");
 
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        let log = crate::crash::server_api(&server, &project.secret_key, Method::GET, "/api/v1/webhooks/wh_before/deliveries", None).await;
+        let log = crate::crash::server_api(&server, project.secret_key, Method::GET, "/api/v1/webhooks/wh_before/deliveries", None).await;
         let entries: Vec<(String, String, String)> = log["deliveries"]
             .as_array()
             .unwrap()

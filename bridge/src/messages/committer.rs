@@ -127,7 +127,8 @@ async fn store_or_split(
 ) -> Vec<Result<SendOutcome, DbErr>> {
     let mut outcomes = Vec::with_capacity(messages.len());
     // Ranges still to store, the next one last.
-    let mut pending = vec![0..messages.len()];
+    let mut pending = Vec::new();
+    pending.push(0..messages.len());
     while let Some(range) = pending.pop() {
         match store_batch(db, files, outbox, &messages[range.clone()]).await {
             Ok(stored) => outcomes.extend(stored.into_iter().map(Ok)),

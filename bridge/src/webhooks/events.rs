@@ -205,6 +205,8 @@ struct MessageData<'a> {
     attachments: &'a [AttachmentView],
     edited: bool,
     is_deleted: bool,
+    /// Posted by the platform (the site's backend), not by a member.
+    system: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -229,6 +231,7 @@ impl<'a> MessageData<'a> {
             attachments: &message.attachments,
             edited: message.edited,
             is_deleted: message.is_deleted,
+            system: message.system,
             created_at: message.created_at,
             updated_at: message.updated_at,
             deleted_by,

@@ -34,47 +34,33 @@ enum Projects {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Messages::Table)
-                    .add_column(ColumnDef::new(Messages::System).boolean().not_null().default(false))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Users::Table)
-                    .add_column(ColumnDef::new(Users::SessionsRevokedAt).timestamp_with_time_zone().null())
-                    .to_owned(),
-            )
-            .await?;
-        // SQLite alters one column per statement.
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Projects::Table)
-                    .add_column(ColumnDef::new(Projects::PreviousSecretKey).string_len(128).null())
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Projects::Table)
-                    .add_column(ColumnDef::new(Projects::PreviousSecretExpiresAt).timestamp_with_time_zone().null())
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Projects::Table)
-                    .add_column(ColumnDef::new(Projects::UserConversationTypes).string_len(64).not_null().default("direct"))
-                    .to_owned(),
-            )
-            .await
+        // One column per statement: SQLite alters no more at a time.
+        let additions = [
+            Table::alter()
+                .table(Messages::Table)
+                .add_column(ColumnDef::new(Messages::System).boolean().not_null().default(false))
+                .to_owned(),
+            Table::alter()
+                .table(Users::Table)
+                .add_column(ColumnDef::new(Users::SessionsRevokedAt).timestamp_with_time_zone().null())
+                .to_owned(),
+            Table::alter()
+                .table(Projects::Table)
+                .add_column(ColumnDef::new(Projects::PreviousSecretKey).string_len(128).null())
+                .to_owned(),
+            Table::alter()
+                .table(Projects::Table)
+                .add_column(ColumnDef::new(Projects::PreviousSecretExpiresAt).timestamp_with_time_zone().null())
+                .to_owned(),
+            Table::alter()
+                .table(Projects::Table)
+                .add_column(ColumnDef::new(Projects::UserConversationTypes).string_len(64).not_null().default("direct"))
+                .to_owned(),
+        ];
+        for addition in additions {
+            manager.alter_table(addition).await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -9,7 +9,7 @@ use crate::chat_client::{error_code, ChatClient};
 use crate::helpers::{granted, payload_json, TestApp};
 
 /// `POST /api/v1/uploads` as `user`.
-async fn upload(app: &TestApp, user: &str, conversation: &str, name: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+pub(crate) async fn upload(app: &TestApp, user: &str, conversation: &str, name: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
     let response = app
         .http
         .post(app.url("/api/v1/uploads"))

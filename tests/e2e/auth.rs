@@ -88,16 +88,8 @@ async fn sdk_init_exchanges_an_identity_token_for_a_working_session_token() {
 async fn sdk_init_refuses_bad_tokens_with_401() {
     let app = TestApp::spawn().await;
     for (why, token) in bad_tokens(&app) {
-        let response = app
-            .http
-            .post(app.url("/api/v1/sdk/init"))
-            .header("X-Public-Key", &app.project.public_key)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 401, "{why}");
-        let body: Value = response.json().await.unwrap();
+        let (status, body) = app.sdk_init(&token).await;
+        assert_eq!(status, 401, "{why}");
         assert!(body["error"]["code"].is_string(), "{why}: {body}");
     }
     let response = app.http.post(app.url("/api/v1/sdk/init")).bearer_auth(app.token("alice")).send().await.unwrap();

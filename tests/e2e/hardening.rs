@@ -7,25 +7,13 @@ use reqwest::Method;
 use rumqttc::{ConnectReturnCode, ConnectionError, QoS};
 use serde_json::{json, Value};
 
+use crate::attachments::upload;
 use crate::chat_client::{error_code, ChatClient};
 use crate::helpers::{granted, payload_json, TestApp, TestClient, PATIENCE};
 
 fn claims(sub: &str) -> IdentityClaims {
     let now = now_unix();
     IdentityClaims { sub: sub.into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 600, iss: None }
-}
-
-async fn sdk_init(app: &TestApp, token: &str) -> (u16, Value) {
-    let response = app
-        .http
-        .post(app.url("/api/v1/sdk/init"))
-        .header("X-Public-Key", &app.project.public_key)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 fn refused_as_bad_credentials(result: Result<TestClient, ConnectionError>) -> bool {
@@ -137,13 +125,13 @@ async fn profile_claims_beyond_their_columns_are_refused_alike_on_every_database
     for bad in [long_name, long_email, long_avatar, control] {
         let token = app.token_with(bad.clone());
         assert!(refused_as_bad_credentials(TestClient::connect(app.options("alice-1", &token)).await), "{bad:?}");
-        let (status, body) = sdk_init(&app, &token).await;
+        let (status, body) = app.sdk_init(&token).await;
         assert_eq!(status, 401, "{body}");
         assert_eq!(body["error"]["code"], "invalid_token");
     }
     let widest = IdentityClaims { name: Some("é".repeat(200)), email: Some("e".repeat(320)), ..claims("alice") };
     let token = app.token_with(widest);
-    assert_eq!(sdk_init(&app, &token).await.0, 200);
+    assert_eq!(app.sdk_init(&token).await.0, 200);
     TestClient::connect(app.options("alice-2", &token)).await.expect("the widest profile connects");
 }
 
@@ -154,18 +142,18 @@ async fn token_times_that_would_overflow_are_refused() {
     for (iat, exp) in [(i64::MIN, ten_years), (i64::MIN, i64::MAX), (now_unix(), i64::MAX)] {
         let token = app.token_with(IdentityClaims { iat, exp, ..claims("alice") });
         assert!(refused_as_bad_credentials(TestClient::connect(app.options("alice-1", &token)).await), "{iat} {exp}");
-        assert_eq!(sdk_init(&app, &token).await.0, 401, "{iat} {exp}");
+        assert_eq!(app.sdk_init(&token).await.0, 401, "{iat} {exp}");
     }
 }
 
 #[tokio::test]
 async fn a_session_token_cannot_renew_itself() {
     let app = TestApp::spawn().await;
-    let (status, body) = sdk_init(&app, &app.token("alice")).await;
+    let (status, body) = app.sdk_init(&app.token("alice")).await;
     assert_eq!(status, 200);
     let session = body["data"]["session_token"].as_str().unwrap().to_owned();
     assert_eq!(body["data"]["mqtt"]["password"], session.as_str(), "the MQTT password is the session token itself");
-    let (status, body) = sdk_init(&app, &session).await;
+    let (status, body) = app.sdk_init(&session).await;
     assert_eq!(status, 401, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("session token"), "{body}");
     // It still works for what it is for.
@@ -176,7 +164,7 @@ async fn a_session_token_cannot_renew_itself() {
 async fn revoking_a_users_sessions_closes_its_connections_and_refuses_its_earlier_tokens() {
     let app = TestApp::spawn().await;
     let token = app.token("alice");
-    let (_, body) = sdk_init(&app, &token).await;
+    let (_, body) = app.sdk_init(&token).await;
     let session = body["data"]["session_token"].as_str().unwrap().to_owned();
     let phone = TestClient::connect(app.options("alice-phone", &session)).await.unwrap();
     let laptop = TestClient::connect(app.options("alice-laptop", &token)).await.unwrap();
@@ -188,7 +176,7 @@ async fn revoking_a_users_sessions_closes_its_connections_and_refuses_its_earlie
     let _ = laptop.closed().await;
     for old in [&token, &session] {
         assert!(refused_as_bad_credentials(TestClient::connect(app.options("alice-again", old)).await));
-        assert_eq!(sdk_init(&app, old).await.0, 401);
+        assert_eq!(app.sdk_init(old).await.0, 401);
     }
     // A token the backend signs after the revocation works; bob never noticed.
     let fresh = app.token_with(IdentityClaims { iat: now_unix() + 1, ..claims("alice") });
@@ -229,22 +217,6 @@ async fn a_rotated_secret_key_keeps_working_only_for_its_grace_period() {
     assert_eq!(status, 401, "the original key is long gone");
 }
 
-async fn upload(app: &TestApp, conversation: &str, name: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
-    let response = app
-        .http
-        .post(app.url("/api/v1/uploads"))
-        .query(&[("conversation_id", conversation), ("filename", name)])
-        .header("X-Public-Key", &app.project.public_key)
-        .header("Content-Type", content_type)
-        .bearer_auth(app.token("alice"))
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test]
 async fn uploads_that_could_run_script_are_downloads_in_a_sandbox() {
     let app = TestApp::spawn().await;
@@ -257,7 +229,7 @@ async fn uploads_that_could_run_script_are_downloads_in_a_sandbox() {
         ("image/png", true),
         ("video/mp4", true),
     ] {
-        let (status, file) = upload(&app, &conversation, "f", content_type, svg).await;
+        let (status, file) = upload(&app, "alice", &conversation, "f", content_type, svg.to_vec()).await;
         assert_eq!(status, 201, "{content_type}: {file}");
         let response = app.http.get(file["url"].as_str().unwrap()).send().await.unwrap();
         let headers = response.headers();
@@ -266,7 +238,7 @@ async fn uploads_that_could_run_script_are_downloads_in_a_sandbox() {
         assert_eq!(headers["content-security-policy"], "default-src 'none'; sandbox", "{content_type}");
         assert_eq!(headers["x-content-type-options"], "nosniff");
     }
-    let (status, body) = upload(&app, &conversation, "f", &format!("image/{}", "x".repeat(300)), b"data").await;
+    let (status, body) = upload(&app, "alice", &conversation, "f", &format!("image/{}", "x".repeat(300)), b"data".to_vec()).await;
     assert_eq!(status, 422, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("Content-Type"), "{body}");
 }

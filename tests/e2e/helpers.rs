@@ -121,6 +121,20 @@ impl TestApp {
         body["id"].as_str().expect("conversation id").to_owned()
     }
 
+    /// `POST /api/v1/sdk/init` with `token`: the status and the JSON body.
+    pub async fn sdk_init(&self, token: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url("/api/v1/sdk/init"))
+            .header("X-Public-Key", &self.project.public_key)
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("HTTP request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Lets the project's end users create these conversation types over
     /// MQTT (by default only direct ones).
     pub async fn allow_user_conversations(&self, kinds: &[&str]) {

@@ -152,3 +152,47 @@ async fn random_packets_after_connect_never_take_the_server_down() {
     }
     assert_still_serving(&app).await;
 }
+
+/// A SUBSCRIBE of one filter with the given fixed-header byte and packet id.
+fn subscribe_packet(first: u8, pkid: u16, filter: &str) -> Vec<u8> {
+    let mut packet = vec![first, (2 + 2 + filter.len() + 1) as u8];
+    packet.extend_from_slice(&pkid.to_be_bytes());
+    packet.extend_from_slice(&(filter.len() as u16).to_be_bytes());
+    packet.extend_from_slice(filter.as_bytes());
+    packet.push(1);
+    packet
+}
+
+/// What MQTT 3.1.1 calls malformed closes the connection, even where a
+/// lenient decoder could make sense of it — and nothing else is answered.
+#[tokio::test]
+async fn packets_the_specification_calls_malformed_close_the_connection() {
+    let app = TestApp::spawn().await;
+    let token = app.token("alice");
+    let connect = connect_packet("alice", &app.project.public_key, &token, 30);
+    let inbox = format!("chat/{}/user/alice/inbox", app.project_id());
+    let mut reserved_flag = connect.clone();
+    // Type byte, remaining length (one byte per 7 bits), protocol name (6),
+    // level (1): the flags follow.
+    let length_bytes = connect[1..].iter().position(|byte| byte & 0x80 == 0).unwrap() + 1;
+    reserved_flag[1 + length_bytes + 7] |= 0x01;
+    let nul_client_id = connect_packet("ali\0ce", &app.project.public_key, &token, 30);
+    let before_connect: [(&str, Vec<u8>); 2] = [("reserved CONNECT flag", reserved_flag), ("NUL in the client id", nul_client_id)];
+    for (why, bytes) in before_connect {
+        let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
+        stream.write_all(&bytes).await.unwrap();
+        assert_eq!(read_until_closed(&mut stream).await, Vec::<u8>::new(), "{why}");
+    }
+    let after_connect: [(&str, Vec<u8>); 4] = [
+        ("SUBSCRIBE with flags 0", subscribe_packet(0x80, 1, &inbox)),
+        ("SUBSCRIBE with packet id 0", subscribe_packet(0x82, 0, &inbox)),
+        ("NUL in a filter", subscribe_packet(0x82, 1, &format!("{inbox}\0"))),
+        ("QoS 1 PUBLISH with packet id 0", [&[0x32, 5, 0, 1, b'a', 0, 0][..]].concat()),
+    ];
+    for (why, bytes) in after_connect {
+        let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
+        stream.write_all(&[connect.clone(), bytes].concat()).await.unwrap();
+        assert_eq!(read_until_closed(&mut stream).await, vec![0x20, 0x02, 0x00, 0x00], "{why}: CONNACK, then only the close");
+    }
+    assert_still_serving(&app).await;
+}

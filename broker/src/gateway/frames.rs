@@ -8,13 +8,99 @@ use rumqttd::protocol::{
 };
 
 /// The next complete packet at the start of `buf`, taken out of it; `None`
-/// until one has fully arrived.
+/// until one has fully arrived. A packet MQTT 3.1.1 calls malformed is an
+/// error even where rumqttd's decoder would let it through (`check_header`,
+/// `check_connect_flags`, `check_decoded`): the caller closes the connection.
 pub(crate) fn next_packet(buf: &mut BytesMut, max_packet_size: usize) -> Result<Option<Packet>, Error> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    check_header(first)?;
+    if first >> 4 == CONNECT && has_whole_packet(buf, max_packet_size)? {
+        check_connect_flags(buf)?;
+    }
     match V4.read_mut(buf, max_packet_size) {
-        Ok(packet) => Ok(Some(packet)),
+        Ok(packet) => check_decoded(&packet).map(|()| Some(packet)),
         Err(Error::InsufficientBytes(_)) => Ok(None),
         Err(error) => Err(error),
     }
+}
+
+const CONNECT: u8 = 1;
+
+/// The fixed header's flags (§2.2.2): 0b0010 on PUBREL, SUBSCRIBE and
+/// UNSUBSCRIBE, any DUP/QoS/RETAIN on PUBLISH but QoS 3, zero on the rest.
+fn check_header(first: u8) -> Result<(), Error> {
+    let (kind, flags) = (first >> 4, first & 0x0f);
+    let valid = match kind {
+        3 => (flags >> 1) & 0b11 != 0b11,
+        6 | 8 | 10 => flags == 0b0010,
+        _ => flags == 0,
+    };
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::IncorrectPacketFormat)
+    }
+}
+
+/// The reserved bit of CONNECT's flags must be zero (§3.1.2.3).
+fn check_connect_flags(frame: &[u8]) -> Result<(), Error> {
+    let flags = connect_level_index(frame).and_then(|level| frame.get(level + 1));
+    match flags {
+        Some(flags) if flags & 0x01 != 0 => Err(Error::IncorrectPacketFormat),
+        _ => Ok(()),
+    }
+}
+
+/// What the decoded packet must not hold: packet identifier 0 where one is
+/// required (§2.3.1), a SUBSCRIBE or UNSUBSCRIBE without filters (§3.8.3,
+/// §3.10.3), U+0000 in a client id, topic name or filter (§1.5.3).
+fn check_decoded(packet: &Packet) -> Result<(), Error> {
+    let has_nul = |text: &[u8]| text.contains(&0);
+    match packet {
+        Packet::Connect(connect, _, will, _, _) => {
+            if has_nul(connect.client_id.as_bytes()) || will.as_ref().is_some_and(|will| has_nul(&will.topic)) {
+                return Err(Error::MalformedPacket);
+            }
+        }
+        Packet::Publish(publish, _) => {
+            if publish.qos != rumqttd::protocol::QoS::AtMostOnce && publish.pkid == 0 {
+                return Err(Error::PacketIdZero);
+            }
+            if has_nul(&publish.topic) {
+                return Err(Error::MalformedPacket);
+            }
+        }
+        Packet::Subscribe(subscribe, _) => {
+            if subscribe.pkid == 0 {
+                return Err(Error::PacketIdZero);
+            }
+            if subscribe.filters.is_empty() {
+                return Err(Error::EmptySubscription);
+            }
+            if subscribe.filters.iter().any(|filter| has_nul(filter.path.as_bytes())) {
+                return Err(Error::MalformedPacket);
+            }
+        }
+        Packet::Unsubscribe(unsubscribe, _) => {
+            if unsubscribe.pkid == 0 {
+                return Err(Error::PacketIdZero);
+            }
+            if unsubscribe.filters.is_empty() {
+                return Err(Error::EmptySubscription);
+            }
+            if unsubscribe.filters.iter().any(|filter| has_nul(filter.as_bytes())) {
+                return Err(Error::MalformedPacket);
+            }
+        }
+        Packet::PubAck(PubAck { pkid: 0, .. }, _)
+        | Packet::PubRec(PubRec { pkid: 0, .. }, _)
+        | Packet::PubComp(PubComp { pkid: 0, .. }, _) => return Err(Error::PacketIdZero),
+        Packet::PubRel(pubrel, _) if pubrel.pkid == 0 => return Err(Error::PacketIdZero),
+        _ => {}
+    }
+    Ok(())
 }
 
 /// Whether `buf` starts with a whole packet (its length within `max_packet_size`).
@@ -29,12 +115,17 @@ pub(crate) fn has_whole_packet(buf: &[u8], max_packet_size: usize) -> Result<boo
 /// The protocol level byte of a CONNECT frame (4 for MQTT 3.1.1, 5 for MQTT 5),
 /// read before decoding so an MQTT 5 CONNECT is never parsed as 3.1.1.
 pub(crate) fn connect_protocol_level(frame: &[u8]) -> Option<u8> {
+    frame.get(connect_level_index(frame)?).copied()
+}
+
+/// Where a CONNECT frame's protocol level byte is (its flags follow).
+fn connect_level_index(frame: &[u8]) -> Option<usize> {
     let mut index = 1;
     while *frame.get(index)? & 0x80 != 0 {
         index += 1;
     }
     let name_len = u16::from_be_bytes([*frame.get(index + 1)?, *frame.get(index + 2)?]) as usize;
-    frame.get(index + 3 + name_len).copied()
+    Some(index + 3 + name_len)
 }
 
 /// Appends `packet` to `out` as MQTT 3.1.1. MQTT 5 properties have no 3.1.1
@@ -123,6 +214,35 @@ mod tests {
         assert_eq!(&buf[..], &[0x30]);
         let mut oversize = BytesMut::from(&[0x30, 0x7f][..]);
         assert!(next_packet(&mut oversize, 64).is_err());
+    }
+
+    /// A CONNECT with client id `id` and `flags` (clean session: 0x02).
+    fn connect(flags: u8, id: &[u8]) -> BytesMut {
+        let mut frame = vec![0x10, 0];
+        frame.extend_from_slice(&[0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60]);
+        frame.extend_from_slice(&(id.len() as u16).to_be_bytes());
+        frame.extend_from_slice(id);
+        frame[1] = (frame.len() - 2) as u8;
+        BytesMut::from(&frame[..])
+    }
+
+    #[test]
+    fn malformed_packets_that_the_decoder_accepts_are_refused() {
+        assert!(matches!(next_packet(&mut connect(0x02, b"ok"), 256), Ok(Some(Packet::Connect(..)))));
+        let malformed: [(&str, BytesMut); 9] = [
+            ("reserved CONNECT flag", connect(0x03, b"ok")),
+            ("NUL in a client id", connect(0x02, b"a\0b")),
+            ("SUBSCRIBE flags 0", BytesMut::from(&[0x80, 6, 0, 1, 0, 1, b'a', 0][..])),
+            ("SUBSCRIBE packet id 0", BytesMut::from(&[0x82, 6, 0, 0, 0, 1, b'a', 0][..])),
+            ("NUL in a filter", BytesMut::from(&[0x82, 7, 0, 1, 0, 2, b'a', 0, 0][..])),
+            ("QoS 1 PUBLISH with packet id 0", BytesMut::from(&[0x32, 6, 0, 1, b'a', 0, 0, b'x'][..])),
+            ("PUBLISH QoS 3", BytesMut::from(&[0x36, 6, 0, 1, b'a', 0, 1, b'x'][..])),
+            ("NUL in a topic", BytesMut::from(&[0x30, 4, 0, 2, b'a', 0][..])),
+            ("PINGREQ with flags", BytesMut::from(&[0xc1, 0][..])),
+        ];
+        for (why, mut frame) in malformed {
+            assert!(next_packet(&mut frame, 256).is_err(), "{why}");
+        }
     }
 
     #[test]

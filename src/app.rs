@@ -143,7 +143,7 @@ impl App {
                 .clone()
                 .unwrap_or_else(|| format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" })),
             session_ttl: settings.session.ttl,
-            webhook_targets: TargetPolicy { allow_private: settings.webhooks.allow_private_targets },
+            webhook_targets: TargetPolicy::from_settings(&settings.webhooks),
             webhook_sender: dispatcher.sender(),
             publisher: publisher.clone(),
         });

@@ -89,7 +89,7 @@ impl Queue {
 
 impl Dispatcher {
     pub fn new(db: DatabaseConnection, outbox: Arc<Outbox>, settings: WebhookSettings) -> Result<Dispatcher, StartError> {
-        let sender = Sender::new(TargetPolicy { allow_private: settings.allow_private_targets }, settings.timeout)?;
+        let sender = Sender::new(TargetPolicy::from_settings(&settings), settings.timeout)?;
         let senders = SendPool::start(settings.niceness)?;
         Ok(Dispatcher { db, outbox, sender, senders, settings })
     }

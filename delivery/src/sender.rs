@@ -61,7 +61,11 @@ impl Sender {
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(Policy::none())
-            .dns_resolver(std::sync::Arc::new(policy.resolver()))
+            .dns_resolver(std::sync::Arc::new(policy.clone().resolver()))
+            // A proxy from the environment (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY)
+            // would connect for us to wherever the URL says, past the
+            // resolver's filter.
+            .no_proxy()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(256)
             .build()?;

@@ -1,4 +1,6 @@
 //! The `[webhooks]` section of the configuration.
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -27,6 +29,10 @@ pub struct WebhookSettings {
     /// lowest): above 0, a saturated machine serves the chat path first and
     /// deliveries catch up after.
     pub niceness: u8,
+    /// Fixed addresses for webhook host names, used instead of DNS (as
+    /// curl's `--resolve`): for split-horizon DNS, and for tests, which
+    /// must not send DNS queries. The target policy applies to them too.
+    pub hosts: BTreeMap<String, Vec<IpAddr>>,
 }
 
 impl Default for WebhookSettings {
@@ -39,6 +45,7 @@ impl Default for WebhookSettings {
             per_endpoint_concurrency: 64,
             log_retention: Duration::from_secs(30 * 24 * 3600),
             niceness: 10,
+            hosts: BTreeMap::new(),
         }
     }
 }

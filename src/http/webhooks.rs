@@ -122,8 +122,18 @@ fn json_reply(status: StatusCode, body: &impl serde::Serialize) -> warp::reply::
     warp::reply::with_status(warp::reply::json(body), status).into_response()
 }
 
-fn check_url(state: &ApiState, url: &str) -> Result<String, ApiError> {
-    state.webhook_targets.check(url).map(|url| url.to_string()).map_err(|error| ApiError::invalid(error.to_string()))
+/// The URL as stored, once it passed the target policy (its host name
+/// resolved now, too).
+async fn check_url(state: &ApiState, url: &str) -> Result<String, ApiError> {
+    let checked = state.webhook_targets.check_resolved(url).await;
+    checked.map(|url| url.to_string()).map_err(|error| ApiError::invalid(error.to_string()))
+}
+
+async fn check_optional_url(state: &ApiState, url: Option<&str>) -> Result<Option<String>, ApiError> {
+    match url {
+        Some(url) => check_url(state, url).await.map(Some),
+        None => Ok(None),
+    }
 }
 
 async fn reload(state: &ApiState) -> Result<(), ApiError> {
@@ -135,7 +145,7 @@ async fn reload(state: &ApiState) -> Result<(), ApiError> {
 }
 
 async fn create(state: Arc<ApiState>, project: Project, body: CreateWebhook) -> Response {
-    let url = check_url(&state, &body.url)?;
+    let url = check_url(&state, &body.url).await?;
     let new = NewWebhook { name: body.name, url, events: body.events, secret: body.secret, enabled: body.enabled };
     let webhook = webhooks::create_webhook(&state.db, &project.project_id, new).await.map_err(ApiError::from)?;
     reload(&state).await?;
@@ -153,7 +163,7 @@ async fn get(id: String, state: Arc<ApiState>, project: Project) -> Response {
 }
 
 async fn patch(id: String, state: Arc<ApiState>, project: Project, body: PatchWebhook) -> Response {
-    let url = body.url.as_deref().map(|url| check_url(&state, url)).transpose()?;
+    let url = check_optional_url(&state, body.url.as_deref()).await?;
     let change = WebhookChange { name: body.name, url, events: body.events, enabled: body.enabled };
     let webhook = webhooks::update_webhook(&state.db, &project.project_id, &id, change).await.map_err(ApiError::from)?;
     reload(&state).await?;
@@ -220,8 +230,8 @@ async fn retry(id: String, state: Arc<ApiState>, project: Project) -> Response {
 }
 
 async fn put_callbacks(state: Arc<ApiState>, project: Project, body: PutCallbacks) -> Response {
-    let presence_url = body.presence_url.as_deref().map(|url| check_url(&state, url)).transpose()?;
-    let message_url = body.message_url.as_deref().map(|url| check_url(&state, url)).transpose()?;
+    let presence_url = check_optional_url(&state, body.presence_url.as_deref()).await?;
+    let message_url = check_optional_url(&state, body.message_url.as_deref()).await?;
     let settings = CallbackSettings { presence_url, message_url, secret: body.secret };
     let view = webhooks::put_callbacks(&state.db, &project.project_id, settings).await.map_err(ApiError::from)?;
     reload(&state).await?;

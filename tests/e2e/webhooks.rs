@@ -407,7 +407,12 @@ async fn an_unreachable_endpoint_is_disabled_after_its_retries() {
 
 #[tokio::test]
 async fn private_targets_are_refused_unless_the_operator_allows_them() {
-    let strict = TestApp::spawn().await;
+    // Names resolve through webhooks.hosts: no DNS query leaves the machine.
+    let strict = TestApp::spawn_with(|settings| {
+        settings.webhooks.hosts.insert("hooks.example.com".into(), vec!["93.184.216.34".parse().unwrap()]);
+        settings.webhooks.hosts.insert("inward.example.com".into(), vec!["127.0.0.1".parse().unwrap()]);
+    })
+    .await;
     for url in ["http://127.0.0.1:9/hook", "https://127.0.0.1/hook", "https://10.0.0.7/hook", "https://localhost/hook", "https://[::1]/hook", "https://169.254.169.254/"] {
         let (status, body) =
             strict.api(Method::POST, "/api/v1/webhooks", Some(json!({"name": "x", "url": url, "events": ["message.created"]}))).await;
@@ -419,6 +424,11 @@ async fn private_targets_are_refused_unless_the_operator_allows_them() {
         .api(Method::POST, "/api/v1/webhooks", Some(json!({"name": "x", "url": "https://hooks.example.com/x", "events": ["message.created"]})))
         .await;
     assert_eq!(status, 201, "a public HTTPS URL is accepted");
+    for url in ["https://inward.example.com/x", "https://[64:ff9b::7f00:1]/x", "https://[2002:a00:1::]/x", "https://[::a00:1]/x"] {
+        let (status, body) =
+            strict.api(Method::POST, "/api/v1/webhooks", Some(json!({"name": "x", "url": url, "events": ["message.created"]}))).await;
+        assert_eq!(status, 422, "{url}: {body}");
+    }
 
     let open = webhook_app().await;
     let (status, body) = open
@@ -602,4 +612,30 @@ async fn deliveries_written_before_the_events_upgrade_survive_it() {
         assert!(tokio::time::Instant::now() < deadline, "log never showed all three delivered: {log:#}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A proxy named in the environment would connect for mqchat to wherever a
+/// URL says, past the target policy: deliveries go direct, and the proxy
+/// (a loopback listener here) never hears from the server.
+#[tokio::test]
+async fn deliveries_never_use_a_proxy_from_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = crate::helpers::fresh_database_url(&dir).await;
+    let project = crate::crash::create_project(&db_url).await;
+    let secret_key = project["secret_key"].as_str().unwrap();
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let mut receiver = Receiver::start().await;
+    let mut environment = vec![("MQCHAT_WEBHOOKS__ALLOW_PRIVATE_TARGETS", "true")];
+    for name in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+        environment.push((name, proxy_url.as_str()));
+    }
+    let server = crate::crash::start_with(&db_url, dir.path(), &environment).await;
+    let webhook = json!({"name": "direct", "url": receiver.url("/hook"), "events": ["conversation.created"]});
+    crate::crash::server_api(&server, secret_key, Method::POST, "/api/v1/webhooks", Some(webhook)).await;
+    let conversation = json!({"type": "group", "member_ids": ["alice"]});
+    crate::crash::server_api(&server, secret_key, Method::POST, "/api/v1/conversations", Some(conversation)).await;
+    assert_eq!(receiver.next().await.json()["type"], "conversation.created");
+    let proxied = tokio::time::timeout(crate::helpers::QUIET, proxy.accept()).await;
+    assert!(proxied.is_err(), "the proxy was asked to connect");
 }

@@ -47,6 +47,8 @@ pub enum StartError {
     Client(#[from] reqwest::Error),
     #[error("starting the senders' thread: {0}")]
     Thread(#[from] std::io::Error),
+    #[error("webhooks.extra_root_certificates: {0}")]
+    RootCertificate(String),
 }
 
 pub struct Dispatcher {
@@ -87,9 +89,25 @@ impl Queue {
     }
 }
 
+/// Every certificate in the PEM files, or which file could not be used.
+fn read_root_certificates(paths: &[std::path::PathBuf]) -> Result<Vec<reqwest::Certificate>, StartError> {
+    let mut roots = Vec::new();
+    for path in paths {
+        let failed = |error: &dyn std::fmt::Display| StartError::RootCertificate(format!("{}: {error}", path.display()));
+        let pem = std::fs::read(path).map_err(|error| failed(&error))?;
+        let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|error| failed(&error))?;
+        if certificates.is_empty() {
+            return Err(failed(&"no certificate in the file"));
+        }
+        roots.extend(certificates);
+    }
+    Ok(roots)
+}
+
 impl Dispatcher {
     pub fn new(db: DatabaseConnection, outbox: Arc<Outbox>, settings: WebhookSettings) -> Result<Dispatcher, StartError> {
-        let sender = Sender::new(TargetPolicy::from_settings(&settings), settings.timeout)?;
+        let roots = read_root_certificates(&settings.extra_root_certificates)?;
+        let sender = Sender::new(TargetPolicy::from_settings(&settings), settings.timeout, roots)?;
         let senders = SendPool::start(settings.niceness)?;
         Ok(Dispatcher { db, outbox, sender, senders, settings })
     }

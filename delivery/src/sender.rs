@@ -56,8 +56,10 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(policy: TargetPolicy, timeout: Duration) -> Result<Sender, reqwest::Error> {
-        let client = reqwest::Client::builder()
+    /// `extra_roots` are trusted besides the system's certificate authorities.
+    pub fn new(policy: TargetPolicy, timeout: Duration, extra_roots: Vec<reqwest::Certificate>) -> Result<Sender, reqwest::Error> {
+        let builder = extra_roots.into_iter().fold(reqwest::Client::builder(), |builder, root| builder.add_root_certificate(root));
+        let client = builder
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(Policy::none())

@@ -1,6 +1,7 @@
 //! The `[webhooks]` section of the configuration.
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -33,6 +34,9 @@ pub struct WebhookSettings {
     /// curl's `--resolve`): for split-horizon DNS, and for tests, which
     /// must not send DNS queries. The target policy applies to them too.
     pub hosts: BTreeMap<String, Vec<IpAddr>>,
+    /// PEM files of certificate authorities trusted for HTTPS deliveries
+    /// besides the system's (a private CA of the site's backend; tests).
+    pub extra_root_certificates: Vec<PathBuf>,
 }
 
 impl Default for WebhookSettings {
@@ -46,6 +50,7 @@ impl Default for WebhookSettings {
             log_retention: Duration::from_secs(30 * 24 * 3600),
             niceness: 10,
             hosts: BTreeMap::new(),
+            extra_root_certificates: Vec::new(),
         }
     }
 }

@@ -75,6 +75,8 @@ pub fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
 
 pub struct Receiver {
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     received: mpsc::UnboundedReceiver<Received>,
     script: Arc<Mutex<VecDeque<Answer>>>,
 }
@@ -82,6 +84,50 @@ pub struct Receiver {
 impl Receiver {
     /// Listens on 127.0.0.1 on a free port; answers 200 unless scripted.
     pub async fn start() -> Receiver {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (receiver, route) = Self::with_route(listener.local_addr().unwrap(), "http");
+        tokio::spawn(warp::serve(route).incoming(listener).run());
+        receiver
+    }
+
+    /// The same over HTTPS, with `certificate` (PEM chain) and `key` (PEM).
+    pub async fn start_tls(certificate: &str, key: &str) -> Receiver {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain = CertificateDer::pem_slice_iter(certificate.as_bytes()).collect::<Result<Vec<_>, _>>().unwrap();
+        let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (receiver, route) = Self::with_route(listener.local_addr().unwrap(), "https");
+        let service = warp::service(route);
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, service) = (acceptor.clone(), service.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends its handshake here.
+                    let Ok(tls) = acceptor.accept(tcp).await else { return };
+                    let io = hyper_util::rt::TokioIo::new(tls);
+                    let service = hyper_util::service::TowerToHyperService::new(service);
+                    let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                    let _ = builder.serve_connection(io, service).await;
+                });
+            }
+        });
+        receiver
+    }
+
+    /// The receiver's recording route, and the receiver that reads it.
+    fn with_route(
+        addr: SocketAddr,
+        scheme: &'static str,
+    ) -> (Receiver, impl warp::Filter<Extract = (impl warp::Reply,), Error = warp::Rejection> + Clone + Send + Sync + 'static) {
         let (sink, received) = mpsc::unbounded_channel();
         let script: Arc<Mutex<VecDeque<Answer>>> = Arc::default();
         let answers = Arc::clone(&script);
@@ -104,14 +150,11 @@ impl Receiver {
                     warp::reply::with_status("ok", StatusCode::from_u16(status).unwrap())
                 }
             });
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(warp::serve(route).incoming(listener).run());
-        Receiver { addr, received, script }
+        (Receiver { addr, scheme, received, script }, route)
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// The next requests get these answers, in order; then 200 again.

@@ -639,3 +639,62 @@ async fn deliveries_never_use_a_proxy_from_the_environment() {
     let proxied = tokio::time::timeout(crate::helpers::QUIET, proxy.accept()).await;
     assert!(proxied.is_err(), "the proxy was asked to connect");
 }
+
+/// A private certificate authority and a certificate it issued for the
+/// loopback receiver (`localhost`, `127.0.0.1`), all as PEM.
+struct TestAuthority {
+    ca: String,
+    certificate: String,
+    key: String,
+}
+
+fn test_authority() -> TestAuthority {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "mqchat test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let certificate = leaf.signed_by(&key, &issuer).unwrap();
+    TestAuthority { ca: ca.pem(), certificate: certificate.pem(), key: key.serialize_pem() }
+}
+
+/// HTTPS, the only production mode, end to end against a local TLS
+/// receiver: its certificate is verified (a server trusting only the
+/// system's authorities refuses the handshake and delivers nothing), and
+/// with the site's authority in `webhooks.extra_root_certificates` signed
+/// events arrive.
+#[tokio::test]
+async fn https_deliveries_verify_the_receivers_certificate() {
+    let authority = test_authority();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("site-ca.pem");
+    std::fs::write(&ca_file, &authority.ca).unwrap();
+    let mut receiver = Receiver::start_tls(&authority.certificate, &authority.key).await;
+    let url = receiver.url("/secure");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+
+    let untrusting = webhook_app().await;
+    let (webhook, _) = create_webhook(&untrusting, &url, &["conversation.created"]).await;
+    untrusting.create_conversation("group", &["alice"]).await;
+    let log = log_until(&untrusting, &webhook, |log| log.first().is_some_and(|d| d["attempt_log"].as_array().is_some_and(|a| !a.is_empty()))).await;
+    let attempt = &log[0]["attempt_log"][0];
+    assert_eq!(attempt["status_code"], Value::Null, "{attempt}");
+    receiver.assert_quiet().await;
+
+    let trusting = TestApp::spawn_with(|settings| {
+        settings.webhooks.allow_private_targets = true;
+        settings.webhooks.extra_root_certificates = vec![ca_file.clone()];
+    })
+    .await;
+    let (webhook, secret) = create_webhook(&trusting, &url, &["conversation.created"]).await;
+    let conversation = trusting.create_conversation("group", &["alice"]).await;
+    let request = receiver.next().await;
+    request.assert_signed_with(&secret);
+    assert_eq!(request.path, "/secure");
+    assert_eq!(request.json()["data"]["conversation_id"], conversation.as_str());
+    let log = log_until(&trusting, &webhook, |log| log.first().is_some_and(|d| d["status"] == "delivered")).await;
+    assert_eq!(log[0]["attempt_log"][0]["status_code"], 200);
+}

@@ -59,10 +59,10 @@ fn check_connect_flags(frame: &[u8]) -> Result<(), Error> {
 fn check_decoded(packet: &Packet) -> Result<(), Error> {
     let has_nul = |text: &[u8]| text.contains(&0);
     match packet {
-        Packet::Connect(connect, _, will, _, _) => {
-            if has_nul(connect.client_id.as_bytes()) || will.as_ref().is_some_and(|will| has_nul(&will.topic)) {
-                return Err(Error::MalformedPacket);
-            }
+        Packet::Connect(connect, _, will, _, _)
+            if has_nul(connect.client_id.as_bytes()) || will.as_ref().is_some_and(|will| has_nul(&will.topic)) =>
+        {
+            return Err(Error::MalformedPacket);
         }
         Packet::Publish(publish, _) => {
             if publish.qos != rumqttd::protocol::QoS::AtMostOnce && publish.pkid == 0 {

@@ -340,4 +340,26 @@ mod tests {
         assert_eq!(claims.exp - claims.iat, MAX_LIFETIME_SECS);
         assert_eq!(verify(SECRET, &token, now).unwrap().claims.iss.as_deref(), Some(SESSION_ISSUER));
     }
+
+    /// What coverage-guided fuzzing found or kept (`fuzz/corpus/identity_tokens`),
+    /// replayed as the fuzz target runs it: as token text, and as claims
+    /// correctly signed. No input may panic or pass with a lifetime over 24 h.
+    #[test]
+    fn the_fuzzing_corpus_replays_without_a_panic() {
+        const NOW: i64 = 1_795_000_000;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/identity_tokens");
+        let inputs: Vec<_> = std::fs::read_dir(&dir).map(|entries| entries.flatten().collect()).unwrap_or_default();
+        assert!(!inputs.is_empty(), "no corpus in {}", dir.display());
+        for input in inputs {
+            let data = std::fs::read(input.path()).unwrap_or_default();
+            if let Ok(token) = std::str::from_utf8(&data) {
+                let _ = verify(SECRET, token, NOW);
+            }
+            let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&data) else { continue };
+            let Ok(token) = encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())) else { continue };
+            if let Ok(verified) = verify(SECRET, &token, NOW) {
+                assert!(verified.claims.exp - verified.claims.iat <= MAX_LIFETIME_SECS, "{:?}", input.path());
+            }
+        }
+    }
 }

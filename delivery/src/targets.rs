@@ -291,4 +291,19 @@ mod tests {
         assert!(matches!(strict.check_resolved("https://inward.example.com/x").await, Err(TargetError::Private(_))));
         assert!(matches!(strict.check_resolved("https://nowhere.example.com/x").await, Err(TargetError::Unresolvable(_))));
     }
+
+    /// What coverage-guided fuzzing found or kept (`fuzz/corpus/webhook_urls`),
+    /// replayed on every test run: no input may panic, and only HTTPS passes.
+    #[test]
+    fn the_fuzzing_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/webhook_urls");
+        let inputs: Vec<_> = std::fs::read_dir(&dir).map(|entries| entries.flatten().collect()).unwrap_or_default();
+        assert!(!inputs.is_empty(), "no corpus in {}", dir.display());
+        for input in inputs {
+            let Ok(url) = String::from_utf8(std::fs::read(input.path()).unwrap_or_default()) else { continue };
+            if let Ok(parsed) = TargetPolicy::default().check(&url) {
+                assert_eq!(parsed.scheme(), "https", "{url}");
+            }
+        }
+    }
 }

@@ -28,6 +28,14 @@ pub(super) struct Send {
     attachments: Vec<String>,
 }
 
+impl Send {
+    /// Where the message goes, and what it says.
+    pub(super) fn into_body(self) -> (String, MessageBody) {
+        let Send { conversation_id, content, kind, p1, p2, p3, reply_to_message_id, client_msg_id, attachments } = self;
+        (conversation_id, MessageBody { content, kind, p1, p2, p3, reply_to_message_id, client_msg_id, attachments })
+    }
+}
+
 /// What a message says, as a client or the site's backend sends it (the
 /// server API's message route takes exactly this).
 #[derive(Debug, Default, Deserialize)]
@@ -66,9 +74,26 @@ fn check_content(content: &str) -> Result<(), CommandError> {
     }
 }
 
+/// The rules of `message.edit`'s new content.
+pub(super) fn check_edit(content: &str) -> Result<(), CommandError> {
+    check_content(content)?;
+    if content.trim().is_empty() {
+        return Err(CommandError::invalid("an edit needs content; delete the message instead"));
+    }
+    Ok(())
+}
+
+pub(super) fn check_emoji(emoji: &str) -> Result<(), CommandError> {
+    if reactions::valid_emoji(emoji) {
+        Ok(())
+    } else {
+        Err(CommandError::invalid("`emoji` must be 1-64 bytes without spaces"))
+    }
+}
+
 impl MessageBody {
     /// Every rule a message body obeys on its own, before any lookup.
-    fn check(&self) -> Result<(), CommandError> {
+    pub(super) fn check(&self) -> Result<(), CommandError> {
         check_content(&self.content)?;
         if !messages::MESSAGE_TYPES.contains(&self.kind) {
             return Err(CommandError::invalid(
@@ -88,8 +113,7 @@ impl MessageBody {
 
 impl Engine {
     pub(super) async fn send(&self, project_id: &str, user_id: &str, send: Send) -> Result<PendingSend, CommandError> {
-        let Send { conversation_id, content, kind, p1, p2, p3, reply_to_message_id, client_msg_id, attachments } = send;
-        let body = MessageBody { content, kind, p1, p2, p3, reply_to_message_id, client_msg_id, attachments };
+        let (conversation_id, body) = send.into_body();
         self.post(project_id, &conversation_id, Author::Member(user_id), body).await
     }
 
@@ -188,10 +212,7 @@ impl Engine {
     }
 
     pub(super) async fn edit(&self, project_id: &str, user_id: &str, message_id: &str, content: &str) -> Result<Value, CommandError> {
-        check_content(content)?;
-        if content.trim().is_empty() {
-            return Err(CommandError::invalid("an edit needs content; delete the message instead"));
-        }
+        check_edit(content)?;
         let row = self.changeable(project_id, user_id, message_id, false).await?;
         let txn = self.db.begin().await?;
         let message = messages::edit(&txn, &self.files, project_id, row, content).await?;
@@ -223,9 +244,7 @@ impl Engine {
         emoji: &str,
         adding: bool,
     ) -> Result<Value, CommandError> {
-        if !reactions::valid_emoji(emoji) {
-            return Err(CommandError::invalid("`emoji` must be 1-64 bytes without spaces"));
-        }
+        check_emoji(emoji)?;
         let message = messages::find(&self.db, project_id, message_id).await?.ok_or(MessageError::NotFound)?;
         self.writable_membership(project_id, user_id, &message.conversation_id).await?;
         if message.is_deleted {

@@ -265,33 +265,12 @@ impl Engine {
     }
 
     async fn decide(&self, project_id: &str, user_id: &str, payload: &[u8]) -> (Value, Result<Answer, CommandError>) {
-        if payload.len() > MAX_COMMAND_BYTES {
-            return (Value::Null, Err(CommandError::new("too_large", format!("commands are at most {MAX_COMMAND_BYTES} bytes"))));
-        }
-        let mut value: Value = match serde_json::from_slice(payload) {
-            Ok(value @ Value::Object(_)) => value,
-            Ok(_) => return (Value::Null, Err(CommandError::new("bad_json", "a command is a JSON object"))),
-            Err(error) => return (Value::Null, Err(CommandError::new("bad_json", error.to_string()))),
+        let (reply_to, command) = parse(payload);
+        let result = match command {
+            Ok(command) => self.execute(project_id, user_id, command).await,
+            Err(error) => Err(error),
         };
-        let reply_to = value.as_object_mut().and_then(|object| object.remove("id")).unwrap_or(Value::Null);
-        if !reply_to.as_str().is_some_and(|id| !id.is_empty() && id.len() <= 128) {
-            return (reply_to, Err(CommandError::invalid("`id` must be a string of 1-128 characters")));
-        }
-        // No string of a command may hold NUL: PostgreSQL refuses it
-        // wherever it is stored or compared.
-        if let Some(path) = fields::find_nul(&value) {
-            return (reply_to, Err(FieldError::Nul { field: path }.into()));
-        }
-        match value.get("op").and_then(Value::as_str) {
-            Some(op) if OPS.contains(&op) => {}
-            Some(op) => return (reply_to, Err(CommandError::new("unknown_op", format!("unknown op {op:?}")))),
-            None => return (reply_to, Err(CommandError::invalid("`op` is required"))),
-        }
-        let command: Command = match serde_json::from_value(value) {
-            Ok(command) => command,
-            Err(error) => return (reply_to, Err(CommandError::invalid(error.to_string()))),
-        };
-        (reply_to, self.execute(project_id, user_id, command).await)
+        (reply_to, result)
     }
 
     async fn execute(&self, project_id: &str, user_id: &str, command: Command) -> Result<Answer, CommandError> {
@@ -374,6 +353,50 @@ impl Engine {
     }
 }
 
+/// Reads a command: the `id` to answer to (echoed as `reply_to`) and the
+/// command, or why it is refused. Decides nothing that needs storage.
+fn parse(payload: &[u8]) -> (Value, Result<Command, CommandError>) {
+    if payload.len() > MAX_COMMAND_BYTES {
+        return (Value::Null, Err(CommandError::new("too_large", format!("commands are at most {MAX_COMMAND_BYTES} bytes"))));
+    }
+    let mut value: Value = match serde_json::from_slice(payload) {
+        Ok(value @ Value::Object(_)) => value,
+        Ok(_) => return (Value::Null, Err(CommandError::new("bad_json", "a command is a JSON object"))),
+        Err(error) => return (Value::Null, Err(CommandError::new("bad_json", error.to_string()))),
+    };
+    let reply_to = value.as_object_mut().and_then(|object| object.remove("id")).unwrap_or(Value::Null);
+    if !reply_to.as_str().is_some_and(|id| !id.is_empty() && id.len() <= 128) {
+        return (reply_to, Err(CommandError::invalid("`id` must be a string of 1-128 characters")));
+    }
+    // No string of a command may hold NUL: PostgreSQL refuses it
+    // wherever it is stored or compared.
+    if let Some(path) = fields::find_nul(&value) {
+        return (reply_to, Err(FieldError::Nul { field: path }.into()));
+    }
+    match value.get("op").and_then(Value::as_str) {
+        Some(op) if OPS.contains(&op) => {}
+        Some(op) => return (reply_to, Err(CommandError::new("unknown_op", format!("unknown op {op:?}")))),
+        None => return (reply_to, Err(CommandError::invalid("`op` is required"))),
+    }
+    match serde_json::from_value(value) {
+        Ok(command) => (reply_to, Ok(command)),
+        Err(error) => (reply_to, Err(CommandError::invalid(error.to_string()))),
+    }
+}
+
+/// Everything decided about a command before it reaches storage: its JSON,
+/// its shape, and each field's limits. Coverage-guided fuzzing drives this
+/// with arbitrary bytes (`fuzz/`), and a test replays what it found.
+pub fn screen(payload: &[u8]) -> Result<(), CommandError> {
+    match parse(payload).1? {
+        Command::Send(send) => send.into_body().1.check(),
+        Command::Edit { content, .. } => messaging::check_edit(&content),
+        Command::ReactionAdd { emoji, .. } | Command::ReactionRemove { emoji, .. } => messaging::check_emoji(&emoji),
+        Command::Create(create) => create.check(),
+        _ => Ok(()),
+    }
+}
+
 /// How a command is answered.
 enum Answer {
     Now(Value),
@@ -392,4 +415,37 @@ fn reply_body(reply_to: &Value, result: Result<Value, CommandError>) -> String {
 /// Whether users may join a conversation of this kind by themselves.
 fn open_to_join(kind: ConversationKind) -> bool {
     kind == ConversationKind::Channel
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn screening_refuses_what_storage_could_not_take() {
+        assert_eq!(screen(br#"{"id":"1","op":"conversations.list"}"#), Ok(()));
+        let refused = [
+            (r#"{"id":"1","op":"message.send","conversation_id":"c","content":"a\u0000b"}"#, "invalid_request"),
+            (r#"{"id":"1","op":"message.edit","message_id":"m","content":"  "}"#, "invalid_request"),
+            (r#"{"id":"1","op":"reaction.add","message_id":"m","emoji":"a b"}"#, "invalid_request"),
+            (r#"{"id":"1","op":"conversation.create","type":"group","member_ids":["a/b"]}"#, "invalid_request"),
+            (r#"{"id":"1","op":"nope"}"#, "unknown_op"),
+            ("[1]", "bad_json"),
+        ];
+        for (command, code) in refused {
+            assert_eq!(screen(command.as_bytes()).map_err(|error| error.code), Err(code), "{command}");
+        }
+    }
+
+    /// What coverage-guided fuzzing found or kept (`fuzz/corpus/commands`),
+    /// replayed on every test run: no input may panic.
+    #[test]
+    fn the_fuzzing_corpus_replays_without_a_panic() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/commands");
+        let inputs: Vec<_> = std::fs::read_dir(&dir).map(|entries| entries.flatten().collect()).unwrap_or_default();
+        assert!(!inputs.is_empty(), "no corpus in {}", dir.display());
+        for input in inputs {
+            let _ = screen(&std::fs::read(input.path()).unwrap_or_default());
+        }
+    }
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{open_to_join, CommandError, Engine};
 use crate::conversations::{self, Conversation, ConversationError, ConversationKind, Created, NewConversation, Role};
 use crate::webhooks::Event;
-use crate::{summaries, users};
+use crate::{fields, summaries, users};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 
 /// `conversation.create`: the sender is always a member, and the admin of
@@ -28,6 +28,22 @@ pub(super) struct Create {
 /// Most other members a user names when creating a conversation.
 const MAX_MEMBERS_PER_USER_CREATE: usize = 100;
 
+impl Create {
+    /// The rules a creation request obeys on its own.
+    pub(super) fn check(&self) -> Result<(), CommandError> {
+        if self.member_ids.len() > MAX_MEMBERS_PER_USER_CREATE {
+            return Err(CommandError::invalid(format!("a user names at most {MAX_MEMBERS_PER_USER_CREATE} members at once")));
+        }
+        if let Some(bad) = self.member_ids.iter().find(|id| !users::valid_id(id)) {
+            return Err(CommandError::invalid(format!("{bad:?} is not a valid user id")));
+        }
+        if let Some(title) = &self.title {
+            fields::check("title", title, crate::conversations::MAX_TITLE_CHARS)?;
+        }
+        Ok(())
+    }
+}
+
 impl Engine {
     pub(super) async fn create_command(&self, project_id: &str, user_id: &str, create: Create) -> Result<Value, CommandError> {
         let allowed = crate::projects::find(&self.db, project_id).await?.map(|project| project.user_conversation_types);
@@ -37,16 +53,11 @@ impl Engine {
                 create.kind.as_str()
             )));
         }
-        if create.member_ids.len() > MAX_MEMBERS_PER_USER_CREATE {
-            return Err(CommandError::invalid(format!("a user names at most {MAX_MEMBERS_PER_USER_CREATE} members at once")));
-        }
+        create.check()?;
         if self.creations.check_key(&(project_id.to_owned(), user_id.to_owned())).is_err() {
             return Err(CommandError::new("rate_limited", "too many conversations created; wait a minute"));
         }
         let mut member_ids = create.member_ids;
-        if let Some(bad) = member_ids.iter().find(|id| !users::valid_id(id)) {
-            return Err(CommandError::invalid(format!("{bad:?} is not a valid user id")));
-        }
         member_ids.push(user_id.to_owned());
         let admin_ids = if create.kind == ConversationKind::Direct { Vec::new() } else { vec![user_id.to_owned()] };
         let request = NewConversation { kind: create.kind, title: create.title, member_ids, admin_ids };

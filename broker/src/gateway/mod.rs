@@ -4,6 +4,7 @@
 mod acks;
 mod frames;
 mod refusals;
+mod screen;
 mod session;
 mod transport;
 mod typing;
@@ -23,6 +24,7 @@ use crate::authorizer::Authorizer;
 use crate::embedded::RouterHandle;
 use crate::registry::Registry;
 use crate::settings::GatewaySettings;
+pub use screen::{screen_client_bytes, Closed};
 use transport::BoxedIo;
 
 /// Time a client has to finish its TLS or WebSocket handshake.

@@ -30,6 +30,8 @@ pub struct ChatLoad {
     /// Sends per second per sender; 0: as fast as the window allows.
     pub rate: u64,
     pub duration: Duration,
+    /// Where to write the ids of acknowledged messages.
+    pub acked_ids: Option<std::path::PathBuf>,
 }
 
 /// Connects in flight at once while setting up.
@@ -68,6 +70,8 @@ pub async fn run(target: &Target, load: ChatLoad) -> anyhow::Result<serde_json::
     let stored = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?));
     let window: Window = Arc::default();
+    // Every acknowledged send of the run, warm-up included.
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     let mut tasks = Vec::new();
 
     let mut member_setups = Vec::new();
@@ -116,6 +120,7 @@ pub async fn run(target: &Target, load: ChatLoad) -> anyhow::Result<serde_json::
         let phase = if load.rate > 0 { k as f64 / (total_senders as f64 * load.rate as f64) } else { 0.0 };
         let paced_from = began + Duration::from_secs_f64(phase);
         let (stored, latencies, window) = (Arc::clone(&stored), Arc::clone(&latencies), Arc::clone(&window));
+        let acknowledged = Arc::clone(&acknowledged);
         let permits = Arc::new(tokio::sync::Semaphore::new(load.window));
         let pending: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
         let (reader_permits, reader_pending) = (Arc::clone(&permits), Arc::clone(&pending));
@@ -126,6 +131,9 @@ pub async fn run(target: &Target, load: ChatLoad) -> anyhow::Result<serde_json::
                 let Some(id) = reply["reply_to"].as_str().and_then(|id| id.parse::<u64>().ok()) else { continue };
                 let Some(sent) = reader_pending.lock().expect("pending lock").remove(&id) else { continue };
                 reader_permits.add_permits(1);
+                if let Some(message_id) = reply["data"]["message"]["id"].as_str().filter(|_| reply["ok"] == true) {
+                    acknowledged.lock().expect("acknowledged lock").push(message_id.to_owned());
+                }
                 let now = Instant::now();
                 if reply["ok"] == true && within(&window, sent) && within(&window, now) {
                     stored.fetch_add(1, Ordering::Relaxed);
@@ -160,6 +168,10 @@ pub async fn run(target: &Target, load: ChatLoad) -> anyhow::Result<serde_json::
     }
     let seconds = load.duration.as_secs_f64();
     let histogram = latencies.lock().expect("latency lock").clone();
+    let acknowledged = std::mem::take(&mut *acknowledged.lock().expect("acknowledged lock"));
+    if let Some(path) = &load.acked_ids {
+        std::fs::write(path, acknowledged.iter().map(|id| format!("{id}\n")).collect::<String>())?;
+    }
     Ok(json!({
         "scenario": "chat",
         "conversations": load.conversation_ids.len(),
@@ -168,6 +180,7 @@ pub async fn run(target: &Target, load: ChatLoad) -> anyhow::Result<serde_json::
         "window": load.window,
         "offered_rate_per_sender": load.rate,
         "duration_s": seconds,
+        "acknowledged": acknowledged.len(),
         "stored_per_s": stored.load(Ordering::Relaxed) as f64 / seconds,
         "delivered_per_s": delivered.load(Ordering::Relaxed) as f64 / seconds,
         "send_to_reply_us": {"p50": histogram.value_at_quantile(0.5), "p99": histogram.value_at_quantile(0.99), "max": histogram.max()},

@@ -97,6 +97,10 @@ enum Scenario {
         rate: u64,
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         duration: Duration,
+        /// Writes the id of every message whose send was acknowledged, one
+        /// per line (the soak checks each is stored).
+        #[arg(long)]
+        acked_ids: Option<std::path::PathBuf>,
     },
     /// Receives webhook deliveries, checks their signatures, counts and times them.
     WebhookReceiver {
@@ -429,8 +433,8 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Pubsub { topic, publishers, subscribers, qos, payload, duration, rate } => {
             pubsub(&cli.target, topic, publishers, subscribers, qos, payload, duration, rate).await?
         }
-        Scenario::Chat { project_id, conversation_ids, senders, members, window, rate, duration } => {
-            let load = chat::ChatLoad { project_id, conversation_ids, senders, members, window, rate, duration };
+        Scenario::Chat { project_id, conversation_ids, senders, members, window, rate, duration, acked_ids } => {
+            let load = chat::ChatLoad { project_id, conversation_ids, senders, members, window, rate, duration, acked_ids };
             chat::run(&cli.target, load).await?
         }
         Scenario::WebhookReceiver { listen, secret, expect, idle } => {

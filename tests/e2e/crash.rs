@@ -14,8 +14,10 @@ use crate::helpers::{granted, payload_json, TestClient, PATIENCE};
 
 pub(crate) struct Server {
     pub(crate) child: Child,
-    mqtt: SocketAddr,
+    pub(crate) mqtt: SocketAddr,
     pub(crate) http: SocketAddr,
+    /// Everything the server logged (stderr), line by line.
+    pub(crate) log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 fn address_after(line: &str, key: &str) -> SocketAddr {
@@ -51,8 +53,14 @@ pub(crate) async fn start_with(db: &str, dir: &std::path::Path, environment: &[(
     })
     .await
     .unwrap();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    Server { child, mqtt: address_after(&line, "mqtt_addr="), http: address_after(&line, "http_addr=") }
+    let log = std::sync::Arc::new(std::sync::Mutex::new(vec![line.clone()]));
+    let sink = std::sync::Arc::clone(&log);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    Server { child, mqtt: address_after(&line, "mqtt_addr="), http: address_after(&line, "http_addr="), log }
 }
 
 async fn connect(server: &Server, project: &Value, token: &str, inbox: &str) -> TestClient {
@@ -67,7 +75,7 @@ async fn connect(server: &Server, project: &Value, token: &str, inbox: &str) -> 
 }
 
 /// An identity token for `sub`, as the site backend would sign it.
-fn identity_token(secret_key: &str, sub: &str) -> String {
+pub(crate) fn identity_token(secret_key: &str, sub: &str) -> String {
     let now = mqchat_broker::identity::now_unix();
     let claims = mqchat_broker::identity::IdentityClaims { sub: sub.into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 3600, iss: None };
     mqchat_broker::identity::sign(secret_key, &claims).unwrap()

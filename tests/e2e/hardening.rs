@@ -399,3 +399,36 @@ async fn the_http_fuzzing_corpus_gets_no_server_error() {
         assert!(status.is_none_or(|status| status < 500), "{:?}: {}", input.path(), String::from_utf8_lossy(&answer));
     }
 }
+
+/// The real binary's log, as an operator reads it: a filter and a topic
+/// full of newlines, a forged timestamp and terminal escapes come out
+/// quoted and escaped on the line that reports them — never as a line of
+/// their own, never as raw escapes.
+#[tokio::test]
+async fn what_a_client_sends_cannot_forge_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::helpers::fresh_database_url(&dir).await;
+    let project = crate::crash::create_project(&db).await;
+    let server = crate::crash::start_with(&db, dir.path(), &[]).await;
+    let token = crate::crash::identity_token(project["secret_key"].as_str().unwrap(), "mallory");
+    let mut options = rumqttc::MqttOptions::new("mallory-log", server.mqtt.ip().to_string(), server.mqtt.port());
+    options.set_credentials(project["public_key"].as_str().unwrap(), token);
+    let mut mallory = TestClient::connect(options).await.unwrap();
+    let forged = "x\n2026-11-30T00:00:00.000000Z ERROR mqchat: forged line \u{1b}[31mred\u{1b}[0m";
+    assert!(!granted(&mallory.subscribe(&format!("chat/other/conv/{forged}")).await));
+    mallory.client.publish(format!("chat/other/conv/{forged}"), QoS::AtLeastOnce, false, "x").await.unwrap();
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let log = loop {
+        let log = server.log.lock().unwrap().clone();
+        if log.iter().any(|line| line.contains("SUBSCRIBE refused")) && log.iter().any(|line| line.contains("PUBLISH dropped")) {
+            break log;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "refusals never logged: {log:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(log.iter().all(|line| !line.starts_with("2026-11-30T00:00:00.000000Z")), "{log:#?}");
+    assert!(log.iter().all(|line| !line.contains('\u{1b}')), "raw terminal escapes: {log:#?}");
+    let refused = log.iter().find(|line| line.contains("SUBSCRIBE refused")).unwrap();
+    assert!(refused.contains(r"x\n2026-11-30") && refused.contains(r"\u{1b}[31m"), "{refused}");
+}

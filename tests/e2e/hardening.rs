@@ -53,6 +53,7 @@ async fn bad_values_fail_only_themselves_while_others_send_in_the_same_batches()
         (send(json!({"client_msg_id": "nul \u{0}"})), "client_msg_id"),
         (send(json!({"type": 6})), "type"),
         (send(json!({"type": -1})), "type"),
+        (json!({"op": "conversations.list", "before": "-200000-01-01T00:00:00Z"}), "before"),
     ];
     // Every good sender publishes its burst without waiting, then mallory
     // its bad values, so they queue for the same batches.

@@ -294,7 +294,10 @@ impl Engine {
             Command::Leave { conversation_id } => now(self.leave(project_id, user_id, &conversation_id).await),
             Command::List { before, before_id, limit } => {
                 let after = match (before, before_id) {
-                    (Some(before), before_id) => Some(crate::summaries::Cursor { before, before_id }),
+                    (Some(before), before_id) => {
+                        check_cursor(&before)?;
+                        Some(crate::summaries::Cursor { before, before_id })
+                    }
                     (None, None) => None,
                     (None, Some(_)) => return Err(CommandError::invalid("`before_id` needs `before`")),
                 };
@@ -353,6 +356,17 @@ impl Engine {
     }
 }
 
+/// A list cursor's instant must be one every database stores: years 1 to
+/// 9999 (PostgreSQL refuses years before 4713 BC that chrono can parse).
+fn check_cursor(before: &chrono::DateTime<chrono::Utc>) -> Result<(), CommandError> {
+    use chrono::Datelike;
+    if (1..=9999).contains(&before.year()) {
+        Ok(())
+    } else {
+        Err(CommandError::invalid("`before` must be a time in the years 1 to 9999"))
+    }
+}
+
 /// Reads a command: the `id` to answer to (echoed as `reply_to`) and the
 /// command, or why it is refused. Decides nothing that needs storage.
 fn parse(payload: &[u8]) -> (Value, Result<Command, CommandError>) {
@@ -393,6 +407,7 @@ pub fn screen(payload: &[u8]) -> Result<(), CommandError> {
         Command::Edit { content, .. } => messaging::check_edit(&content),
         Command::ReactionAdd { emoji, .. } | Command::ReactionRemove { emoji, .. } => messaging::check_emoji(&emoji),
         Command::Create(create) => create.check(),
+        Command::List { before: Some(before), .. } => check_cursor(&before),
         _ => Ok(()),
     }
 }

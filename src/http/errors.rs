@@ -78,6 +78,10 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
         ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed")
     } else if let Some(error) = rejection.find::<warp::reject::MissingHeader>() {
         ApiError::unauthorized(format!("missing header {}", error.name()))
+    } else if format!("{rejection:?}").contains("BodyReadError") {
+        // A body that ends before its Content-Length (the client hung up).
+        // warp keeps this rejection's type private; its Debug names it.
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", "the request body could not be read in full")
     } else {
         ApiError::internal(format!("unhandled rejection: {rejection:?}"))
     };

@@ -57,7 +57,7 @@ impl ConversationKind {
         }
     }
 
-    pub fn parse(stored: &str) -> Result<Self, DbErr> {
+    pub(crate) fn parse(stored: &str) -> Result<Self, DbErr> {
         match stored {
             "direct" => Ok(ConversationKind::Direct),
             "group" => Ok(ConversationKind::Group),

@@ -83,6 +83,10 @@ pub struct EmbeddedBroker {
     pub commands: TopicFeed,
 }
 
+/// Where readiness probes publish: a topic outside every namespace that
+/// the ACL lets a client reach.
+pub const PROBE_TOPIC: &str = "$mqchat/probe";
+
 /// Publishes as the platform, straight into rumqttd's router.
 #[derive(Clone)]
 pub struct PlatformPublisher {
@@ -90,6 +94,12 @@ pub struct PlatformPublisher {
 }
 
 impl PlatformPublisher {
+    /// Whether the router still takes messages: an empty publish on
+    /// `PROBE_TOPIC` fails once the router thread is gone.
+    pub fn probe(&self) -> Result<(), String> {
+        self.publish(PROBE_TOPIC, Vec::new())
+    }
+
     /// Publishes `payload` on `topic` (QoS 0, not retained).
     pub fn publish(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> Result<(), String> {
         let mut link = self.link.lock().map_err(|_| "platform link poisoned".to_owned())?;
@@ -107,18 +117,6 @@ impl PlatformPublisher {
             Some(result) => result.map(|_| ()).map_err(|e| e.to_string()),
             None => Err("the router link was not ready".to_owned()),
         }
-    }
-}
-
-/// Where readiness probes publish: a topic outside every namespace that
-/// the ACL lets a client reach.
-pub const PROBE_TOPIC: &str = "$mqchat/probe";
-
-impl PlatformPublisher {
-    /// Whether the router still takes messages: an empty publish on
-    /// `PROBE_TOPIC` fails once the router thread is gone.
-    pub fn probe(&self) -> Result<(), String> {
-        self.publish(PROBE_TOPIC, Vec::new())
     }
 }
 

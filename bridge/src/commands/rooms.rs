@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use super::{open_to_join, CommandError, Engine};
 use crate::conversations::{self, Conversation, ConversationError, ConversationKind, Created, NewConversation, Role};
 use crate::webhooks::Event;
-use crate::{fields, summaries, users};
+use crate::{summaries, users};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 
 /// `conversation.create`: the sender is always a member, and the admin of
@@ -36,9 +36,6 @@ impl Create {
         }
         if let Some(bad) = self.member_ids.iter().find(|id| !users::valid_id(id)) {
             return Err(CommandError::invalid(format!("{bad:?} is not a valid user id")));
-        }
-        if let Some(title) = &self.title {
-            fields::check("title", title, crate::conversations::MAX_TITLE_CHARS)?;
         }
         Ok(())
     }

@@ -72,33 +72,28 @@ fn check_decoded(packet: &Packet) -> Result<(), Error> {
                 return Err(Error::MalformedPacket);
             }
         }
-        Packet::Subscribe(subscribe, _) => {
-            if subscribe.pkid == 0 {
-                return Err(Error::PacketIdZero);
-            }
-            if subscribe.filters.is_empty() {
-                return Err(Error::EmptySubscription);
-            }
-            if subscribe.filters.iter().any(|filter| has_nul(filter.path.as_bytes())) {
-                return Err(Error::MalformedPacket);
-            }
-        }
-        Packet::Unsubscribe(unsubscribe, _) => {
-            if unsubscribe.pkid == 0 {
-                return Err(Error::PacketIdZero);
-            }
-            if unsubscribe.filters.is_empty() {
-                return Err(Error::EmptySubscription);
-            }
-            if unsubscribe.filters.iter().any(|filter| has_nul(filter.as_bytes())) {
-                return Err(Error::MalformedPacket);
-            }
-        }
+        Packet::Subscribe(subscribe, _) => check_filters(subscribe.pkid, subscribe.filters.iter().map(|filter| filter.path.as_str()))?,
+        Packet::Unsubscribe(unsubscribe, _) => check_filters(unsubscribe.pkid, unsubscribe.filters.iter().map(String::as_str))?,
         Packet::PubAck(PubAck { pkid: 0, .. }, _)
         | Packet::PubRec(PubRec { pkid: 0, .. }, _)
         | Packet::PubComp(PubComp { pkid: 0, .. }, _) => return Err(Error::PacketIdZero),
         Packet::PubRel(pubrel, _) if pubrel.pkid == 0 => return Err(Error::PacketIdZero),
         _ => {}
+    }
+    Ok(())
+}
+
+/// A SUBSCRIBE's or UNSUBSCRIBE's rules: a packet identifier, at least one
+/// filter, no U+0000 in any.
+fn check_filters<'a>(pkid: u16, mut filters: impl ExactSizeIterator<Item = &'a str>) -> Result<(), Error> {
+    if pkid == 0 {
+        return Err(Error::PacketIdZero);
+    }
+    if filters.len() == 0 {
+        return Err(Error::EmptySubscription);
+    }
+    if filters.any(|filter| filter.contains('\0')) {
+        return Err(Error::MalformedPacket);
     }
     Ok(())
 }

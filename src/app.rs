@@ -146,6 +146,7 @@ impl App {
             webhook_targets: TargetPolicy::from_settings(&settings.webhooks),
             webhook_sender: dispatcher.sender(),
             publisher: publisher.clone(),
+            origins: Default::default(),
         });
         tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, tls = secure, "mqchat listening");
         Ok(App {

@@ -84,11 +84,14 @@ impl ChatAuthorizer {
 
 #[async_trait]
 impl Authorizer for ChatAuthorizer {
-    async fn authenticate(&self, username: &str, password: &str) -> Result<Principal, AuthError> {
+    async fn authenticate(&self, username: &str, password: &str, origin: Option<&str>) -> Result<Principal, AuthError> {
         let project = self
             .project(username)
             .await?
             .ok_or_else(|| AuthError::BadCredentials("unknown project public key".into()))?;
+        if let Some(origin) = origin.filter(|origin| !project.browser.allows_origin(origin)) {
+            return Err(AuthError::NotAuthorized(format!("origin {origin:?} is not allowed by the project")));
+        }
         self.verify_token(&project, password).await
     }
 

@@ -94,14 +94,16 @@ pub struct TlsSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionSettings {
-    /// Lifetime of the session tokens `sdk/init` issues (at most 24 h).
+    /// Longest session token the server issues: each project chooses its
+    /// lifetime (1 h – 7 d, default 24 h) and this caps it for the whole
+    /// server (an operator's shorter limit, or a test's).
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
 }
 
 impl Default for SessionSettings {
     fn default() -> Self {
-        SessionSettings { ttl: Duration::from_secs(2 * 3600) }
+        SessionSettings { ttl: Duration::from_secs(7 * 24 * 3600) }
     }
 }
 
@@ -177,8 +179,8 @@ impl Settings {
         if let Some(problem) = self.webhooks.problem() {
             return Err(SettingsError::Rule(problem.into()));
         }
-        if self.session.ttl.is_zero() || self.session.ttl > Duration::from_secs(24 * 3600) {
-            return Err(SettingsError::Rule("session.ttl must be between 1s and 24h".into()));
+        if self.session.ttl.is_zero() || self.session.ttl > Duration::from_secs(7 * 24 * 3600) {
+            return Err(SettingsError::Rule("session.ttl must be between 1s and 7d".into()));
         }
         Ok(())
     }

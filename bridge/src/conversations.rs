@@ -102,6 +102,10 @@ pub struct NewConversation {
     pub member_ids: Vec<String>,
     /// Members who become admins (added as members when not listed).
     pub admin_ids: Vec<String>,
+    /// Makes the conversation unique in its project: creating it again
+    /// returns the existing one (a customer's support conversation is
+    /// `support|{user}`). Direct conversations are keyed by their pair.
+    pub unique_key: Option<String>,
 }
 
 /// A conversation with its members, as the API returns it.
@@ -158,7 +162,7 @@ pub async fn create(
     if let Some(title) = &title {
         crate::fields::check("title", title, MAX_TITLE_CHARS).map_err(|error| ConversationError::Invalid(error.to_string()))?;
     }
-    let key = direct.then(|| direct_key(&members));
+    let key = if direct { Some(direct_key(&members)) } else { request.unique_key };
     if let Some(key) = &key {
         if let Some(existing) = find_direct(db, project_id, key).await? {
             return Ok(Created { conversation: get(db, project_id, &existing).await?, created: false });
@@ -181,7 +185,7 @@ pub async fn create(
     .insert(&txn)
     .await;
     if let (Err(error), Some(key)) = (&inserted, &key) {
-        // Created concurrently by the other user: theirs stands.
+        // Created concurrently (by the other user of a pair): theirs stands.
         drop(txn);
         return match find_direct(db, project_id, key).await? {
             Some(existing) => Ok(Created { conversation: get(db, project_id, &existing).await?, created: false }),
@@ -197,7 +201,8 @@ pub async fn create(
     Ok(Created { conversation: get(db, project_id, &id).await?, created: true })
 }
 
-async fn find_direct(db: &impl ConnectionTrait, project_id: &str, key: &str) -> Result<Option<String>, DbErr> {
+/// The conversation created with `unique_key` (or a direct pair's key).
+pub async fn find_direct(db: &impl ConnectionTrait, project_id: &str, key: &str) -> Result<Option<String>, DbErr> {
     Ok(conversation::Entity::find()
         .filter(conversation::Column::ProjectId.eq(project_id))
         .filter(conversation::Column::DirectKey.eq(key))

@@ -91,3 +91,82 @@ pub async fn ensure_exists(db: &impl ConnectionTrait, project_id: &str, external
         .await?;
     Ok(())
 }
+
+/// A user as the server API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserRecord {
+    pub user_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub avatar_url: Option<String>,
+    /// Answers visitors' support conversations.
+    pub agent: bool,
+    /// The site user id a visitor gave with `identify()`, and whether it
+    /// came with a valid `userHash`.
+    pub identified_as: Option<String>,
+    pub identity_verified: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+async fn find_row(db: &impl ConnectionTrait, project_id: &str, external_id: &str) -> Result<Option<user::Model>, DbErr> {
+    user::Entity::find()
+        .filter(user::Column::ProjectId.eq(project_id))
+        .filter(user::Column::ExternalId.eq(external_id))
+        .one(db)
+        .await
+}
+
+pub async fn find(db: &impl ConnectionTrait, project_id: &str, external_id: &str) -> Result<Option<UserRecord>, DbErr> {
+    Ok(find_row(db, project_id, external_id).await?.map(|row| UserRecord {
+        user_id: row.external_id,
+        name: row.name,
+        email: row.email,
+        avatar_url: row.avatar_url,
+        agent: row.is_agent,
+        identified_as: row.identified_as,
+        identity_verified: row.identity_verified,
+        created_at: row.created_at,
+    }))
+}
+
+/// Marks the user an agent (or no longer one), creating it when unknown.
+pub async fn set_agent(db: &impl ConnectionTrait, project_id: &str, external_id: &str, agent: bool) -> Result<(), DbErr> {
+    ensure_exists(db, project_id, external_id).await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::IsAgent, Expr::value(agent))
+        .filter(user::Column::ProjectId.eq(project_id))
+        .filter(user::Column::ExternalId.eq(external_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// The project's agents, by user id.
+pub async fn agents(db: &impl ConnectionTrait, project_id: &str) -> Result<Vec<String>, DbErr> {
+    let rows = user::Entity::find()
+        .filter(user::Column::ProjectId.eq(project_id))
+        .filter(user::Column::IsAgent.eq(true))
+        .all(db)
+        .await?;
+    Ok(rows.into_iter().map(|row| row.external_id).collect())
+}
+
+/// Records who a visitor says they are (`identify()`), verified or not.
+pub async fn record_identity(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    visitor_id: &str,
+    identified_as: &str,
+    verified: bool,
+) -> Result<(), DbErr> {
+    ensure_exists(db, project_id, visitor_id).await?;
+    user::Entity::update_many()
+        .col_expr(user::Column::IdentifiedAs, Expr::value(identified_as))
+        .col_expr(user::Column::IdentityVerified, Expr::value(verified))
+        .col_expr(user::Column::UpdatedAt, Expr::value(crate::clock::now()))
+        .filter(user::Column::ProjectId.eq(project_id))
+        .filter(user::Column::ExternalId.eq(visitor_id))
+        .exec(db)
+        .await?;
+    Ok(())
+}

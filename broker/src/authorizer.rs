@@ -36,8 +36,10 @@ impl From<TokenError> for AuthError {
 #[async_trait]
 pub trait Authorizer: Send + Sync + 'static {
     /// Checks CONNECT credentials: `username` is the project's public key,
-    /// `password` an identity or session token.
-    async fn authenticate(&self, username: &str, password: &str) -> Result<Principal, AuthError>;
+    /// `password` an identity or session token. `origin` is the `Origin`
+    /// header of a WebSocket handshake (a browser page), which the project
+    /// must allow; other clients send none.
+    async fn authenticate(&self, username: &str, password: &str, origin: Option<&str>) -> Result<Principal, AuthError>;
 
     /// Whether the principal's user belongs to `conversation_id` in its project.
     async fn is_member(&self, principal: &Principal, conversation_id: &str) -> Result<bool, AuthError>;

@@ -9,6 +9,17 @@ use serde::{Deserialize, Serialize};
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Longest lifetime (`exp - iat`) of any token.
 pub const MAX_LIFETIME_SECS: i64 = 24 * 3600;
+/// Longest lifetime of a session token mqchat issues (a project chooses
+/// 1 h – 7 d).
+pub const MAX_SESSION_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+/// Every visitor's user id starts with this; a site's identity tokens may
+/// not use it, so no site user can be confused with a visitor.
+pub const VISITOR_PREFIX: &str = "visitor:";
+
+/// Whether `user_id` names a visitor (someone not logged in to the site).
+pub fn is_visitor(user_id: &str) -> bool {
+    user_id.starts_with(VISITOR_PREFIX)
+}
 /// Clock skew tolerated on `exp` and `iat`.
 pub const LEEWAY_SECS: i64 = 60;
 /// `iss` of session tokens issued by `sdk/init`.
@@ -72,6 +83,8 @@ pub enum TokenError {
     SessionNotAccepted,
     #[error("the user's sessions were revoked; sign in again")]
     Revoked,
+    #[error("`sub` may not start with `visitor:`: those ids belong to mqchat's visitors")]
+    ReservedSubject,
 }
 
 /// The claims of an identity token (DESIGN §3); session tokens carry the same
@@ -167,8 +180,12 @@ fn verify_signed(secret_key: &str, token: &str, now: i64) -> Result<VerifiedToke
             _ => TokenError::Malformed,
         })?;
     let claims: IdentityClaims = serde_json::from_value(data.claims).map_err(|_| TokenError::Malformed)?;
-    check_times(claims.iat, claims.exp, now)?;
+    let max_lifetime = if claims.is_session() { MAX_SESSION_LIFETIME_SECS } else { MAX_LIFETIME_SECS };
+    check_times(claims.iat, claims.exp, now, max_lifetime)?;
     let user_id = UserId::parse(&claims.sub)?;
+    if is_visitor(&claims.sub) && !claims.is_session() {
+        return Err(TokenError::ReservedSubject);
+    }
     check_profile(&claims)?;
     Ok(VerifiedToken { user_id, claims })
 }
@@ -176,7 +193,7 @@ fn verify_signed(secret_key: &str, token: &str, now: i64) -> Result<VerifiedToke
 /// `iat` and `exp` against the clock, in checked arithmetic: both come
 /// from the client, so any `i64` must be refused, never wrapped. With
 /// `exp` not past and the lifetime capped, `iat` cannot be absurdly old.
-fn check_times(iat: i64, exp: i64, now: i64) -> Result<(), TokenError> {
+fn check_times(iat: i64, exp: i64, now: i64, max_lifetime: i64) -> Result<(), TokenError> {
     if exp.saturating_add(LEEWAY_SECS) <= now {
         return Err(TokenError::Expired);
     }
@@ -184,14 +201,14 @@ fn check_times(iat: i64, exp: i64, now: i64) -> Result<(), TokenError> {
         return Err(TokenError::IssuedInFuture);
     }
     match exp.checked_sub(iat) {
-        Some(lifetime) if lifetime <= MAX_LIFETIME_SECS => Ok(()),
+        Some(lifetime) if lifetime <= max_lifetime => Ok(()),
         _ => Err(TokenError::LifetimeTooLong),
     }
 }
 
 /// The profile claims are stored and shown to other users: each within
 /// its column, with no control characters (they would reach logs and UIs).
-fn check_profile(claims: &IdentityClaims) -> Result<(), TokenError> {
+pub fn check_profile(claims: &IdentityClaims) -> Result<(), TokenError> {
     let profile = [
         ("name", claims.name.as_deref(), MAX_NAME_CHARS),
         ("email", claims.email.as_deref(), MAX_EMAIL_CHARS),
@@ -211,9 +228,9 @@ pub fn sign(secret_key: &str, claims: &IdentityClaims) -> Result<String, jsonweb
     encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret_key.as_bytes()))
 }
 
-/// Issues the short-lived session token `sdk/init` returns: the verified
-/// profile, `iss = "mqchat"`, valid `ttl_secs` from `now` but never beyond the
-/// 24-hour cap.
+/// Issues the session token `sdk/init` returns: the verified profile,
+/// `iss = "mqchat"`, valid `ttl_secs` from `now` but never beyond the
+/// 7-day cap.
 pub fn issue_session(
     secret_key: &str,
     identity: &IdentityClaims,
@@ -222,7 +239,7 @@ pub fn issue_session(
 ) -> Result<(String, IdentityClaims), jsonwebtoken::errors::Error> {
     let claims = IdentityClaims {
         iat: now,
-        exp: now.saturating_add(ttl_secs.clamp(1, MAX_LIFETIME_SECS)),
+        exp: now.saturating_add(ttl_secs.clamp(1, MAX_SESSION_LIFETIME_SECS)),
         iss: Some(SESSION_ISSUER.to_owned()),
         ..identity.clone()
     };
@@ -334,16 +351,17 @@ mod tests {
     }
 
     #[test]
-    fn session_tokens_are_capped_at_a_day() {
+    fn session_tokens_are_capped_at_seven_days() {
         let now = now_unix();
-        let (token, claims) = issue_session(SECRET, &claims("u", now, now + 60), now, 10 * MAX_LIFETIME_SECS).unwrap();
-        assert_eq!(claims.exp - claims.iat, MAX_LIFETIME_SECS);
+        let (token, claims) = issue_session(SECRET, &claims("u", now, now + 60), now, 10 * MAX_SESSION_LIFETIME_SECS).unwrap();
+        assert_eq!(claims.exp - claims.iat, MAX_SESSION_LIFETIME_SECS);
         assert_eq!(verify(SECRET, &token, now).unwrap().claims.iss.as_deref(), Some(SESSION_ISSUER));
     }
 
     /// What coverage-guided fuzzing found or kept (`fuzz/corpus/identity_tokens`),
     /// replayed as the fuzz target runs it: as token text, and as claims
-    /// correctly signed. No input may panic or pass with a lifetime over 24 h.
+    /// correctly signed. No input may panic or pass with a lifetime over 24 h
+    /// (7 days for a session token).
     #[test]
     fn the_fuzzing_corpus_replays_without_a_panic() {
         const NOW: i64 = 1_795_000_000;
@@ -358,7 +376,8 @@ mod tests {
             let Ok(claims) = serde_json::from_slice::<serde_json::Value>(&data) else { continue };
             let Ok(token) = encode(&Header::default(), &claims, &EncodingKey::from_secret(SECRET.as_bytes())) else { continue };
             if let Ok(verified) = verify(SECRET, &token, NOW) {
-                assert!(verified.claims.exp - verified.claims.iat <= MAX_LIFETIME_SECS, "{:?}", input.path());
+                let max = if verified.claims.is_session() { MAX_SESSION_LIFETIME_SECS } else { MAX_LIFETIME_SECS };
+                assert!(verified.claims.exp - verified.claims.iat <= max, "{:?}", input.path());
             }
         }
     }

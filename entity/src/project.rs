@@ -22,6 +22,18 @@ pub struct Model {
     /// Conversation types end users may create over MQTT, comma-separated
     /// (`direct` by default; the server API creates any).
     pub user_conversation_types: String,
+    /// JSON array of origins allowed in browsers; `[]` allows every origin.
+    pub allowed_origins: String,
+    /// `off`, `optional` or `required` (`identify()`'s `userHash`).
+    pub identity_verification: String,
+    /// HMAC-SHA256 key of `userHash`.
+    pub identity_secret: Option<String>,
+    /// Whether visitors (not logged in) may chat.
+    pub visitors: bool,
+    /// Lifetime of the session tokens issued for the project, seconds.
+    pub session_lifetime_secs: i64,
+    /// JSON object: the widget's look (`widget_config` of `sdk/init`).
+    pub widget: String,
     pub created_at: DateTimeUtc,
 }
 

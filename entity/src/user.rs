@@ -17,6 +17,12 @@ pub struct Model {
     /// Tokens issued before this instant are refused (a backend revoked
     /// the user's sessions).
     pub sessions_revoked_at: Option<DateTimeUtc>,
+    /// Answers visitors' support conversations.
+    pub is_agent: bool,
+    /// The site user id a visitor claimed with `identify()`.
+    pub identified_as: Option<String>,
+    /// Whether that claim carried a valid `userHash`.
+    pub identity_verified: bool,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

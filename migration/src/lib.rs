@@ -15,6 +15,7 @@ mod m20261122_000005_presence;
 mod m20261122_000006_webhooks;
 mod m20261122_000007_webhook_events;
 mod m20261130_000008_hardening;
+mod m20261201_000009_browser;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_webhooks::Migration),
             Box::new(m20261122_000007_webhook_events::Migration),
             Box::new(m20261130_000008_hardening::Migration),
+            Box::new(m20261201_000009_browser::Migration),
         ]
     }
 }

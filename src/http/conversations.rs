@@ -99,7 +99,7 @@ fn user_id(raw: &str) -> Result<String, ApiError> {
 async fn create(state: Arc<ApiState>, project: Project, body: CreateConversation) -> Result<warp::reply::Response, Rejection> {
     let member_ids = body.member_ids.iter().map(|raw| user_id(raw)).collect::<Result<Vec<_>, _>>()?;
     let admin_ids = body.admin_ids.iter().map(|raw| user_id(raw)).collect::<Result<Vec<_>, _>>()?;
-    let request = NewConversation { kind: body.kind, title: body.title, member_ids, admin_ids };
+    let request = NewConversation { kind: body.kind, title: body.title, member_ids, admin_ids, unique_key: None };
     let outcome = state.engine.create_conversation(&project.project_id, request).await.map_err(ApiError::from)?;
     // A direct conversation that already existed comes back with 200.
     let status = if outcome.created { StatusCode::CREATED } else { StatusCode::OK };

@@ -3,12 +3,14 @@
 //! beside its handler; state comes in through `with_state`, and one
 //! `recover` shapes every error.
 mod conversations;
+mod cors;
 mod errors;
 mod presence;
 mod project;
 mod sdk;
 mod sessions;
 mod uploads;
+mod users;
 mod webhooks;
 
 use std::sync::Arc;
@@ -43,6 +45,8 @@ pub struct ApiState {
     pub webhook_sender: mqchat_delivery::Sender,
     /// The broker, probed by `/readyz`.
     pub publisher: mqchat_broker::PlatformPublisher,
+    /// Every origin some project allows (CORS preflights).
+    pub origins: cors::KnownOrigins,
 }
 
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
@@ -56,13 +60,15 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Respo
         .or(uploads::routes(Arc::clone(&state)))
         .or(presence::routes(Arc::clone(&state)))
         .or(sessions::routes(Arc::clone(&state)))
+        .or(users::routes(Arc::clone(&state)))
         .or(project::routes(Arc::clone(&state)))
-        .or(webhooks::routes(state));
-    health
-        .or(api.map(Reply::into_response))
-        .unify()
+        .or(webhooks::routes(Arc::clone(&state)))
+        .map(Reply::into_response)
         .recover(errors::recover)
-        .unify()
+        .unify();
+    // Errors carry the CORS headers too, so an allowed page can read them.
+    let api = cors::guard(Arc::clone(&state)).and(api).map(cors::answer);
+    health.or(cors::preflight(state)).unify().or(api).unify().recover(errors::recover).unify()
 }
 
 /// 200 when every dependency answers, else 503 naming what failed.

@@ -1,9 +1,12 @@
-//! The project's own settings through the server API: rotating its secret
-//! key, and which conversation types its end users may create.
+//! The project's own settings through the server API: reading them,
+//! rotating its secret key, which conversation types its end users may
+//! create, and what web pages may do (origins, identity verification,
+//! visitors, session lifetime, the widget).
 use std::sync::Arc;
 
 use chrono::Duration;
 use mqchat_bridge::conversations::ConversationKind;
+use mqchat_bridge::projects::browser::BrowserChanges;
 use mqchat_bridge::projects::{self, Project};
 use serde::Deserialize;
 use warp::http::StatusCode;
@@ -21,11 +24,18 @@ struct Rotate {
     grace_seconds: Option<u64>,
 }
 
+/// `PATCH /api/v1/project`: the fields to change, all optional.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Policy {
+struct Changes {
     /// Conversation types end users may create over MQTT.
-    user_conversation_types: Vec<ConversationKind>,
+    user_conversation_types: Option<Vec<ConversationKind>>,
+    allowed_origins: Option<Vec<String>>,
+    identity_verification: Option<projects::browser::Verification>,
+    identity_verification_secret: Option<String>,
+    visitors: Option<bool>,
+    session_lifetime_seconds: Option<u32>,
+    widget: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
@@ -35,13 +45,18 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
         .and(server_project(Arc::clone(&state)))
         .and(json_body())
         .and_then(rotate);
+    // GET /api/v1/project
+    let show = warp::path!("api" / "v1" / "project")
+        .and(warp::get())
+        .and(server_project(Arc::clone(&state)))
+        .map(|_state: Arc<ApiState>, project: Project| warp::reply::json(&project).into_response());
     // PATCH /api/v1/project
-    let policy = warp::path!("api" / "v1" / "project")
+    let change = warp::path!("api" / "v1" / "project")
         .and(warp::patch())
         .and(server_project(state))
         .and(json_body())
-        .and_then(set_policy);
-    rotate.or(policy)
+        .and_then(change);
+    rotate.or(show).or(change)
 }
 
 async fn rotate(state: Arc<ApiState>, project: Project, body: Rotate) -> Result<warp::reply::Response, Rejection> {
@@ -59,10 +74,30 @@ async fn rotate(state: Arc<ApiState>, project: Project, body: Rotate) -> Result<
     Ok(warp::reply::json(&rotated).into_response())
 }
 
-async fn set_policy(state: Arc<ApiState>, project: Project, body: Policy) -> Result<warp::reply::Response, Rejection> {
-    let updated = projects::set_user_conversation_types(&state.db, &project.project_id, &body.user_conversation_types)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "project_not_found", "the project is gone"))?;
+async fn change(state: Arc<ApiState>, project: Project, body: Changes) -> Result<warp::reply::Response, Rejection> {
+    let gone = || ApiError::new(StatusCode::NOT_FOUND, "project_not_found", "the project is gone");
+    // Every change is checked before any is stored.
+    let browser = BrowserChanges {
+        allowed_origins: body.allowed_origins,
+        identity_verification: body.identity_verification,
+        identity_verification_secret: body.identity_verification_secret,
+        visitors: body.visitors,
+        session_lifetime_seconds: body.session_lifetime_seconds,
+        widget: body.widget,
+    }
+    .apply(&project.browser, projects::fresh_identity_secret)
+    .map_err(ApiError::invalid)?;
+    let mut updated = project.clone();
+    if let Some(kinds) = body.user_conversation_types {
+        updated = projects::set_user_conversation_types(&state.db, &project.project_id, &kinds)
+            .await
+            .map_err(ApiError::internal)?
+            .ok_or_else(gone)?;
+    }
+    if browser != project.browser {
+        updated = projects::set_browser(&state.db, &project.project_id, &browser).await.map_err(ApiError::internal)?.ok_or_else(gone)?;
+        state.origins.forget();
+    }
+    state.authorizer.forget(&project.public_key);
     Ok(warp::reply::json(&updated).into_response())
 }

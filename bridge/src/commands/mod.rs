@@ -154,12 +154,16 @@ enum Command {
     Join { conversation_id: String },
     #[serde(rename = "conversation.leave")]
     Leave { conversation_id: String },
+    /// The sender's support conversation with the project's agents,
+    /// opened on first use.
+    #[serde(rename = "support.open")]
+    SupportOpen { title: Option<String> },
     #[serde(rename = "conversations.list")]
     List { before: Option<chrono::DateTime<chrono::Utc>>, before_id: Option<String>, limit: Option<u64> },
 }
 
 /// Every `op` a client may send.
-const OPS: [&str; 11] = [
+const OPS: [&str; 12] = [
     "message.send",
     "message.edit",
     "message.delete",
@@ -171,6 +175,7 @@ const OPS: [&str; 11] = [
     "conversation.join",
     "conversation.leave",
     "conversations.list",
+    "support.open",
 ];
 
 /// The chat engine.
@@ -292,6 +297,7 @@ impl Engine {
             Command::Create(create) => now(self.create_command(project_id, user_id, create).await),
             Command::Join { conversation_id } => now(self.join(project_id, user_id, &conversation_id).await),
             Command::Leave { conversation_id } => now(self.leave(project_id, user_id, &conversation_id).await),
+            Command::SupportOpen { title } => now(self.open_support(project_id, user_id, title).await),
             Command::List { before, before_id, limit } => {
                 let after = match (before, before_id) {
                     (Some(before), before_id) => {

@@ -57,7 +57,36 @@ impl Engine {
         let mut member_ids = create.member_ids;
         member_ids.push(user_id.to_owned());
         let admin_ids = if create.kind == ConversationKind::Direct { Vec::new() } else { vec![user_id.to_owned()] };
-        let request = NewConversation { kind: create.kind, title: create.title, member_ids, admin_ids };
+        let request = NewConversation { kind: create.kind, title: create.title, member_ids, admin_ids, unique_key: None };
+        let Created { conversation, created } = self.create_conversation(project_id, request).await?;
+        Ok(json!({"conversation": conversation, "created": created}))
+    }
+
+    /// `support.open`: the user's one support conversation, with every
+    /// agent of the project as an admin; opened again, the same one.
+    pub(super) async fn open_support(&self, project_id: &str, user_id: &str, title: Option<String>) -> Result<Value, CommandError> {
+        let key = format!("support|{user_id}");
+        if let Some(existing) = conversations::find_direct(&self.db, project_id, &key).await? {
+            let conversation = conversations::get(&self.db, project_id, &existing).await?;
+            if conversation.member_ids.iter().any(|member| member == user_id) && !conversation.archived {
+                return Ok(json!({"conversation": conversation, "created": false}));
+            }
+            return Err(CommandError::forbidden("your support conversation was closed; the site's backend may reopen it"));
+        }
+        let agents = users::agents(&self.db, project_id).await?;
+        if agents.is_empty() {
+            return Err(CommandError::new("no_agents", "nobody answers support for this project yet"));
+        }
+        if self.creations.check_key(&(project_id.to_owned(), user_id.to_owned())).is_err() {
+            return Err(CommandError::new("rate_limited", "too many conversations created; wait a minute"));
+        }
+        let request = NewConversation {
+            kind: ConversationKind::Support,
+            title,
+            member_ids: vec![user_id.to_owned()],
+            admin_ids: agents,
+            unique_key: Some(key),
+        };
         let Created { conversation, created } = self.create_conversation(project_id, request).await?;
         Ok(json!({"conversation": conversation, "created": created}))
     }

@@ -129,21 +129,34 @@ async fn serve(context: Arc<Context>, stream: TcpStream, peer: SocketAddr, tls: 
             Err(_) => return tracing::debug!(%peer, "TLS handshake timed out"),
         },
     };
-    let (reader, writer) = match transport {
-        Transport::Mqtt => transport::split_stream(io),
+    let (reader, writer, origin) = match transport {
+        Transport::Mqtt => {
+            let (reader, writer) = transport::split_stream(io);
+            (reader, writer, None)
+        }
         Transport::WebSocket => {
             let config = WebSocketConfig::default()
                 .max_message_size(Some(context.settings.max_packet_size + 16))
                 .max_frame_size(Some(context.settings.max_packet_size + 16));
-            let handshake = tokio_tungstenite::accept_hdr_async_with_config(io, negotiate_mqtt_subprotocol, Some(config));
+            // The page's origin, judged against the project at CONNECT
+            // (the handshake does not yet say which project).
+            let mut origin = None;
+            let callback = |request: &Request, response: Response| {
+                origin = request.headers().get("origin").and_then(|value| value.to_str().ok()).map(str::to_owned);
+                negotiate_mqtt_subprotocol(request, response)
+            };
+            let handshake = tokio_tungstenite::accept_hdr_async_with_config(io, callback, Some(config));
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-                Ok(Ok(ws)) => transport::split_websocket(ws),
+                Ok(Ok(ws)) => {
+                    let (reader, writer) = transport::split_websocket(ws);
+                    (reader, writer, origin)
+                }
                 Ok(Err(error)) => return tracing::debug!(%peer, %error, "WebSocket handshake failed"),
                 Err(_) => return tracing::debug!(%peer, "WebSocket handshake timed out"),
             }
         }
     };
-    session::run(context, reader, writer, peer).await;
+    session::run(context, reader, writer, peer, origin).await;
 }
 
 /// Resolves once shutdown is signalled (or its sender is gone).

@@ -88,9 +88,15 @@ impl From<rumqttd::protocol::Error> for End {
     }
 }
 
-pub(crate) async fn run(context: Arc<Context>, mut reader: ClientReader, mut writer: ClientWriter, peer: SocketAddr) {
+pub(crate) async fn run(
+    context: Arc<Context>,
+    mut reader: ClientReader,
+    mut writer: ClientWriter,
+    peer: SocketAddr,
+    origin: Option<String>,
+) {
     let mut buf = BytesMut::new();
-    let accepted = match handshake(&context, &mut reader, &mut writer, &mut buf).await {
+    let accepted = match handshake(&context, &mut reader, &mut writer, &mut buf, origin.as_deref()).await {
         Ok(accepted) => accepted,
         Err(refusal) => {
             if let Some(connack) = refusal.connack {
@@ -191,6 +197,7 @@ async fn handshake(
     reader: &mut ClientReader,
     writer: &mut ClientWriter,
     buf: &mut BytesMut,
+    origin: Option<&str>,
 ) -> Result<Accepted, Refusal> {
     read_first_packet(context, reader, buf).await?;
     match frames::connect_protocol_level(buf) {
@@ -218,7 +225,7 @@ async fn handshake(
     let Some(login) = login else {
         return Err(Refusal::with(ConnectReturnCode::BadUserNamePassword, "CONNECT without username and password"));
     };
-    let principal = context.authorizer.authenticate(&login.username, &login.password).await.map_err(|error| {
+    let principal = context.authorizer.authenticate(&login.username, &login.password, origin).await.map_err(|error| {
         let code = match error {
             AuthError::BadCredentials(_) => ConnectReturnCode::BadUserNamePassword,
             AuthError::NotAuthorized(_) => ConnectReturnCode::NotAuthorized,

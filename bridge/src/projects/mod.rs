@@ -1,4 +1,7 @@
-//! Projects (tenants) and their key pairs.
+//! Projects (tenants), their key pairs and settings; `browser` holds what
+//! a project lets web pages do.
+pub mod browser;
+
 use entity::project;
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::{
@@ -7,6 +10,7 @@ use sea_orm::{
 use serde::Serialize;
 
 use crate::conversations::ConversationKind;
+use browser::{BrowserSettings, Verification};
 use crate::ids::random_id;
 
 /// A project as shown to its operator, secret included.
@@ -23,6 +27,9 @@ pub struct Project {
     /// What end users may create themselves (`conversation.create`); the
     /// site's backend creates anything through the server API.
     pub user_conversation_types: Vec<ConversationKind>,
+    /// Origins, identity verification, visitors, session lifetime, widget.
+    #[serde(flatten)]
+    pub browser: BrowserSettings,
 }
 
 /// A replaced secret key during its grace period.
@@ -48,7 +55,17 @@ impl From<project::Model> for Project {
         };
         let user_conversation_types =
             model.user_conversation_types.split(',').filter_map(|kind| ConversationKind::parse(kind.trim()).ok()).collect();
+        let browser = BrowserSettings {
+            allowed_origins: serde_json::from_str(&model.allowed_origins).unwrap_or_default(),
+            identity_verification: Verification::parse(&model.identity_verification),
+            identity_verification_secret: model.identity_secret,
+            visitors: model.visitors,
+            session_lifetime_seconds: u32::try_from(model.session_lifetime_secs)
+                .unwrap_or(browser::DEFAULT_SESSION_LIFETIME_SECS),
+            widget: serde_json::from_str(&model.widget).unwrap_or_default(),
+        };
         Project {
+            browser,
             user_conversation_types,
             project_id: model.id,
             name: model.name,
@@ -72,6 +89,12 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<Project, DbEr
         previous_secret_key: Set(None),
         previous_secret_expires_at: Set(None),
         user_conversation_types: Set(ConversationKind::Direct.as_str().to_owned()),
+        allowed_origins: Set("[]".to_owned()),
+        identity_verification: Set(Verification::Off.as_str().to_owned()),
+        identity_secret: Set(None),
+        visitors: Set(false),
+        session_lifetime_secs: Set(i64::from(browser::DEFAULT_SESSION_LIFETIME_SECS)),
+        widget: Set("{}".to_owned()),
         created_at: Set(crate::clock::now()),
     }
     .insert(db)
@@ -124,6 +147,27 @@ pub async fn set_user_conversation_types(
     let mut active: project::ActiveModel = model.into();
     active.user_conversation_types = Set(names.join(","));
     Ok(Some(active.update(db).await?.into()))
+}
+
+/// Stores the project's browser settings (already checked by
+/// `BrowserChanges::apply`).
+pub async fn set_browser(db: &DatabaseConnection, project_id: &str, settings: &BrowserSettings) -> Result<Option<Project>, DbErr> {
+    let Some(model) = project::Entity::find_by_id(project_id.to_owned()).one(db).await? else {
+        return Ok(None);
+    };
+    let mut active: project::ActiveModel = model.into();
+    active.allowed_origins = Set(serde_json::to_string(&settings.allowed_origins).unwrap_or_else(|_| "[]".into()));
+    active.identity_verification = Set(settings.identity_verification.as_str().to_owned());
+    active.identity_secret = Set(settings.identity_verification_secret.clone());
+    active.visitors = Set(settings.visitors);
+    active.session_lifetime_secs = Set(i64::from(settings.session_lifetime_seconds));
+    active.widget = Set(serde_json::to_string(&settings.widget).unwrap_or_else(|_| "{}".into()));
+    Ok(Some(active.update(db).await?.into()))
+}
+
+/// A fresh identity-verification secret (`iv_` and 256 bits).
+pub fn fresh_identity_secret() -> String {
+    random_id("iv_", 43)
 }
 
 /// Gives the project a new secret key; the current one keeps verifying

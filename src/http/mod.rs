@@ -2,6 +2,7 @@
 //! site backends, uploads and history for both. Each route's filter sits
 //! beside its handler; state comes in through `with_state`, and one
 //! `recover` shapes every error.
+mod assets;
 mod conversations;
 mod cors;
 mod errors;
@@ -68,7 +69,15 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Respo
         .unify();
     // Errors carry the CORS headers too, so an allowed page can read them.
     let api = cors::guard(Arc::clone(&state)).and(api).map(cors::answer);
-    health.or(cors::preflight(state)).unify().or(api).unify().recover(errors::recover).unify()
+    health
+        .or(assets::routes())
+        .unify()
+        .or(cors::preflight(state))
+        .unify()
+        .or(api)
+        .unify()
+        .recover(errors::recover)
+        .unify()
 }
 
 /// 200 when every dependency answers, else 503 naming what failed.

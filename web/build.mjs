@@ -20,7 +20,7 @@ const common = {
   inject: ['src/shims/node-globals.js'],
   define: { global: 'globalThis', 'process.env.NODE_DEBUG': 'false' },
   alias: {
-    debug: './src/shims/debug.js',
+    debug: './src/shims/debug.cjs',
     'worker-timers': './src/shims/worker-timers.js',
     'lru-cache': './src/shims/lru-cache.js',
   },

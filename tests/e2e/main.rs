@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 mod acl;
 mod auth;
+mod browser;
 mod attachments;
 mod chat;
 mod chat_client;

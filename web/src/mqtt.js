@@ -1,8 +1,13 @@
 // mqtt.js over WebSocket, reduced to what the client needs: connect with
 // the session token, resubscribe after reconnects, promises for
 // subscribe/publish, and a way to swap in a renewed token.
-import MqttClient from 'mqtt/lib/client';
+import clientModule from 'mqtt/lib/client';
 import { browserStreamBuilder } from 'mqtt/lib/connect/ws';
+
+// mqtt.js's client module is CommonJS with `exports.default`; imported from
+// an ES module package it arrives as the whole `exports` object. Only the
+// client and its WebSocket stream are bundled: no TCP, TLS or SOCKS code.
+const MqttClient = clientModule.default;
 
 // Background tabs run timers about once a minute; the server cuts after
 // 1.5x the keep-alive, so 60 s survives them.
@@ -31,7 +36,9 @@ export function connectMqtt(session, handlers) {
     timerVariant: 'native',
     browserBufferSize: 512 * 1024,
   };
-  const client = new MqttClient(browserStreamBuilder, options);
+  // The builder runs on every (re)connect, with the options as they are then
+  // (a renewed token included).
+  const client = new MqttClient((self) => browserStreamBuilder(self, self.options), options);
   let failures = 0;
   let ended = false;
   client.on('connect', () => {

@@ -72,9 +72,9 @@ export class Widget {
     this.backButton.addEventListener('click', () => this.showList());
     const header = h('header', {}, this.backButton, h('div', { class: 'heading' }, this.heading, this.presence));
     if (!this.inline) {
-      const closeButton = h('button', { class: 'icon-button', type: 'button', 'aria-label': t.close }, '×');
-      closeButton.addEventListener('click', () => this.close());
-      header.appendChild(closeButton);
+      this.closeButton = h('button', { class: 'icon-button', type: 'button', 'aria-label': t.close }, '×');
+      this.closeButton.addEventListener('click', () => this.close());
+      header.appendChild(this.closeButton);
     }
     this.banner = h('div', { class: 'banner', role: 'status', hidden: '' });
     this.list = h('ul', { class: 'conversations', 'aria-label': t.conversations });
@@ -114,7 +114,7 @@ export class Widget {
       this.composer,
       footer,
     );
-    this.panel.addEventListener('keydown', (event) => {
+    frame.addEventListener('keydown', (event) => {
       if (event.key === 'Escape' && !this.inline) {
         event.stopPropagation();
         this.close();
@@ -197,7 +197,7 @@ export class Widget {
     this.presence.hidden = true;
     this.heading.textContent = this.look.title || this.t.title;
     this._renderList();
-    const first = this.list.querySelector('button');
+    const first = this.list.querySelector('button') || this.closeButton;
     if (first && this.isOpen) first.focus();
   }
 

@@ -1,0 +1,36 @@
+//! The widget and the JavaScript SDK in a real browser: each test runs one
+//! file of `web/test/` (Node's test runner, playwright-core driving Debian's
+//! Chromium) against the real binary on a fresh database of this run's kind
+//! (SQLite, or PostgreSQL with `TEST_DATABASE_URL`). `./scripts/test`
+//! installs Chromium and the npm packages; a missing one fails the test.
+use std::path::Path;
+
+use tokio::process::Command;
+
+async fn run(scenario: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = crate::helpers::fresh_database_url(&dir).await;
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    assert!(
+        web.join("node_modules/playwright-core").is_dir(),
+        "web/node_modules is missing: run `npm ci` in web/ (./scripts/test does)"
+    );
+    let output = Command::new("node")
+        .current_dir(&web)
+        .args(["--test", "--test-reporter=spec", &format!("test/{scenario}.test.mjs")])
+        .env("MQCHAT_BIN", env!("CARGO_BIN_EXE_mqchat"))
+        .env("MQCHAT_TEST_DATABASE_URL", &database_url)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("node (Node.js 20) on PATH");
+    let report = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "web/test/{scenario}.test.mjs failed:\n{report}");
+    // A test file whose tests never ran must not pass.
+    assert!(report.contains("ℹ pass") && report.contains("ℹ fail 0"), "no test ran in {scenario}:\n{report}");
+}
+
+#[tokio::test]
+async fn two_users_chat_in_the_widget_across_origins() {
+    run("two_users").await;
+}

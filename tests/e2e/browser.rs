@@ -34,3 +34,28 @@ async fn run(scenario: &str) {
 async fn two_users_chat_in_the_widget_across_origins() {
     run("two_users").await;
 }
+
+#[tokio::test]
+async fn a_disallowed_origin_is_refused_with_a_clear_error() {
+    run("origins").await;
+}
+
+#[tokio::test]
+async fn visitors_chat_with_agents_and_identify_themselves() {
+    run("visitors").await;
+}
+
+#[tokio::test]
+async fn sessions_are_renewed_before_they_expire() {
+    run("sessions").await;
+}
+
+#[tokio::test]
+async fn the_widget_catches_up_after_a_server_restart() {
+    run("restart").await;
+}
+
+#[tokio::test]
+async fn the_script_tag_embeds_and_destroy_cleans_up() {
+    run("embed").await;
+}

@@ -66,7 +66,7 @@ async function launch(server, [mqttListen, wsListen, httpListen]) {
 }
 
 async function stop(server) {
-  if (!server.child || server.child.exitCode !== null) return;
+  if (!server.child || server.child.exitCode !== null || server.child.signalCode !== null) return;
   const exited = once(server.child, 'exit');
   server.child.kill('SIGKILL');
   await exited;

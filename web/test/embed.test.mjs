@@ -1,0 +1,92 @@
+// Embedding: the script tag starts the widget by itself, from data-mqchat-*
+// attributes or window.mqchatSettings (which wins); destroy() leaves no
+// element, listener or socket behind; the ES module build works too.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createProject, identityToken, launchBrowser, pageServer, serverApi, startServer, until } from './harness.mjs';
+
+const server = await startServer();
+const project = createProject();
+const token = await identityToken(project, 'hana', { name: 'Hana' });
+const instrument = `<script>
+  window.seen = { sockets: [] };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native { constructor(...args) { super(...args); window.seen.sockets.push(this); } };
+</script>`;
+const tag = (attributes) => `<script src="${server.url}/sdk/v1.js" ${attributes}></script>`;
+const site = await pageServer({
+  '/attributes': `<!doctype html><body>${instrument}${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}" data-mqchat-locale="en"`)}</body>`,
+  '/settings': `<!doctype html><body>${instrument}<script>window.mqchatSettings = { publicKey: "${project.public_key}", token: "${token}", locale: "fr" };</script>${tag(`data-mqchat-public-key="pk_wrong" data-mqchat-locale="en"`)}</body>`,
+  '/blank': `<!doctype html><body>${instrument}</body>`,
+  '/module': `<!doctype html><body>${instrument}<script type="module">
+    import MqChat, { createClient } from "${server.url}/sdk/v1.mjs";
+    const client = createClient({ publicKey: "${project.public_key}", token: "${token}" });
+    client.on("ready", () => { window.seen.moduleReady = client.user.id; window.seen.sameApi = typeof MqChat.init; });
+    client.connect();
+  </script></body>`,
+});
+const browser = await launchBrowser();
+after(async () => {
+  await browser.close();
+  await site.close();
+  await server.stop();
+});
+
+const launcherLabel = (page) => page.evaluate(() => document.querySelector('[data-mqchat]')?.shadowRoot.querySelector('.launcher')?.getAttribute('aria-label'));
+
+test('the script tag starts the widget from its data attributes', async () => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(site.origin + '/attributes');
+  await until(page, () => window.MqChat?.client?.state === 'connected' && document.querySelector('[data-mqchat]'));
+  assert.equal(await launcherLabel(page), 'Open chat');
+  await page.context().close();
+});
+
+test('window.mqchatSettings takes precedence over the attributes', async () => {
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(site.origin + '/settings');
+  await until(page, () => window.MqChat?.client?.state === 'connected' && document.querySelector('[data-mqchat]'));
+  assert.equal(await launcherLabel(page), 'Ouvrir la discussion');
+  assert.equal(await page.evaluate(() => window.MqChat.client.user.id), 'hana');
+  await page.context().close();
+});
+
+test('destroy() leaves no element, listener or socket behind', async () => {
+  const page = await (await browser.newContext()).newPage();
+  const cdp = await page.context().newCDPSession(page);
+  const listeners = async () => {
+    let total = 0;
+    for (const expression of ['window', 'document', 'document.body']) {
+      const { result } = await cdp.send('Runtime.evaluate', { expression });
+      total += (await cdp.send('DOMDebugger.getEventListeners', { objectId: result.objectId, depth: -1, pierce: true })).listeners.length;
+    }
+    return total;
+  };
+  // What the page has without the SDK (the test driver's own listeners).
+  await page.goto(site.origin + '/blank');
+  await until(page, () => document.readyState === 'complete');
+  const baseline = await listeners();
+  await page.goto(site.origin + '/attributes');
+  await until(page, () => window.MqChat?.client?.state === 'connected');
+  await page.evaluate(() => window.MqChat.open());
+  assert.ok((await listeners()) > baseline, 'the widget listens to its own elements');
+  await page.evaluate(() => window.MqChat.destroy());
+  await until(page, () => window.seen.sockets.every((socket) => socket.readyState === WebSocket.CLOSED));
+  assert.equal(await page.evaluate(() => document.querySelectorAll('[data-mqchat]').length), 0);
+  assert.equal(await page.evaluate(() => window.seen.sockets.length), 1);
+  assert.equal(await page.evaluate(() => window.MqChat.client), null);
+  assert.equal(await listeners(), baseline);
+  await page.context().close();
+});
+
+test('the ES module build gives a headless client', async () => {
+  const [status] = await serverApi(server, project, 'GET', '/api/v1/project');
+  assert.equal(status, 200);
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(site.origin + '/module');
+  await until(page, () => window.seen.moduleReady);
+  assert.equal(await page.evaluate(() => window.seen.moduleReady), 'hana');
+  assert.equal(await page.evaluate(() => window.seen.sameApi), 'function');
+  assert.equal(await page.evaluate(() => document.querySelectorAll('[data-mqchat]').length), 0);
+  await page.context().close();
+});

@@ -81,3 +81,13 @@ pub async fn run(mut feed: TopicFeed, engine: Arc<Engine>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The gateway names the typing event itself (it stamps every typing
+    /// publish without the engine); the catalogue must agree.
+    #[test]
+    fn the_gateway_and_the_catalogue_name_typing_alike() {
+        assert_eq!(mqchat_broker::gateway::TYPING_EVENT, mqchat_bridge::events::ChatEvent::Typing.as_str());
+    }
+}

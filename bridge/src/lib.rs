@@ -10,6 +10,7 @@
 //! online, stored and published as retained state), `summaries` (a user's
 //! conversation list and unread total), `attachments` (uploaded files and
 //! their signed URLs), `cache` (what every command checks, kept in memory),
+//! `events` (the one list of events and where each is delivered),
 //! `commands` (the engine: the JSON commands clients publish on their
 //! outbox, their replies and events, and the membership operations the
 //! server API shares with them), `webhooks` (webhooks, callback URLs and
@@ -25,6 +26,7 @@ mod clock;
 pub mod commands;
 pub mod conversations;
 pub mod database;
+pub mod events;
 pub mod fields;
 mod ids;
 pub mod messages;

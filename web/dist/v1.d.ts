@@ -1,7 +1,7 @@
 // mqchat JavaScript SDK — TypeScript declarations for /sdk/v1.js (global
 // `MqChat`) and /sdk/v1.mjs (default export). Event payloads follow
-// docs/PROTOCOL.md; the event names are checked against the server's event
-// catalogue by mqchat's tests.
+// docs/PROTOCOL.md; the server's event names are generated from its event
+// catalogue, and `ServerEvents` makes tsc refuse a name without a payload.
 
 export type ConnectionState = 'connecting' | 'authenticating' | 'connected' | 'reconnecting' | 'disconnected';
 export type ConversationType = 'direct' | 'group' | 'channel' | 'support';
@@ -120,6 +120,24 @@ export interface IdentifyResult {
   verified: boolean;
 }
 
+// BEGIN generated from the server's event catalogue (bridge/src/events.rs)
+export type ServerEventName =
+  | 'message.created'
+  | 'message.updated'
+  | 'message.deleted'
+  | 'reaction.added'
+  | 'reaction.removed'
+  | 'read.updated'
+  | 'member.joined'
+  | 'member.left'
+  | 'conversation.created'
+  | 'conversation.joined'
+  | 'conversation.left'
+  | 'conversation.archived'
+  | 'unread.changed'
+  | 'typing';
+// END generated
+
 /** Every event `on()` delivers, with its payload. */
 export interface ChatEvents {
   ready: { user: User; conversations: Conversation[] };
@@ -145,6 +163,9 @@ export interface ChatEvents {
   'session.renewed': { user_id: string; expires_at: number };
   identified: IdentifyResult;
 }
+
+/** Every event the server sends has its payload above (tsc checks this line). */
+export type ServerEvents = { [K in ServerEventName]: ChatEvents[K] };
 
 export interface ClientOptions {
   /** The project's public key (`pk_…`). */

@@ -6,6 +6,7 @@ use super::{CommandError, Engine};
 use crate::conversations::{ConversationError, ConversationKind};
 use crate::fields::{self, FieldError};
 use crate::messages::{self, MessageError, MessageView, NewMessage, Page, PendingSend};
+use crate::events::ChatEvent;
 use crate::webhooks::{Event, EventType};
 use crate::{reactions, receipts, summaries};
 use sea_orm::TransactionTrait;
@@ -217,7 +218,7 @@ impl Engine {
         let txn = self.db.begin().await?;
         let message = messages::edit(&txn, &self.files, project_id, row, content).await?;
         self.commit_with(txn, project_id, &[Event::message(EventType::MessageUpdated, &message, None)]).await?;
-        self.publish_message_event(project_id, "message.updated", &message);
+        self.publish_message_event(project_id, ChatEvent::MessageUpdated, &message);
         Ok(json!({"message": message}))
     }
 
@@ -226,13 +227,12 @@ impl Engine {
         let txn = self.db.begin().await?;
         let message = messages::delete(&txn, &self.files, project_id, row).await?;
         self.commit_with(txn, project_id, &[Event::message_deleted(&message, user_id)]).await?;
-        self.publish_message_event(project_id, "message.deleted", &message);
+        self.publish_message_event(project_id, ChatEvent::MessageDeleted, &message);
         Ok(json!({"message": message, "deleted_by": user_id}))
     }
 
-    fn publish_message_event(&self, project_id: &str, kind: &str, message: &MessageView) {
-        let event = json!({"type": kind, "data": message});
-        self.outlet.to_conversation(project_id, &message.conversation_id, event.to_string());
+    fn publish_message_event(&self, project_id: &str, kind: ChatEvent, message: &MessageView) {
+        self.outlet.to_conversation(project_id, &message.conversation_id, kind.envelope(message));
     }
 
     /// `reaction.add` (`adding`) or `reaction.remove`.
@@ -263,10 +263,10 @@ impl Engine {
         };
         self.commit_with(txn, project_id, &events).await?;
         if changed {
-            let kind = if adding { "reaction.added" } else { "reaction.removed" };
-            let event = json!({"type": kind, "data": {"conversation_id": message.conversation_id,
-                "message_id": message_id, "user_id": user_id, "emoji": emoji}});
-            self.outlet.to_conversation(project_id, &message.conversation_id, event.to_string());
+            let kind = if adding { ChatEvent::ReactionAdded } else { ChatEvent::ReactionRemoved };
+            let event = kind.envelope(json!({"conversation_id": message.conversation_id,
+                "message_id": message_id, "user_id": user_id, "emoji": emoji}));
+            self.outlet.to_conversation(project_id, &message.conversation_id, event);
         }
         Ok(json!({"message_id": message_id, "emoji": emoji, "changed": changed}))
     }
@@ -291,12 +291,12 @@ impl Engine {
         let position = receipts::mark(&self.db, conversation_id, user_id, seq).await?;
         let total = summaries::unread_total(&self.db, project_id, user_id).await?;
         if position.moved {
-            let event = json!({"type": "read.updated", "data": {"conversation_id": conversation_id,
-                "user_id": user_id, "last_read_seq": position.last_read_seq}});
-            self.outlet.to_conversation(project_id, conversation_id, event.to_string());
-            let unread = json!({"type": "unread.changed", "data": {"conversation_id": conversation_id,
-                "unread": position.unread, "total": total}});
-            self.outlet.to_user(project_id, user_id, unread.to_string());
+            let event = ChatEvent::ReadUpdated.envelope(json!({"conversation_id": conversation_id,
+                "user_id": user_id, "last_read_seq": position.last_read_seq}));
+            self.outlet.to_conversation(project_id, conversation_id, event);
+            let unread = ChatEvent::UnreadChanged.envelope(json!({"conversation_id": conversation_id,
+                "unread": position.unread, "total": total}));
+            self.outlet.to_user(project_id, user_id, unread);
         }
         Ok(json!({"conversation_id": conversation_id, "last_read_seq": position.last_read_seq,
             "unread": position.unread, "total_unread": total}))

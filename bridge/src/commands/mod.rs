@@ -25,6 +25,7 @@ use crate::cache::{ConversationState, EngineCache};
 use crate::conversations::{ConversationError, ConversationKind};
 use crate::fields::{self, FieldError};
 use crate::messages::{Committer, CommitterSettings, MessageError};
+use crate::events::ChatEvent;
 use crate::webhooks::{Event, Outbox};
 
 /// Largest command accepted, in bytes (the gateway also caps packets).
@@ -207,8 +208,7 @@ impl Engine {
     ) -> Self {
         let events = Arc::clone(&outlet);
         let committer = Committer::spawn(db.clone(), Arc::clone(&files), Arc::clone(&outbox), settings, move |project_id, message| {
-            let event = json!({"type": "message.created", "data": message});
-            events.to_conversation(project_id, &message.conversation_id, event.to_string());
+            events.to_conversation(project_id, &message.conversation_id, ChatEvent::MessageCreated.envelope(message));
         });
         let quota = Quota::per_minute(NonZeroU32::new(CREATIONS_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
         Engine { db, committer, outlet, cache, files, outbox, creations: RateLimiter::keyed(quota) }

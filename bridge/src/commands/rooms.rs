@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 
 use super::{open_to_join, CommandError, Engine};
 use crate::conversations::{self, Conversation, ConversationError, ConversationKind, Created, NewConversation, Role};
+use crate::events::ChatEvent;
 use crate::webhooks::Event;
 use crate::{summaries, users};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -102,7 +103,7 @@ impl Engine {
             })
             .await?;
         if outcome.created {
-            let event = json!({"type": "conversation.created", "data": {"conversation": outcome.conversation}}).to_string();
+            let event = ChatEvent::ConversationCreated.envelope(json!({"conversation": outcome.conversation}));
             for member in &outcome.conversation.member_ids {
                 self.outlet.to_user(project_id, member, event.clone());
             }
@@ -167,11 +168,11 @@ impl Engine {
         let added = added?;
         let conversation = conversations::get(&self.db, project_id, conversation_id).await?;
         if added {
-            let event = json!({"type": "member.joined", "data": {"conversation_id": conversation_id,
-                "user_id": user_id, "role": role}});
-            self.outlet.to_conversation(project_id, conversation_id, event.to_string());
-            let notice = json!({"type": "conversation.joined", "data": {"conversation": conversation}});
-            self.outlet.to_user(project_id, user_id, notice.to_string());
+            let event = ChatEvent::MemberJoined.envelope(json!({"conversation_id": conversation_id,
+                "user_id": user_id, "role": role}));
+            self.outlet.to_conversation(project_id, conversation_id, event);
+            let notice = ChatEvent::ConversationJoined.envelope(json!({"conversation": conversation}));
+            self.outlet.to_user(project_id, user_id, notice);
         }
         Ok((conversation, added))
     }
@@ -193,10 +194,10 @@ impl Engine {
             return Ok(false);
         }
         self.outlet.revoke(project_id, user_id, conversation_id);
-        let event = json!({"type": "member.left", "data": {"conversation_id": conversation_id, "user_id": user_id}});
-        self.outlet.to_conversation(project_id, conversation_id, event.to_string());
-        let notice = json!({"type": "conversation.left", "data": {"conversation_id": conversation_id}});
-        self.outlet.to_user(project_id, user_id, notice.to_string());
+        let event = ChatEvent::MemberLeft.envelope(json!({"conversation_id": conversation_id, "user_id": user_id}));
+        self.outlet.to_conversation(project_id, conversation_id, event);
+        let notice = ChatEvent::ConversationLeft.envelope(json!({"conversation_id": conversation_id}));
+        self.outlet.to_user(project_id, user_id, notice);
         Ok(true)
     }
 
@@ -214,9 +215,9 @@ impl Engine {
         self.cache.forget_conversation(project_id, conversation_id);
         let (conversation, archiving) = archived?;
         if archiving {
-            let event = json!({"type": "conversation.archived", "data": {"conversation_id": conversation_id,
-                "archived_at": conversation.archived_at}});
-            self.outlet.to_conversation(project_id, conversation_id, event.to_string());
+            let event = ChatEvent::ConversationArchived.envelope(json!({"conversation_id": conversation_id,
+                "archived_at": conversation.archived_at}));
+            self.outlet.to_conversation(project_id, conversation_id, event);
         }
         Ok(conversation)
     }

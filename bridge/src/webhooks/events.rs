@@ -7,10 +7,13 @@ use serde_json::{json, Value};
 use crate::attachments::AttachmentView;
 
 use crate::conversations::Conversation;
+use crate::events::ChatEvent;
 use crate::ids::random_id;
 use crate::messages::MessageView;
 use crate::presence::{PresenceView, Status};
 
+/// The events webhooks may subscribe to: those of the catalogue
+/// (`crate::events`) delivered to webhooks, each with a bit of its own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EventType {
     MessageCreated,
@@ -39,19 +42,24 @@ impl EventType {
         EventType::UserPresenceChanged,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    /// The catalogue entry (`crate::events`) this webhook event is.
+    pub fn event(self) -> ChatEvent {
         match self {
-            EventType::MessageCreated => "message.created",
-            EventType::MessageUpdated => "message.updated",
-            EventType::MessageDeleted => "message.deleted",
-            EventType::ReactionAdded => "reaction.added",
-            EventType::ReactionRemoved => "reaction.removed",
-            EventType::ConversationCreated => "conversation.created",
-            EventType::ConversationArchived => "conversation.archived",
-            EventType::MemberJoined => "member.joined",
-            EventType::MemberLeft => "member.left",
-            EventType::UserPresenceChanged => "user.presence.changed",
+            EventType::MessageCreated => ChatEvent::MessageCreated,
+            EventType::MessageUpdated => ChatEvent::MessageUpdated,
+            EventType::MessageDeleted => ChatEvent::MessageDeleted,
+            EventType::ReactionAdded => ChatEvent::ReactionAdded,
+            EventType::ReactionRemoved => ChatEvent::ReactionRemoved,
+            EventType::ConversationCreated => ChatEvent::ConversationCreated,
+            EventType::ConversationArchived => ChatEvent::ConversationArchived,
+            EventType::MemberJoined => ChatEvent::MemberJoined,
+            EventType::MemberLeft => ChatEvent::MemberLeft,
+            EventType::UserPresenceChanged => ChatEvent::UserPresenceChanged,
         }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        self.event().as_str()
     }
 
     pub fn parse(name: &str) -> Option<EventType> {
@@ -258,4 +266,20 @@ struct CallbackMessage<'a> {
     p1: &'a str,
     p2: &'a str,
     p3: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Channel;
+
+    #[test]
+    fn webhook_events_are_exactly_the_catalogue_events_for_webhooks() {
+        let webhook: Vec<ChatEvent> = EventType::ALL.iter().map(|kind| kind.event()).collect();
+        let catalogue: Vec<ChatEvent> =
+            ChatEvent::ALL.into_iter().filter(|event| event.channels().contains(&Channel::Webhook)).collect();
+        assert_eq!(webhook.len(), catalogue.len());
+        assert!(catalogue.iter().all(|event| webhook.contains(event)));
+        assert!(EventType::ALL.iter().all(|kind| EventType::parse(kind.as_str()) == Some(*kind)));
+    }
 }

@@ -8,6 +8,7 @@ mod screen;
 mod session;
 mod transport;
 mod typing;
+pub use typing::TYPING_EVENT;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -141,6 +142,7 @@ async fn serve(context: Arc<Context>, stream: TcpStream, peer: SocketAddr, tls: 
             // The page's origin, judged against the project at CONNECT
             // (the handshake does not yet say which project).
             let mut origin = None;
+            #[allow(clippy::result_large_err)] // the signature is tungstenite's callback
             let callback = |request: &Request, response: Response| {
                 origin = request.headers().get("origin").and_then(|value| value.to_str().ok()).map(str::to_owned);
                 negotiate_mqtt_subprotocol(request, response)

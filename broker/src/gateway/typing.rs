@@ -38,6 +38,10 @@ struct Stamp<'a> {
     expires_at: Option<DateTime<Utc>>,
 }
 
+/// The event type subscribers see (the chat engine's catalogue lists it
+/// as well; the binary's tests check the two agree).
+pub const TYPING_EVENT: &str = "typing";
+
 #[derive(Serialize)]
 struct Event<'a> {
     #[serde(rename = "type")]
@@ -50,7 +54,7 @@ struct Event<'a> {
 pub fn stamp(principal: &Principal, conversation_id: &str, client_payload: &[u8], now: DateTime<Utc>) -> Bytes {
     let typing = serde_json::from_slice::<Flag>(client_payload).map_or(true, |flag| flag.typing);
     let event = Event {
-        kind: "typing",
+        kind: TYPING_EVENT,
         data: Stamp {
             conversation_id,
             user_id: principal.user_id.as_str(),

@@ -32,9 +32,7 @@ export class Widget {
     this.host.setAttribute('data-mqchat', '');
     (container || document.body).appendChild(this.host);
     this.root = this.host.attachShadow({ mode: 'open' });
-    const style = document.createElement('style');
-    style.textContent = STYLE;
-    this.root.appendChild(style);
+    adoptStyle(this.root);
     this._applyLook();
     this._build();
     this._listen();
@@ -494,6 +492,22 @@ export class Widget {
     if (this.host) this.host.remove();
     this.host = null;
   }
+}
+
+/**
+ * A constructed stylesheet: no `<style>` element, so a page whose CSP has no
+ * `style-src 'unsafe-inline'` still styles the widget.
+ */
+function adoptStyle(root) {
+  if ('adoptedStyleSheets' in root && typeof CSSStyleSheet === 'function' && 'replaceSync' in CSSStyleSheet.prototype) {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(STYLE);
+    root.adoptedStyleSheets = [sheet];
+    return;
+  }
+  const style = document.createElement('style');
+  style.textContent = STYLE;
+  root.appendChild(style);
 }
 
 function resolveContainer(container) {

@@ -17,6 +17,7 @@ const tag = (attributes) => `<script src="${server.url}/sdk/v1.js" ${attributes}
 const site = await pageServer({
   '/attributes': `<!doctype html><body>${instrument}${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}" data-mqchat-locale="en"`)}</body>`,
   '/settings': `<!doctype html><body>${instrument}<script>window.mqchatSettings = { publicKey: "${project.public_key}", token: "${token}", locale: "fr" };</script>${tag(`data-mqchat-public-key="pk_wrong" data-mqchat-locale="en"`)}</body>`,
+  '/strict-csp': `<!doctype html><head><meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src ${server.url}; connect-src ${server.url} ws://${server.ws}; img-src ${server.url}; style-src 'self'"></head><body>${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}"`)}</body>`,
   '/blank': `<!doctype html><body>${instrument}</body>`,
   '/module': `<!doctype html><body>${instrument}<script type="module">
     import MqChat, { createClient } from "${server.url}/sdk/v1.mjs";
@@ -48,6 +49,20 @@ test('window.mqchatSettings takes precedence over the attributes', async () => {
   await until(page, () => window.MqChat?.client?.state === 'connected' && document.querySelector('[data-mqchat]'));
   assert.equal(await launcherLabel(page), 'Ouvrir la discussion');
   assert.equal(await page.evaluate(() => window.MqChat.client.user.id), 'hana');
+  await page.context().close();
+});
+
+test('the widget works and is styled under the strict CSP of docs/SDK.md', async () => {
+  const page = await (await browser.newContext()).newPage();
+  const violations = [];
+  page.on('console', (message) => {
+    if (/Content Security Policy/.test(message.text())) violations.push(message.text());
+  });
+  await page.goto(site.origin + '/strict-csp');
+  await until(page, () => window.MqChat?.client?.state === 'connected' && document.querySelector('[data-mqchat]'));
+  const radius = await page.evaluate(() => getComputedStyle(document.querySelector('[data-mqchat]').shadowRoot.querySelector('.launcher')).borderRadius);
+  assert.equal(radius, '50%');
+  assert.deepEqual(violations, []);
   await page.context().close();
 });
 

@@ -25,4 +25,5 @@ mod robustness;
 mod stock_clients;
 mod transports;
 mod typing;
+mod web_settings;
 mod webhooks;

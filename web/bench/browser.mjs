@@ -21,10 +21,10 @@ const size = (path) => {
 };
 const require = createRequire(import.meta.url);
 const results = {
-  bundle: { 'v1.js': size('dist/v1.js'), 'v1.mjs': size('dist/v1.mjs'), 'mqtt.js dist/mqtt.min.js': size(require.resolve('mqtt/dist/mqtt.min.js')) },
+  bundle: { 'v1.js': size('dist/v1.js'), 'v1.mjs': size('dist/v1.mjs'), 'mqtt.js dist/mqtt.min.js': size(require.resolve('mqtt/dist/mqtt.min')) },
 };
 
-const server = await startServer({ MQCHAT_LOG: 'warn', MQCHAT_GATEWAY__MAX_PUBLISH_RATE: '0' });
+const server = await startServer({ MQCHAT_LOG: 'warn,mqchat::app=info', MQCHAT_GATEWAY__MAX_PUBLISH_RATE: '0' });
 const project = createProject();
 const site = await pageServer({ '/': widgetPage(server) });
 const browser = await launchBrowser();

@@ -322,6 +322,11 @@ export class Widget {
     row.message = { ...(previous && previous.message), ...message };
     const shown = row.message;
     if (!mine && !shown.system) row.appendChild(h('span', { class: 'author' }, (shown.sender && (shown.sender.name || shown.sender.id)) || this.t.someone));
+    const conversation = this.client.conversations.get(this.active);
+    if (!mine && shown.sender && shown.sender.name && conversation && conversation.type === 'direct' && !conversation.title) {
+      // A direct conversation is named after the other member, by name once one of their messages shows it.
+      this.heading.textContent = shown.sender.name;
+    }
     const bubble = h('div', { class: 'bubble' });
     if (shown.is_deleted) {
       bubble.appendChild(h('em', {}, this.t.deleted));
@@ -432,6 +437,7 @@ export class Widget {
     if (this.editing) {
       const id = this.editing;
       this.editing = null;
+      this.client.setTyping(this.active, false);
       this.sendButton.textContent = this.t.send;
       return this.client.editMessage(id, text).catch((error) => this._error(error));
     }

@@ -88,6 +88,16 @@ test('two users chat through the widget on an allowed origin', async () => {
   await shadow(bob, '.message.theirs .action[aria-label="React with 👍"]').first().click();
   await until(alice, () => [...document.querySelector('[data-mqchat]').shadowRoot.querySelectorAll('.reaction')].some((chip) => chip.textContent === '👍 1'));
 
+  // A picture: uploaded from the page, shown inline on the other side.
+  await alice.evaluate(async (id) => {
+    const png = Uint8Array.from(atob('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='), (c) => c.charCodeAt(0));
+    await window.MqChat.client.sendMessageWithAttachments(id, 'a dot', [new File([png], 'dot.png', { type: 'image/png' })]);
+  }, conversation.id);
+  await until(bob, () => {
+    const image = document.querySelector('[data-mqchat]').shadowRoot.querySelector('img.image[alt="dot.png"]');
+    return image && image.complete && image.naturalWidth === 1;
+  });
+
   if (process.env.MQCHAT_SCREENSHOTS) {
     mkdirSync(process.env.MQCHAT_SCREENSHOTS, { recursive: true });
     await alice.setViewportSize({ width: 1280, height: 800 });

@@ -2,7 +2,7 @@
 //! (project, `sub`).
 use entity::user;
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::{Expr, OnConflict, SimpleExpr};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 /// What an identity token says about a user.
@@ -63,15 +63,29 @@ pub async fn sessions_revoked_at(
 
 /// Refuses, from now on, every token of the user issued until now.
 pub async fn revoke_sessions(db: &impl ConnectionTrait, project_id: &str, external_id: &str) -> Result<DateTime<Utc>, DbErr> {
-    ensure_exists(db, project_id, external_id).await?;
     let now = crate::clock::now();
-    user::Entity::update_many()
-        .col_expr(user::Column::SessionsRevokedAt, Expr::value(now))
+    set_columns(db, project_id, external_id, [(user::Column::SessionsRevokedAt, Expr::value(now))]).await?;
+    Ok(now)
+}
+
+/// Sets `columns` of the user, creating it first when unknown.
+async fn set_columns(
+    db: &impl ConnectionTrait,
+    project_id: &str,
+    external_id: &str,
+    columns: impl IntoIterator<Item = (user::Column, SimpleExpr)>,
+) -> Result<(), DbErr> {
+    ensure_exists(db, project_id, external_id).await?;
+    let mut update = user::Entity::update_many();
+    for (column, value) in columns {
+        update = update.col_expr(column, value);
+    }
+    update
         .filter(user::Column::ProjectId.eq(project_id))
         .filter(user::Column::ExternalId.eq(external_id))
         .exec(db)
         .await?;
-    Ok(now)
+    Ok(())
 }
 
 /// Makes sure a user named by the site (e.g. a conversation member) exists,
@@ -131,14 +145,7 @@ pub async fn find(db: &impl ConnectionTrait, project_id: &str, external_id: &str
 
 /// Marks the user an agent (or no longer one), creating it when unknown.
 pub async fn set_agent(db: &impl ConnectionTrait, project_id: &str, external_id: &str, agent: bool) -> Result<(), DbErr> {
-    ensure_exists(db, project_id, external_id).await?;
-    user::Entity::update_many()
-        .col_expr(user::Column::IsAgent, Expr::value(agent))
-        .filter(user::Column::ProjectId.eq(project_id))
-        .filter(user::Column::ExternalId.eq(external_id))
-        .exec(db)
-        .await?;
-    Ok(())
+    set_columns(db, project_id, external_id, [(user::Column::IsAgent, Expr::value(agent))]).await
 }
 
 /// The project's agents, by user id.
@@ -159,14 +166,10 @@ pub async fn record_identity(
     identified_as: &str,
     verified: bool,
 ) -> Result<(), DbErr> {
-    ensure_exists(db, project_id, visitor_id).await?;
-    user::Entity::update_many()
-        .col_expr(user::Column::IdentifiedAs, Expr::value(identified_as))
-        .col_expr(user::Column::IdentityVerified, Expr::value(verified))
-        .col_expr(user::Column::UpdatedAt, Expr::value(crate::clock::now()))
-        .filter(user::Column::ProjectId.eq(project_id))
-        .filter(user::Column::ExternalId.eq(visitor_id))
-        .exec(db)
-        .await?;
-    Ok(())
+    let columns = [
+        (user::Column::IdentifiedAs, Expr::value(identified_as)),
+        (user::Column::IdentityVerified, Expr::value(verified)),
+        (user::Column::UpdatedAt, Expr::value(crate::clock::now())),
+    ];
+    set_columns(db, project_id, visitor_id, columns).await
 }

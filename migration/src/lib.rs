@@ -19,6 +19,14 @@ mod m20261201_000009_browser;
 
 pub struct Migrator;
 
+/// Runs table alterations one by one: SQLite alters one column per statement.
+async fn alter_each(manager: &SchemaManager<'_>, alterations: impl IntoIterator<Item = TableAlterStatement>) -> Result<(), DbErr> {
+    for alteration in alterations {
+        manager.alter_table(alteration).await?;
+    }
+    Ok(())
+}
+
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {

@@ -34,7 +34,6 @@ enum Projects {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite alters no more at a time.
         let additions = [
             Table::alter()
                 .table(Messages::Table)
@@ -57,10 +56,7 @@ impl MigrationTrait for Migration {
                 .add_column(ColumnDef::new(Projects::UserConversationTypes).string_len(64).not_null().default("direct"))
                 .to_owned(),
         ];
-        for addition in additions {
-            manager.alter_table(addition).await?;
-        }
-        Ok(())
+        crate::alter_each(manager, additions).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -71,9 +67,6 @@ impl MigrationTrait for Migration {
             Table::alter().table(Users::Table).drop_column(Users::SessionsRevokedAt).to_owned(),
             Table::alter().table(Messages::Table).drop_column(Messages::System).to_owned(),
         ];
-        for drop in drops {
-            manager.alter_table(drop).await?;
-        }
-        Ok(())
+        crate::alter_each(manager, drops).await
     }
 }

@@ -40,7 +40,6 @@ enum Users {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        // One column per statement: SQLite alters no more at a time.
         let additions = [
             Table::alter()
                 .table(Projects::Table)
@@ -79,10 +78,7 @@ impl MigrationTrait for Migration {
                 .add_column(ColumnDef::new(Users::IdentityVerified).boolean().not_null().default(false))
                 .to_owned(),
         ];
-        for addition in additions {
-            manager.alter_table(addition).await?;
-        }
-        Ok(())
+        crate::alter_each(manager, additions).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
@@ -97,9 +93,6 @@ impl MigrationTrait for Migration {
             Table::alter().table(Projects::Table).drop_column(Projects::IdentityVerification).to_owned(),
             Table::alter().table(Projects::Table).drop_column(Projects::AllowedOrigins).to_owned(),
         ];
-        for drop in drops {
-            manager.alter_table(drop).await?;
-        }
-        Ok(())
+        crate::alter_each(manager, drops).await
     }
 }

@@ -1,36 +1,33 @@
 // Embedding: the script tag starts the widget by itself, from data-mqchat-*
 // attributes or window.mqchatSettings (which wins); destroy() leaves no
 // element, listener or socket behind; the ES module build works too.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createProject, identityToken, launchBrowser, pageServer, serverApi, startServer, until } from './harness.mjs';
+import { identityToken, serverApi, until, scene } from './harness.mjs';
 
-const server = await startServer();
-const project = createProject();
-const token = await identityToken(project, 'hana', { name: 'Hana' });
+let token;
 const instrument = `<script>
   window.seen = { sockets: [] };
   const Native = window.WebSocket;
   window.WebSocket = class extends Native { constructor(...args) { super(...args); window.seen.sockets.push(this); } };
 </script>`;
-const tag = (attributes) => `<script src="${server.url}/sdk/v1.js" ${attributes}></script>`;
-const site = await pageServer({
-  '/attributes': `<!doctype html><body>${instrument}${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}" data-mqchat-locale="en"`)}</body>`,
-  '/settings': `<!doctype html><body>${instrument}<script>window.mqchatSettings = { publicKey: "${project.public_key}", token: "${token}", locale: "fr" };</script>${tag(`data-mqchat-public-key="pk_wrong" data-mqchat-locale="en"`)}</body>`,
-  '/strict-csp': `<!doctype html><head><meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src ${server.url}; connect-src ${server.url} ws://${server.ws}; img-src ${server.url}; style-src 'self'"></head><body>${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}"`)}</body>`,
-  '/blank': `<!doctype html><body>${instrument}</body>`,
-  '/module': `<!doctype html><body>${instrument}<script type="module">
-    import MqChat, { createClient } from "${server.url}/sdk/v1.mjs";
-    const client = createClient({ publicKey: "${project.public_key}", token: "${token}" });
-    client.on("ready", () => { window.seen.moduleReady = client.user.id; window.seen.sameApi = typeof MqChat.init; });
-    client.connect();
-  </script></body>`,
-});
-const browser = await launchBrowser();
-after(async () => {
-  await browser.close();
-  await site.close();
-  await server.stop();
+const { server, project, site, browser } = await scene({
+  pages: async (server, project) => {
+    token = await identityToken(project, 'hana', { name: 'Hana' });
+    const tag = (attributes) => `<script src="${server.url}/sdk/v1.js" ${attributes}></script>`;
+    return {
+      '/attributes': `<!doctype html><body>${instrument}${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}" data-mqchat-locale="en"`)}</body>`,
+      '/settings': `<!doctype html><body>${instrument}<script>window.mqchatSettings = { publicKey: "${project.public_key}", token: "${token}", locale: "fr" };</script>${tag(`data-mqchat-public-key="pk_wrong" data-mqchat-locale="en"`)}</body>`,
+      '/strict-csp': `<!doctype html><head><meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src ${server.url}; connect-src ${server.url} ws://${server.ws}; img-src ${server.url}; style-src 'self'"></head><body>${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}"`)}</body>`,
+      '/blank': `<!doctype html><body>${instrument}</body>`,
+      '/module': `<!doctype html><body>${instrument}<script type="module">
+        import MqChat, { createClient } from "${server.url}/sdk/v1.mjs";
+        const client = createClient({ publicKey: "${project.public_key}", token: "${token}" });
+        client.on("ready", () => { window.seen.moduleReady = client.user.id; window.seen.sameApi = typeof MqChat.init; });
+        client.connect();
+      </script></body>`,
+    };
+  },
 });
 
 const launcherLabel = (page) => page.evaluate(() => document.querySelector('[data-mqchat]')?.shadowRoot.querySelector('.launcher')?.getAttribute('aria-label'));

@@ -3,6 +3,7 @@
 // project made with its CLI, identity tokens signed as a site backend
 // signs them (jose), a page server on another origin, Debian's Chromium
 // driven by playwright-core, and mqtt.js as a stock client (agents).
+import { after } from 'node:test';
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { once } from 'node:events';
@@ -70,6 +71,27 @@ async function stop(server) {
   const exited = once(server.child, 'exit');
   server.child.kill('SIGKILL');
   await exited;
+}
+
+/**
+ * What every browser test file starts from: the server (with `environment`),
+ * a project, a site on another origin serving `pages(server, project)`
+ * (default: the widget page at `/`) and a browser — all closed after the
+ * file's tests, after whatever was handed to `onClose`.
+ */
+export async function scene({ environment = {}, pages } = {}) {
+  const server = await startServer(environment);
+  const project = createProject();
+  const site = await pageServer(pages ? await pages(server, project) : { '/': widgetPage(server) });
+  const browser = await launchBrowser();
+  const closing = [];
+  after(async () => {
+    for (const close of closing.reverse()) await close();
+    await browser.close();
+    await site.close();
+    await server.stop();
+  });
+  return { server, project, site, browser, onClose: (close) => closing.push(close) };
 }
 
 /** A project made with the CLI, as an operator does: {project_id, public_key, secret_key}. */

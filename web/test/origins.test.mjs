@@ -1,21 +1,13 @@
 // A page whose origin the project does not allow gets nothing: the
 // preflight and the WebSocket are refused, and the widget says why.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt from 'mqtt';
-import { createProject, identityToken, initWidget, launchBrowser, pageServer, serverApi, startServer, until, widgetPage } from './harness.mjs';
+import { identityToken, initWidget, pageServer, serverApi, until, widgetPage, scene } from './harness.mjs';
 
-const server = await startServer();
-const project = createProject();
-const allowed = await pageServer({ '/': widgetPage(server) });
+const { server, project, site: allowed, browser, onClose } = await scene();
 const refused = await pageServer({ '/': widgetPage(server) });
-const browser = await launchBrowser();
-after(async () => {
-  await browser.close();
-  await allowed.close();
-  await refused.close();
-  await server.stop();
-});
+onClose(() => refused.close());
 const [status] = await serverApi(server, project, 'PATCH', '/api/v1/project', { allowed_origins: [allowed.origin] });
 assert.equal(status, 200);
 

@@ -1,18 +1,10 @@
 // The server restarts while a widget is open: the widget reconnects and
 // shows what was sent meanwhile, each message once.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createProject, identityToken, initWidget, launchBrowser, pageServer, serverApi, shadowTexts, startServer, until, widgetPage } from './harness.mjs';
+import { identityToken, initWidget, serverApi, shadowTexts, until, scene } from './harness.mjs';
 
-const server = await startServer();
-const project = createProject();
-const site = await pageServer({ '/': widgetPage(server) });
-const browser = await launchBrowser();
-after(async () => {
-  await browser.close();
-  await site.close();
-  await server.stop();
-});
+const { server, project, site, browser } = await scene();
 
 const post = (conversationId, content) =>
   serverApi(server, project, 'POST', `/api/v1/conversations/${conversationId}/messages`, { content, sender_id: 'gus' });

@@ -1,20 +1,12 @@
 // Sessions outlive their first token: the widget renews its session token
 // before it expires (server cap of 8 s here, so renewal comes at 6 s) and
 // keeps working; a session token can never buy another session.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createProject, identityToken, initWidget, launchBrowser, mqttClient, pageServer, serverApi, startServer, until, widgetPage } from './harness.mjs';
+import { identityToken, initWidget, mqttClient, serverApi, until, scene } from './harness.mjs';
 
 const SESSION_SECONDS = 8;
-const server = await startServer({ MQCHAT_SESSION__TTL: `${SESSION_SECONDS}s` });
-const project = createProject();
-const site = await pageServer({ '/': widgetPage(server) });
-const browser = await launchBrowser();
-after(async () => {
-  await browser.close();
-  await site.close();
-  await server.stop();
-});
+const { server, project, site, browser } = await scene({ environment: { MQCHAT_SESSION__TTL: `${SESSION_SECONDS}s` } });
 
 test('the widget keeps working past its first session token, renewing through getToken', async () => {
   const [, conversation] = await serverApi(server, project, 'POST', '/api/v1/conversations', { type: 'direct', member_ids: ['dana', 'erin'] });

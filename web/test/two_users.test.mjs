@@ -1,31 +1,12 @@
 // Two people on a site served from another origin chat through the widget:
 // a message arrives, typing shows and clears, the unread badge counts,
 // an edit and a reaction reach the other side.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
-import {
-  createProject,
-  identityToken,
-  initWidget,
-  launchBrowser,
-  pageServer,
-  serverApi,
-  shadowTexts,
-  startServer,
-  until,
-  widgetPage,
-} from './harness.mjs';
+import { identityToken, initWidget, serverApi, shadowTexts, until, scene } from './harness.mjs';
 
-const server = await startServer();
-const project = createProject();
-const site = await pageServer({ '/': widgetPage(server) });
-const browser = await launchBrowser();
-after(async () => {
-  await browser.close();
-  await site.close();
-  await server.stop();
-});
+const { server, project, site, browser } = await scene();
 
 test('two users chat through the widget on an allowed origin', async () => {
   const [status] = await serverApi(server, project, 'PATCH', '/api/v1/project', { allowed_origins: [site.origin] });

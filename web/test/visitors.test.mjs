@@ -1,31 +1,12 @@
 // A visitor (not logged in) chats with the site's agent; identify() with
 // a userHash verifies who they claim to be, per the project's mode.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  createProject,
-  launchBrowser,
-  mqttClient,
-  pageServer,
-  serverApi,
-  shadowTexts,
-  startServer,
-  until,
-  userHash,
-  widgetPage,
-} from './harness.mjs';
+import { mqttClient, serverApi, shadowTexts, until, userHash, scene } from './harness.mjs';
 
-const server = await startServer();
-const project = createProject();
-const site = await pageServer({ '/': widgetPage(server) });
-const browser = await launchBrowser();
+const { server, project, site, browser, onClose } = await scene();
 const agent = await mqttClient(server, project, 'agent-ann');
-after(async () => {
-  await agent.end();
-  await browser.close();
-  await site.close();
-  await server.stop();
-});
+onClose(() => agent.end());
 
 const change = async (body) => {
   const [status, updated] = await serverApi(server, project, 'PATCH', '/api/v1/project', body);

@@ -180,6 +180,12 @@ async fn visitor(
         return Err(ApiError::invalid("`visitor_key` is 22 to 128 characters of A-Z a-z 0-9 - _").into());
     }
     let user_id = visitor_id(&project.project_id, &body.visitor_key);
+    // A visitor has no one to sign in again with: once the backend revoked
+    // its sessions, its key opens none (the widget starts a new visitor).
+    let revoked = users::sessions_revoked_at(&state.db, &project.project_id, &user_id).await.map_err(ApiError::internal)?;
+    if revoked.is_some() {
+        return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", TokenError::Revoked.to_string()).into());
+    }
     let profile = users::find(&state.db, &project.project_id, &user_id).await.map_err(ApiError::internal)?;
     let now = now_unix();
     let claims = IdentityClaims {

@@ -106,6 +106,12 @@ async fn visitors_get_sessions_from_their_key_only_where_the_project_allows() {
     // The visitor's session token is a session: it buys no other.
     let session = first["data"]["session_token"].as_str().unwrap();
     assert_eq!(app.sdk_init(session).await.0, 401);
+    // Revoked by the backend, the key opens no session any more.
+    let (status, _) = app.api(Method::POST, &format!("/api/v1/users/{id}/sessions/revoke"), None).await;
+    assert_eq!(status, 200);
+    let refused = visitor(&key).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(visitor(&"o".repeat(43)).await.unwrap().status(), 200);
 }
 
 #[tokio::test]

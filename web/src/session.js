@@ -88,13 +88,19 @@ export class Session {
     return body.data;
   }
 
-  async _asVisitor() {
-    const body = await this._fetch(`${this.apiUrl}/api/v1/sdk/visitor`, {
-      method: 'POST',
-      headers: { 'x-public-key': this.options.publicKey, 'content-type': 'application/json' },
-      body: JSON.stringify({ visitor_key: visitorKey(this.options.publicKey) }),
-    });
-    return body.data;
+  async _asVisitor(fresh = false) {
+    try {
+      const body = await this._fetch(`${this.apiUrl}/api/v1/sdk/visitor`, {
+        method: 'POST',
+        headers: { 'x-public-key': this.options.publicKey, 'content-type': 'application/json' },
+        body: JSON.stringify({ visitor_key: visitorKey(this.options.publicKey, fresh) }),
+      });
+      return body.data;
+    } catch (error) {
+      // The site revoked this visitor: this browser starts over as a new one.
+      if (error.code === 'invalid_token' && !fresh) return this._asVisitor(true);
+      throw error;
+    }
   }
 
   /** `identify({userId, name, email, userHash})`: what the visitor says of themselves. */
@@ -150,12 +156,12 @@ export class Session {
   }
 }
 
-/** The visitor key of this browser for the project, made on first use. */
-function visitorKey(publicKey) {
+/** The visitor key of this browser for the project, made on first use (or anew when `fresh`). */
+function visitorKey(publicKey, fresh) {
   const name = `mqchat:visitor:${publicKey}`;
   let key = null;
   try {
-    key = localStorage.getItem(name);
+    key = fresh ? null : localStorage.getItem(name);
   } catch {
     key = null;
   }

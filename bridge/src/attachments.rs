@@ -86,6 +86,7 @@ pub enum AttachmentError {
 
 /// What a message stores about each of its files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AttachmentRef {
     pub id: String,
     pub filename: String,
@@ -95,6 +96,7 @@ pub struct AttachmentRef {
 
 /// An attachment as clients see it: with a signed URL.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct AttachmentView {
     #[serde(flatten)]
     pub file: AttachmentRef,

@@ -36,6 +36,7 @@ pub enum ConversationError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum ConversationKind {
     /// Exactly two members.
     Direct,
@@ -71,6 +72,7 @@ impl ConversationKind {
 /// A member's rights in a conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub enum Role {
     /// May also delete other members' messages.
     Admin,
@@ -110,6 +112,7 @@ pub struct NewConversation {
 
 /// A conversation with its members, as the API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Conversation {
     pub id: String,
     pub project_id: String,

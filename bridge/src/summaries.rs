@@ -19,6 +19,7 @@ pub const MAX_LIST_PAGE: u64 = 100;
 
 /// One entry of a user's conversation list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ConversationSummary {
     pub id: String,
     #[serde(rename = "type")]
@@ -31,6 +32,7 @@ pub struct ConversationSummary {
     /// Both members of a direct conversation (so a UI can name the other
     /// one); absent for other types, which may have thousands.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub member_ids: Option<Vec<String>>,
     pub last_seq: i64,
     pub last_read_seq: i64,

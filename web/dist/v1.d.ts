@@ -1,7 +1,8 @@
 // mqchat JavaScript SDK — TypeScript declarations for /sdk/v1.js (global
-// `MqChat`) and /sdk/v1.mjs (default export). Event payloads follow
-// docs/PROTOCOL.md; the server's event names are generated from its event
-// catalogue, and `ServerEvents` makes tsc refuse a name without a payload.
+// `MqChat`) and /sdk/v1.mjs (default export). The server's event names and
+// payload types are generated from its event catalogue and the structs it
+// serializes (the block below); `ServerEvents` makes tsc refuse an event
+// the SDK does not declare.
 
 export type ConnectionState = 'connecting' | 'authenticating' | 'connected' | 'reconnecting' | 'disconnected';
 export type ConversationType = 'direct' | 'group' | 'channel' | 'support';
@@ -11,74 +12,72 @@ export interface ChatError extends Error {
   code: string;
 }
 
-export interface Sender {
-  id: string;
-  name: string | null;
-  avatar_url: string | null;
+// The server's types, generated from the structs it serializes (ts-rs) and
+// checked by its tests; the SDK's own types below build on them.
+// BEGIN generated from the server's event catalogue (bridge/src/events.rs)
+export type MessageView = { id: string, conversation_id: string, seq: number, sender: Sender, type: number, content: string, p1: string | null, p2: string | null, p3: string | null, reply_to_message_id: string | null, client_msg_id: string | null, 
+/**
+ * With URLs signed when the view was made.
+ */
+attachments: Array<AttachmentView>, 
+/**
+ * By emoji, in the order first used; empty on a new message.
+ */
+reactions: Array<ReactionGroup>, edited: boolean, is_deleted: boolean, 
+/**
+ * Posted by the platform (the site's backend), never by a member.
+ */
+system: boolean, created_at: string, updated_at: string, };
+export type Sender = { id: string, name: string | null, avatar_url: string | null, };
+export type AttachmentRef = { id: string, filename: string, content_type: string, size: number, };
+export type AttachmentView = { url: string, expires_at: string, id: string, filename: string, content_type: string, size: number, };
+export type ReactionGroup = { emoji: string, count: number, user_ids: Array<string>, };
+export type Conversation = { id: string, project_id: string, type: ConversationKind, title: string | null, member_ids: Array<string>, admin_ids: Array<string>, archived: boolean, archived_at: string | null, last_seq: number, created_at: string, };
+export type ConversationKind = "direct" | "group" | "channel" | "support";
+export type Role = "admin" | "member";
+export type ConversationSummary = { id: string, type: ConversationKind, title: string | null, archived: boolean, 
+/**
+ * The listing user's role.
+ */
+role: Role, member_count: number, 
+/**
+ * Both members of a direct conversation (so a UI can name the other
+ * one); absent for other types, which may have thousands.
+ */
+member_ids?: Array<string>, last_seq: number, last_read_seq: number, unread: number, last_message: MessageView | null, last_activity_at: string, created_at: string, };
+export type ReactionChange = { conversation_id: string, message_id: string, user_id: string, emoji: string, };
+export type ReadUpdated = { conversation_id: string, user_id: string, last_read_seq: number, };
+export type UnreadChanged = { conversation_id: string, unread: number, 
+/**
+ * Across all the user's conversations.
+ */
+total: number, };
+export type MemberJoined = { conversation_id: string, user_id: string, role: Role, };
+export type MemberLeft = { conversation_id: string, user_id: string, };
+export type ConversationNotice = { conversation: Conversation, };
+export type ConversationLeft = { conversation_id: string, };
+export type ConversationArchived = { conversation_id: string, archived_at: string | null, };
+/** The `data` of each event on the MQTT topics, by its `type`. */
+export interface ServerEventPayloads {
+  'message.created': MessageView;
+  'message.updated': MessageView;
+  'message.deleted': MessageView;
+  'reaction.added': ReactionChange;
+  'reaction.removed': ReactionChange;
+  'read.updated': ReadUpdated;
+  'member.joined': MemberJoined;
+  'member.left': MemberLeft;
+  'conversation.created': ConversationNotice;
+  'conversation.joined': ConversationNotice;
+  'conversation.left': ConversationLeft;
+  'conversation.archived': ConversationArchived;
+  'unread.changed': UnreadChanged;
+  'typing': Typing;
 }
+export type ServerEventName = keyof ServerEventPayloads;
+// END generated
 
-export interface Attachment {
-  id: string;
-  filename: string;
-  content_type: string;
-  size: number;
-  url: string;
-  expires_at: string;
-}
-
-export interface ReactionGroup {
-  emoji: string;
-  count: number;
-  user_ids: string[];
-}
-
-export interface Message {
-  /** `null` while an optimistic send is pending. */
-  id: string | null;
-  conversation_id: string;
-  seq?: number;
-  sender: Sender;
-  /** Seed 002's message types: 0 text, 1 sticker, 2 picture, 3 recording, 4 camera picture, 5 call notice. */
-  type?: number;
-  content: string;
-  p1?: string | null;
-  p2?: string | null;
-  p3?: string | null;
-  reply_to_message_id?: string | null;
-  /** Set on every message this SDK sends: key optimistic and stored copies on it. */
-  client_msg_id?: string | null;
-  attachments: Attachment[];
-  reactions?: ReactionGroup[];
-  edited?: boolean;
-  is_deleted?: boolean;
-  system?: boolean;
-  created_at: string;
-  updated_at?: string;
-  /** The SDK's own: `pending` (optimistic), `sent`, `failed`. */
-  status?: 'pending' | 'sent' | 'failed';
-}
-
-export interface Conversation {
-  id: string;
-  type: ConversationType;
-  title: string | null;
-  archived: boolean;
-  member_ids?: string[];
-  member_count?: number;
-  unread: number;
-  last_seq?: number;
-  last_message?: Message | null;
-  last_activity_at?: string;
-  created_at: string;
-}
-
-export interface Reaction {
-  conversation_id: string;
-  message_id: string;
-  user_id: string;
-  emoji: string;
-}
-
+/** A typing indicator, stamped by the gateway (docs/PROTOCOL.md §4). */
 export interface Typing {
   conversation_id: string;
   user_id: string;
@@ -88,17 +87,31 @@ export interface Typing {
   expires_at: string | null;
 }
 
+export type Attachment = AttachmentView;
+
+/** A send this client made that the server has not stored (yet, or at all). */
+export interface PendingMessage {
+  id: null;
+  conversation_id: string;
+  sender: Sender;
+  content: string;
+  attachments: AttachmentView[];
+  /** The key of the optimistic copy: the stored message carries the same one. */
+  client_msg_id: string;
+  created_at: string;
+  status: 'pending' | 'failed';
+}
+
+/** A message as stored (`status: "sent"` once this client saw it), or an optimistic copy. */
+export type Message = (MessageView & { status?: 'sent' }) | PendingMessage;
+
+/** What the client keeps of each conversation: its list entry, or the conversation it joined since. */
+export type ConversationEntry = ConversationSummary | (Conversation & { unread: number; last_message?: MessageView | null });
+
 export interface Presence {
   user_id: string;
   status: 'online' | 'offline';
   last_seen_at: string | null;
-}
-
-export interface UnreadChanged {
-  /** `null` after the list is (re)loaded: only `total` is new. */
-  conversation_id: string | null;
-  unread: number | null;
-  total: number;
 }
 
 export interface User {
@@ -120,51 +133,37 @@ export interface IdentifyResult {
   verified: boolean;
 }
 
-// BEGIN generated from the server's event catalogue (bridge/src/events.rs)
-export type ServerEventName =
-  | 'message.created'
-  | 'message.updated'
-  | 'message.deleted'
-  | 'reaction.added'
-  | 'reaction.removed'
-  | 'read.updated'
-  | 'member.joined'
-  | 'member.left'
-  | 'conversation.created'
-  | 'conversation.joined'
-  | 'conversation.left'
-  | 'conversation.archived'
-  | 'unread.changed'
-  | 'typing';
-// END generated
+type Payload<K extends ServerEventName> = ServerEventPayloads[K];
 
 /** Every event `on()` delivers, with its payload. */
 export interface ChatEvents {
-  ready: { user: User; conversations: Conversation[] };
+  ready: { user: User; conversations: ConversationEntry[] };
   connection: ConnectionState;
   'auth:required': { reason: string };
   error: ChatError;
   'message.created': Message;
-  'message.updated': Message;
-  'message.deleted': Message & { deleted_by?: string };
-  'message.failed': Message & { error: ChatError };
-  'reaction.added': Reaction;
-  'reaction.removed': Reaction;
-  'read.updated': { conversation_id: string; user_id: string; last_read_seq: number };
-  'unread.changed': UnreadChanged;
-  typing: Typing;
+  'message.updated': Payload<'message.updated'>;
+  'message.deleted': Payload<'message.deleted'>;
+  'message.failed': PendingMessage & { error: ChatError };
+  'reaction.added': Payload<'reaction.added'>;
+  'reaction.removed': Payload<'reaction.removed'>;
+  'read.updated': Payload<'read.updated'>;
+  /** After the conversation list is (re)loaded only `total` is new: the others are null. */
+  'unread.changed': Payload<'unread.changed'> | { conversation_id: null; unread: null; total: number };
+  typing: Payload<'typing'>;
   presence: Presence;
-  'member.joined': { conversation_id: string; user_id: string; role: string };
-  'member.left': { conversation_id: string; user_id: string };
-  'conversation.created': Conversation;
-  'conversation.joined': Conversation;
-  'conversation.left': { conversation_id: string };
-  'conversation.archived': { conversation_id: string; archived_at: string };
+  'member.joined': Payload<'member.joined'>;
+  'member.left': Payload<'member.left'>;
+  /** The conversation itself (the wire wraps it in `{conversation}`); its topic is subscribed. */
+  'conversation.created': Payload<'conversation.created'>['conversation'];
+  'conversation.joined': Payload<'conversation.joined'>['conversation'];
+  'conversation.left': Payload<'conversation.left'>;
+  'conversation.archived': Payload<'conversation.archived'>;
   'session.renewed': { user_id: string; expires_at: number };
   identified: IdentifyResult;
 }
 
-/** Every event the server sends has its payload above (tsc checks this line). */
+/** Every event the server sends has its entry above (tsc checks this line). */
 export type ServerEvents = { [K in ServerEventName]: ChatEvents[K] };
 
 export interface ClientOptions {
@@ -193,7 +192,7 @@ export interface WidgetOptions extends ClientOptions {
 
 export interface HistoryPage {
   conversation_id: string;
-  messages: Message[];
+  messages: MessageView[];
   has_more: boolean;
 }
 
@@ -216,16 +215,16 @@ export interface ChatClient {
   off<K extends keyof ChatEvents>(event: K, handler: (payload: ChatEvents[K]) => void): void;
   /** Any command of docs/PROTOCOL.md §5; resolves with its reply's `data`. */
   command(op: string, fields?: Record<string, unknown>): Promise<any>;
-  listConversations(): Conversation[];
+  listConversations(): ConversationEntry[];
   totalUnread(): number;
   createConversation(input: { type: ConversationType; title?: string; member_ids?: string[] }): Promise<Conversation>;
   joinConversation(conversationId: string): Promise<Conversation>;
   leaveConversation(conversationId: string): Promise<{ conversation_id: string; left: boolean }>;
   openSupport(title?: string): Promise<Conversation>;
-  sendMessage(conversationId: string, input: string | SendInput): Promise<Message>;
-  sendMessageWithAttachments(conversationId: string, content: string, files: Blob[]): Promise<Message>;
-  editMessage(messageId: string, content: string): Promise<Message>;
-  deleteMessage(messageId: string): Promise<Message>;
+  sendMessage(conversationId: string, input: string | SendInput): Promise<MessageView & { status: 'sent' }>;
+  sendMessageWithAttachments(conversationId: string, content: string, files: Blob[]): Promise<MessageView & { status: 'sent' }>;
+  editMessage(messageId: string, content: string): Promise<MessageView>;
+  deleteMessage(messageId: string): Promise<MessageView>;
   addReaction(messageId: string, emoji: string): Promise<{ message_id: string; emoji: string; changed: boolean }>;
   removeReaction(messageId: string, emoji: string): Promise<{ message_id: string; emoji: string; changed: boolean }>;
   markRead(conversationId: string, messageIdOrSeq: string | number): Promise<{ conversation_id: string; last_read_seq: number; unread: number; total_unread: number }>;
@@ -233,7 +232,7 @@ export interface ChatClient {
   typing(conversationId: string): void;
   setTyping(conversationId: string, typing: boolean): void;
   loadHistory(conversationId: string, options?: { beforeSeq?: number; afterSeq?: number; limit?: number }): Promise<HistoryPage>;
-  upload(conversationId: string, file: Blob, filename?: string): Promise<Attachment>;
+  upload(conversationId: string, file: Blob, filename?: string): Promise<AttachmentView>;
   getPresence(userId: string): Promise<Presence>;
   watchPresence(userId: string): Promise<void>;
   identify(identity: Identity): Promise<IdentifyResult>;
@@ -248,7 +247,7 @@ export interface MqChatStatic {
   close(): void;
   toggle(): void;
   openConversation(conversationId: string): Promise<void>;
-  sendMessage(conversationId: string, text: string): Promise<Message>;
+  sendMessage(conversationId: string, text: string): Promise<MessageView & { status: 'sent' }>;
   identify(identity: Identity): Promise<IdentifyResult>;
   on<K extends keyof ChatEvents>(event: K, handler: (payload: ChatEvents[K]) => void): () => void;
   destroy(): void;

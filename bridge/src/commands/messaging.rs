@@ -6,7 +6,7 @@ use super::{CommandError, Engine};
 use crate::conversations::{ConversationError, ConversationKind};
 use crate::fields::{self, FieldError};
 use crate::messages::{self, MessageError, MessageView, NewMessage, Page, PendingSend};
-use crate::events::ChatEvent;
+use crate::events::{ChatEvent, ReactionChange, ReadUpdated, UnreadChanged};
 use crate::webhooks::{Event, EventType};
 use crate::{reactions, receipts, summaries};
 use sea_orm::TransactionTrait;
@@ -264,8 +264,8 @@ impl Engine {
         self.commit_with(txn, project_id, &events).await?;
         if changed {
             let kind = if adding { ChatEvent::ReactionAdded } else { ChatEvent::ReactionRemoved };
-            let event = kind.envelope(json!({"conversation_id": message.conversation_id,
-                "message_id": message_id, "user_id": user_id, "emoji": emoji}));
+            let event =
+                kind.envelope(ReactionChange { conversation_id: &message.conversation_id, message_id, user_id, emoji });
             self.outlet.to_conversation(project_id, &message.conversation_id, event);
         }
         Ok(json!({"message_id": message_id, "emoji": emoji, "changed": changed}))
@@ -291,11 +291,10 @@ impl Engine {
         let position = receipts::mark(&self.db, conversation_id, user_id, seq).await?;
         let total = summaries::unread_total(&self.db, project_id, user_id).await?;
         if position.moved {
-            let event = ChatEvent::ReadUpdated.envelope(json!({"conversation_id": conversation_id,
-                "user_id": user_id, "last_read_seq": position.last_read_seq}));
+            let event =
+                ChatEvent::ReadUpdated.envelope(ReadUpdated { conversation_id, user_id, last_read_seq: position.last_read_seq });
             self.outlet.to_conversation(project_id, conversation_id, event);
-            let unread = ChatEvent::UnreadChanged.envelope(json!({"conversation_id": conversation_id,
-                "unread": position.unread, "total": total}));
+            let unread = ChatEvent::UnreadChanged.envelope(UnreadChanged { conversation_id, unread: position.unread, total });
             self.outlet.to_user(project_id, user_id, unread);
         }
         Ok(json!({"conversation_id": conversation_id, "last_read_seq": position.last_read_seq,

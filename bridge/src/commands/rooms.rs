@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::{open_to_join, CommandError, Engine};
 use crate::conversations::{self, Conversation, ConversationError, ConversationKind, Created, NewConversation, Role};
-use crate::events::ChatEvent;
+use crate::events::{ChatEvent, ConversationArchived, ConversationLeft, ConversationNotice, MemberJoined, MemberLeft};
 use crate::webhooks::Event;
 use crate::{summaries, users};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -103,7 +103,7 @@ impl Engine {
             })
             .await?;
         if outcome.created {
-            let event = ChatEvent::ConversationCreated.envelope(json!({"conversation": outcome.conversation}));
+            let event = ChatEvent::ConversationCreated.envelope(ConversationNotice { conversation: &outcome.conversation });
             for member in &outcome.conversation.member_ids {
                 self.outlet.to_user(project_id, member, event.clone());
             }
@@ -168,10 +168,9 @@ impl Engine {
         let added = added?;
         let conversation = conversations::get(&self.db, project_id, conversation_id).await?;
         if added {
-            let event = ChatEvent::MemberJoined.envelope(json!({"conversation_id": conversation_id,
-                "user_id": user_id, "role": role}));
+            let event = ChatEvent::MemberJoined.envelope(MemberJoined { conversation_id, user_id, role });
             self.outlet.to_conversation(project_id, conversation_id, event);
-            let notice = ChatEvent::ConversationJoined.envelope(json!({"conversation": conversation}));
+            let notice = ChatEvent::ConversationJoined.envelope(ConversationNotice { conversation: &conversation });
             self.outlet.to_user(project_id, user_id, notice);
         }
         Ok((conversation, added))
@@ -194,9 +193,9 @@ impl Engine {
             return Ok(false);
         }
         self.outlet.revoke(project_id, user_id, conversation_id);
-        let event = ChatEvent::MemberLeft.envelope(json!({"conversation_id": conversation_id, "user_id": user_id}));
+        let event = ChatEvent::MemberLeft.envelope(MemberLeft { conversation_id, user_id });
         self.outlet.to_conversation(project_id, conversation_id, event);
-        let notice = ChatEvent::ConversationLeft.envelope(json!({"conversation_id": conversation_id}));
+        let notice = ChatEvent::ConversationLeft.envelope(ConversationLeft { conversation_id });
         self.outlet.to_user(project_id, user_id, notice);
         Ok(true)
     }
@@ -215,8 +214,8 @@ impl Engine {
         self.cache.forget_conversation(project_id, conversation_id);
         let (conversation, archiving) = archived?;
         if archiving {
-            let event = ChatEvent::ConversationArchived.envelope(json!({"conversation_id": conversation_id,
-                "archived_at": conversation.archived_at}));
+            let event = ChatEvent::ConversationArchived
+                .envelope(ConversationArchived { conversation_id, archived_at: conversation.archived_at });
             self.outlet.to_conversation(project_id, conversation_id, event);
         }
         Ok(conversation)

@@ -13,6 +13,7 @@ use crate::attachments::{AttachmentRef, AttachmentView, FileStore};
 
 /// Who sent a message, as UIs show it (from the identity-token claims).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct Sender {
     pub id: String,
     pub name: Option<String>,
@@ -29,6 +30,7 @@ impl Sender {
 
 /// The reactions with one emoji on a message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct ReactionGroup {
     pub emoji: String,
     pub count: usize,
@@ -37,6 +39,7 @@ pub struct ReactionGroup {
 
 /// A message as events, replies and history carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct MessageView {
     pub id: String,
     pub conversation_id: String,

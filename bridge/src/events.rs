@@ -141,6 +141,9 @@ pub struct ReadUpdated<'a> {
 #[cfg_attr(test, derive(ts_rs::TS))]
 pub struct UnreadChanged<'a> {
     pub conversation_id: &'a str,
+    /// The read position this count follows from (`unread` = the
+    /// conversation's last seq − this), so a client can order snapshots.
+    pub last_read_seq: i64,
     pub unread: i64,
     /// Across all the user's conversations.
     pub total: i64,

@@ -25,6 +25,7 @@ export class ChatClient {
     this._handlers = new Map();
     this._pending = new Map();
     this._lastSeq = new Map();
+    this._readSeq = new Map();
     this._typingTimers = new Map();
     this._presence = new Set();
     this._mqtt = null;
@@ -132,13 +133,29 @@ export class ChatClient {
   _track(conversation) {
     const known = this.conversations.get(conversation.id) || {};
     const merged = { ...known, ...conversation };
-    if (typeof merged.unread !== 'number') merged.unread = known.unread || 0;
     this.conversations.set(conversation.id, merged);
     if (!this._lastSeq.has(conversation.id)) {
       const last = conversation.last_message ? conversation.last_message.seq : conversation.last_seq;
       this._lastSeq.set(conversation.id, typeof last === 'number' ? last : 0);
     }
+    // A conversation joined without a read position starts read.
+    const read = typeof conversation.last_read_seq === 'number' ? conversation.last_read_seq : this._lastSeq.get(conversation.id);
+    this._advanceRead(conversation.id, read);
     return merged;
+  }
+
+  /**
+   * Unread counts follow from two positions the client orders itself: the
+   * last seq it saw and the user's read position (which its own sends move
+   * too, as on the server). A late snapshot from the server can then never
+   * undo a newer message.
+   */
+  _advanceRead(conversationId, readSeq) {
+    const read = Math.max(this._readSeq.get(conversationId) || 0, readSeq || 0);
+    this._readSeq.set(conversationId, read);
+    const conversation = this.conversations.get(conversationId);
+    if (conversation) conversation.unread = Math.max(0, (this._lastSeq.get(conversationId) || 0) - read);
+    return conversation ? conversation.unread : 0;
   }
 
   _subscribeConversations(ids) {
@@ -156,8 +173,7 @@ export class ChatClient {
       let more = true;
       while (more) {
         const page = await this.command('history.sync', { conversation_id: id, after_seq: this._lastSeq.get(id) || 0, limit: SYNC_PAGE });
-        // The list just read counts these in `unread` already.
-        for (const message of page.messages) this._messageCreated(message, true);
+        for (const message of page.messages) this._messageCreated(message);
         more = page.has_more && page.messages.length > 0;
       }
     }
@@ -208,7 +224,7 @@ export class ChatClient {
     }
   }
 
-  _messageCreated(message, alreadyCounted = false) {
+  _messageCreated(message) {
     const last = this._lastSeq.get(message.conversation_id) || 0;
     if (typeof message.seq === 'number') {
       if (message.seq <= last) return;
@@ -218,12 +234,15 @@ export class ChatClient {
     const mine = Boolean(message.sender && message.sender.id === this.user.id);
     if (conversation) {
       conversation.last_message = message;
-      if (!mine && !alreadyCounted) conversation.unread = (conversation.unread || 0) + 1;
+      this._advanceRead(message.conversation_id, mine ? message.seq : 0);
     }
     const confirmed = { ...message, status: 'sent' };
     this._emit('message.created', confirmed);
     if (this.options.onMessage && !mine) this.options.onMessage(confirmed);
-    if (!mine && conversation) this._emit('unread.changed', { conversation_id: message.conversation_id, unread: conversation.unread, total: this.totalUnread() });
+    if (!mine && conversation) {
+      const position = { conversation_id: message.conversation_id, last_read_seq: this._readSeq.get(message.conversation_id) || 0 };
+      this._emit('unread.changed', { ...position, unread: conversation.unread, total: this.totalUnread() });
+    }
   }
 
   _onUserEvent(body) {
@@ -240,9 +259,9 @@ export class ChatClient {
         this._lastSeq.delete(data.conversation_id);
         return this._emit(body.type, data);
       case 'unread.changed': {
-        const conversation = this.conversations.get(data.conversation_id);
-        if (conversation) conversation.unread = data.unread;
-        return this._emit('unread.changed', data);
+        // Another device of this user read: recount from its read position.
+        const unread = typeof data.last_read_seq === 'number' ? this._advanceRead(data.conversation_id, data.last_read_seq) : data.unread;
+        return this._emit('unread.changed', { ...data, unread, total: this.totalUnread() });
       }
       default:
         return this._emit(body.type, data);
@@ -366,9 +385,8 @@ export class ChatClient {
   async markRead(conversationId, messageIdOrSeq) {
     const target = typeof messageIdOrSeq === 'number' ? { seq: messageIdOrSeq } : { message_id: messageIdOrSeq };
     const data = await this.command('read.mark', { conversation_id: conversationId, ...target });
-    const conversation = this.conversations.get(conversationId);
-    if (conversation) conversation.unread = data.unread;
-    this._emit('unread.changed', { conversation_id: conversationId, unread: data.unread, total: data.total_unread });
+    const unread = this._advanceRead(conversationId, data.last_read_seq);
+    this._emit('unread.changed', { conversation_id: conversationId, last_read_seq: data.last_read_seq, unread, total: this.totalUnread() });
     return data;
   }
 

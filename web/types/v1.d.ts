@@ -47,7 +47,12 @@ role: Role, member_count: number,
 member_ids?: Array<string>, last_seq: number, last_read_seq: number, unread: number, last_message: MessageView | null, last_activity_at: string, created_at: string, };
 export type ReactionChange = { conversation_id: string, message_id: string, user_id: string, emoji: string, };
 export type ReadUpdated = { conversation_id: string, user_id: string, last_read_seq: number, };
-export type UnreadChanged = { conversation_id: string, unread: number, 
+export type UnreadChanged = { conversation_id: string, 
+/**
+ * The read position this count follows from (`unread` = the
+ * conversation's last seq − this), so a client can order snapshots.
+ */
+last_read_seq: number, unread: number, 
 /**
  * Across all the user's conversations.
  */

@@ -294,7 +294,12 @@ impl Engine {
             let event =
                 ChatEvent::ReadUpdated.envelope(ReadUpdated { conversation_id, user_id, last_read_seq: position.last_read_seq });
             self.outlet.to_conversation(project_id, conversation_id, event);
-            let unread = ChatEvent::UnreadChanged.envelope(UnreadChanged { conversation_id, unread: position.unread, total });
+            let unread = ChatEvent::UnreadChanged.envelope(UnreadChanged {
+                conversation_id,
+                last_read_seq: position.last_read_seq,
+                unread: position.unread,
+                total,
+            });
             self.outlet.to_user(project_id, user_id, unread);
         }
         Ok(json!({"conversation_id": conversation_id, "last_read_seq": position.last_read_seq,

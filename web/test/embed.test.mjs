@@ -19,6 +19,7 @@ const { server, project, site, browser } = await scene({
       '/attributes': `<!doctype html><body>${instrument}${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}" data-mqchat-locale="en"`)}</body>`,
       '/settings': `<!doctype html><body>${instrument}<script>window.mqchatSettings = { publicKey: "${project.public_key}", token: "${token}", locale: "fr" };</script>${tag(`data-mqchat-public-key="pk_wrong" data-mqchat-locale="en"`)}</body>`,
       '/strict-csp': `<!doctype html><head><meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src ${server.url}; connect-src ${server.url} ws://${server.ws}; img-src ${server.url}; style-src 'self'"></head><body>${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}"`)}</body>`,
+      '/inline': `<!doctype html><body><div id="chat" style="width: 400px; height: 500px"></div>${tag(`data-mqchat-public-key="${project.public_key}" data-mqchat-token="${token}" data-mqchat-container="#chat"`)}</body>`,
       '/blank': `<!doctype html><body>${instrument}</body>`,
       '/module': `<!doctype html><body>${instrument}<script type="module">
         import MqChat, { createClient } from "${server.url}/sdk/v1.mjs";
@@ -46,6 +47,29 @@ test('window.mqchatSettings takes precedence over the attributes', async () => {
   await until(page, () => window.MqChat?.client?.state === 'connected' && document.querySelector('[data-mqchat]'));
   assert.equal(await launcherLabel(page), 'Ouvrir la discussion');
   assert.equal(await page.evaluate(() => window.MqChat.client.user.id), 'hana');
+  await page.context().close();
+});
+
+test('the project\'s widget look applies, and a container renders it inline', async () => {
+  const [status] = await serverApi(server, project, 'PATCH', '/api/v1/project', {
+    widget: { title: 'Talk to Hana\'s shop', primary_color: '#FF0000', placeholder: 'Ask us anything' },
+  });
+  assert.equal(status, 200);
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(site.origin + '/inline');
+  await until(page, () => window.MqChat?.client?.state === 'connected' && document.querySelector('#chat [data-mqchat]'));
+  const look = await page.evaluate(() => {
+    const root = document.querySelector('#chat [data-mqchat]').shadowRoot;
+    return {
+      launcher: root.querySelector('.launcher'),
+      panelHidden: root.querySelector('.panel').hidden,
+      title: root.querySelector('h2').textContent,
+      header: getComputedStyle(root.querySelector('header')).backgroundColor,
+      placeholder: root.querySelector('textarea').placeholder,
+    };
+  });
+  assert.deepEqual(look, { launcher: null, panelHidden: false, title: "Talk to Hana's shop", header: 'rgb(255, 0, 0)', placeholder: 'Ask us anything' });
+  await serverApi(server, project, 'PATCH', '/api/v1/project', { widget: { title: null, primary_color: null, placeholder: null } });
   await page.context().close();
 });
 

@@ -33,6 +33,8 @@ test('two users chat through the widget on an allowed origin', async () => {
   // Alice opens the conversation and types: Bob, looking at it, sees it.
   await bob.evaluate((id) => window.MqChat.openConversation(id), conversation.id);
   await alice.evaluate((id) => window.MqChat.openConversation(id), conversation.id);
+  // Each sees the other online (retained presence of a direct conversation's peer).
+  await until(bob, () => document.querySelector('[data-mqchat]').shadowRoot.querySelector('.presence.online')?.textContent === 'online');
   const shadow = (page, selector) => page.locator('[data-mqchat]').locator(selector);
   await shadow(alice, 'textarea').pressSequentially('Hel');
   await until(bob, () => /Alice is typing/.test(document.querySelector('[data-mqchat]').shadowRoot.querySelector('.typing').textContent));

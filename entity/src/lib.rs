@@ -2,7 +2,7 @@
 //!
 //! One module per table (`project`, `user`, `conversation`,
 //! `conversation_member`, `message`, `reaction`, `read_receipt`,
-//! `attachment`, `user_presence`, `webhook_endpoint`,
+//! `attachment`, `launcher_icon`, `user_presence`, `webhook_endpoint`,
 //! `webhook_event`, `webhook_fanout`, `webhook_delivery`, `webhook_attempt`). Entities only describe data; the queries that use
 //! them live in the `bridge` crate, and the schema is created by the
 //! `migration` crate. This crate knows nothing about MQTT or HTTP.
@@ -11,6 +11,7 @@
 pub mod attachment;
 pub mod conversation;
 pub mod conversation_member;
+pub mod launcher_icon;
 pub mod message;
 pub mod reaction;
 pub mod read_receipt;

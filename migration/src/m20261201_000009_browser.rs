@@ -1,7 +1,7 @@
 //! The browser: per-project settings for web pages (allowed origins,
 //! identity verification, visitor chat, session lifetime, the widget's
-//! look), the agents who answer visitors' support conversations, and what
-//! a visitor said about who they are.
+//! look and launcher icon), the agents who answer visitors' support
+//! conversations, and what a visitor said about who they are.
 use sea_orm_migration::prelude::*;
 
 #[derive(DeriveMigrationName)]
@@ -24,6 +24,17 @@ enum Projects {
     SessionLifetimeSecs,
     /// JSON object: the widget's colors, texts and layout.
     Widget,
+}
+
+#[derive(DeriveIden)]
+enum LauncherIcons {
+    Table,
+    ProjectId,
+    /// `image/png` or `image/svg+xml`.
+    ContentType,
+    /// The file, at most 100 KB.
+    Bytes,
+    UpdatedAt,
 }
 
 #[derive(DeriveIden)]
@@ -78,10 +89,22 @@ impl MigrationTrait for Migration {
                 .add_column(ColumnDef::new(Users::IdentityVerified).boolean().not_null().default(false))
                 .to_owned(),
         ];
-        crate::alter_each(manager, additions).await
+        crate::alter_each(manager, additions).await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(LauncherIcons::Table)
+                    .col(ColumnDef::new(LauncherIcons::ProjectId).string_len(64).not_null().primary_key())
+                    .col(ColumnDef::new(LauncherIcons::ContentType).string_len(32).not_null())
+                    .col(ColumnDef::new(LauncherIcons::Bytes).binary().not_null())
+                    .col(ColumnDef::new(LauncherIcons::UpdatedAt).timestamp_with_time_zone().not_null())
+                    .to_owned(),
+            )
+            .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table(LauncherIcons::Table).to_owned()).await?;
         let drops = [
             Table::alter().table(Users::Table).drop_column(Users::IdentityVerified).to_owned(),
             Table::alter().table(Users::Table).drop_column(Users::IdentifiedAs).to_owned(),

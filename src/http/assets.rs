@@ -32,13 +32,21 @@ pub fn routes() -> impl Filter<Extract = (warp::reply::Response,), Error = Rejec
 }
 
 fn serve(asset: &Asset, if_none_match: Option<&str>) -> warp::reply::Response {
+    public_file(asset.body.as_bytes().to_vec(), asset.content_type, if_none_match)
+}
+
+/// A file any page may load, revalidated by its `ETag` after a short cache
+/// (304 when `If-None-Match` names it).
+pub(super) fn public_file(body: Vec<u8>, content_type: &str, if_none_match: Option<&str>) -> warp::reply::Response {
     use sha2::Digest;
-    let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(asset.body.as_bytes())[..12]));
+    let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..12]));
     let mut response = if if_none_match.is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag)) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut response = asset.body.into_response();
-        response.headers_mut().insert("content-type", HeaderValue::from_static(asset.content_type));
+        let mut response = body.into_response();
+        if let Ok(content_type) = HeaderValue::from_str(content_type) {
+            response.headers_mut().insert("content-type", content_type);
+        }
         response
     };
     let headers = response.headers_mut();

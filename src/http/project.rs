@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use mqchat_bridge::conversations::ConversationKind;
+use bytes::Bytes;
 use mqchat_bridge::projects::browser::BrowserChanges;
+use mqchat_bridge::projects::launcher_icon::{self, LauncherIcon, MAX_ICON_BYTES};
 use mqchat_bridge::projects::{self, Project};
 use serde::Deserialize;
 use warp::http::StatusCode;
@@ -53,10 +55,23 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (impl Reply,), Erro
     // PATCH /api/v1/project
     let change = warp::path!("api" / "v1" / "project")
         .and(warp::patch())
-        .and(server_project(state))
+        .and(server_project(Arc::clone(&state)))
         .and(json_body())
         .and_then(change);
-    rotate.or(show).or(change)
+    // PUT /api/v1/project/launcher-icon (the body is the PNG or SVG)
+    let set_icon = warp::path!("api" / "v1" / "project" / "launcher-icon")
+        .and(warp::put())
+        .and(server_project(Arc::clone(&state)))
+        .and(warp::header::optional::<String>("content-type"))
+        .and(warp::body::content_length_limit(MAX_ICON_BYTES as u64))
+        .and(warp::body::bytes())
+        .and_then(set_icon);
+    // DELETE /api/v1/project/launcher-icon
+    let remove_icon = warp::path!("api" / "v1" / "project" / "launcher-icon")
+        .and(warp::delete())
+        .and(server_project(Arc::clone(&state)))
+        .and_then(remove_icon);
+    rotate.or(show).or(change).or(set_icon).or(remove_icon)
 }
 
 async fn rotate(state: Arc<ApiState>, project: Project, body: Rotate) -> Result<warp::reply::Response, Rejection> {
@@ -100,4 +115,19 @@ async fn change(state: Arc<ApiState>, project: Project, body: Changes) -> Result
     }
     state.authorizer.forget(&project.public_key);
     Ok(warp::reply::json(&updated).into_response())
+}
+
+async fn set_icon(state: Arc<ApiState>, project: Project, content_type: Option<String>, body: Bytes) -> Result<warp::reply::Response, Rejection> {
+    let icon = LauncherIcon::parse(content_type.as_deref().unwrap_or_default(), body.to_vec()).map_err(ApiError::invalid)?;
+    launcher_icon::set(&state.db, &project.project_id, &icon).await.map_err(ApiError::internal)?;
+    let body = serde_json::json!({"content_type": icon.content_type, "size": icon.bytes.len(), "url": super::sdk::launcher_icon_path(&project.public_key)});
+    Ok(warp::reply::json(&body).into_response())
+}
+
+async fn remove_icon(state: Arc<ApiState>, project: Project) -> Result<warp::reply::Response, Rejection> {
+    if launcher_icon::remove(&state.db, &project.project_id).await.map_err(ApiError::internal)? {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "launcher_icon_not_found", "the project has no launcher icon").into())
+    }
 }

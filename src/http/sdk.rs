@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use mqchat_bridge::projects::browser::Verification;
+use mqchat_bridge::projects::launcher_icon;
 use mqchat_bridge::projects::Project;
 use mqchat_bridge::users::{self, UserProfile};
 use mqchat_broker::acl;
@@ -34,6 +35,13 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Respo
         .and(warp::query::<ConfigQuery>())
         .and(warp::header::optional::<String>("origin"))
         .and_then(config);
+    // GET /api/v1/sdk/launcher-icon?public_key=…
+    let icon = warp::path!("api" / "v1" / "sdk" / "launcher-icon")
+        .and(warp::get())
+        .and(with_state(Arc::clone(&state)))
+        .and(warp::query::<ConfigQuery>())
+        .and(warp::header::optional::<String>("if-none-match"))
+        .and_then(launcher_icon);
     // POST /api/v1/sdk/init
     let init = warp::path!("api" / "v1" / "sdk" / "init")
         .and(warp::post())
@@ -56,7 +64,7 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Respo
         .and(warp::header::optional::<String>("authorization"))
         .and(json_body())
         .and_then(identify);
-    config.or(init).unify().or(visitor).unify().or(identify).unify()
+    config.or(icon).unify().or(init).unify().or(visitor).unify().or(identify).unify()
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,7 +79,11 @@ async fn config(
 ) -> Result<warp::reply::Response, Rejection> {
     let project = public_project(&state, &query.public_key).await?;
     let origin_allowed = origin.as_deref().is_none_or(|origin| project.browser.allows_origin(origin));
+    let icon = launcher_icon::find(&state.db, &project.project_id).await.map_err(ApiError::internal)?;
+    // The version makes a changed icon a new URL for every cache.
+    let icon_url = icon.map(|icon| format!("{}&v={}", launcher_icon_path(&project.public_key), icon.updated_at.timestamp_millis()));
     let body = json!({
+        "launcher_icon_url": icon_url,
         "project_name": project.name,
         "origin_allowed": origin_allowed,
         "visitors": project.browser.visitors,
@@ -80,6 +92,26 @@ async fn config(
     });
     let mut response = warp::reply::json(&body).into_response();
     response.headers_mut().insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    Ok(response)
+}
+
+/// Where the project's launcher icon is served (relative to the API).
+pub fn launcher_icon_path(public_key: &str) -> String {
+    format!("/api/v1/sdk/launcher-icon?public_key={public_key}")
+}
+
+/// The project's launcher icon, to any page: an image only (`nosniff`, and a
+/// sandbox CSP should an SVG be opened on its own).
+async fn launcher_icon(state: Arc<ApiState>, query: ConfigQuery, if_none_match: Option<String>) -> Result<warp::reply::Response, Rejection> {
+    let project = public_project(&state, &query.public_key).await?;
+    let icon = launcher_icon::find(&state.db, &project.project_id)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "launcher_icon_not_found", "the project has no launcher icon"))?;
+    let mut response = super::assets::public_file(icon.bytes, &icon.content_type, if_none_match.as_deref());
+    response
+        .headers_mut()
+        .insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"));
     Ok(response)
 }
 

@@ -172,3 +172,41 @@ async fn the_binary_serves_the_sdk_with_revalidation() {
     }
     assert_eq!(app.http.get(app.url("/sdk/v2.js")).send().await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn a_launcher_icon_is_checked_stored_and_served_as_an_image_only() {
+    let app = TestApp::spawn().await;
+    let put = |content_type: &'static str, body: Vec<u8>| {
+        app.http
+            .put(app.url("/api/v1/project/launcher-icon"))
+            .bearer_auth(&app.project.secret_key)
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+    };
+    let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &[7u8; 300]].concat();
+    assert_eq!(put("image/png", b"<svg/>".to_vec()).await.unwrap().status(), 422);
+    assert_eq!(put("image/svg+xml", b"<html><script>alert(1)</script></html>".to_vec()).await.unwrap().status(), 422);
+    assert_eq!(put("text/html", png.clone()).await.unwrap().status(), 422);
+    assert_eq!(put("image/png", [png.as_slice(), &vec![0u8; 100 * 1024]].concat()).await.unwrap().status(), 413);
+    let config_url = app.url(&format!("/api/v1/sdk/config?public_key={}", app.project.public_key));
+    let config: Value = app.http.get(&config_url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(config["launcher_icon_url"], Value::Null);
+
+    assert_eq!(put("image/png", png.clone()).await.unwrap().status(), 200);
+    let config: Value = app.http.get(&config_url).send().await.unwrap().json().await.unwrap();
+    let url = app.url(config["launcher_icon_url"].as_str().unwrap());
+    let icon = app.http.get(&url).send().await.unwrap();
+    assert_eq!(icon.status(), 200);
+    let headers = icon.headers().clone();
+    assert_eq!(headers["content-type"], "image/png");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("sandbox"));
+    assert_eq!(icon.bytes().await.unwrap().as_ref(), png.as_slice());
+    let again = app.http.get(&url).header("If-None-Match", headers["etag"].to_str().unwrap()).send().await.unwrap();
+    assert_eq!(again.status(), 304);
+
+    let delete = app.http.delete(app.url("/api/v1/project/launcher-icon")).bearer_auth(&app.project.secret_key).send().await.unwrap();
+    assert_eq!(delete.status(), 204);
+    assert_eq!(app.http.get(&url).send().await.unwrap().status(), 404);
+}

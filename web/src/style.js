@@ -15,6 +15,7 @@ button:focus-visible, textarea:focus-visible { outline: 3px solid var(--mq-prima
 .launcher { position: relative; order: 2; width: var(--mq-launcher); height: var(--mq-launcher); border-radius: 50%; border: none;
   background: var(--mq-primary); color: #fff; box-shadow: 0 6px 20px rgba(0,0,0,.2); display: grid; place-items: center; }
 .launcher svg { width: 50%; height: 50%; fill: currentColor; }
+.launcher .custom-icon { width: 64%; height: 64%; object-fit: contain; }
 .badge { position: absolute; top: -4px; right: -4px; min-width: 20px; height: 20px; padding: 0 6px; border-radius: 10px;
   background: #dc2626; color: #fff; font-size: 12px; line-height: 20px; text-align: center; }
 .badge[hidden] { display: none; }

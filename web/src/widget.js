@@ -60,7 +60,10 @@ export class Widget {
     const frame = h('div', { class: `frame ${this.host.className}` });
     if (!this.inline) {
       this.badge = h('span', { class: 'badge', hidden: '', 'aria-live': 'polite' });
-      this.launcher = h('button', { class: 'launcher', type: 'button', 'aria-label': t.open, 'aria-expanded': 'false', part: 'launcher' }, icon(), this.badge);
+      const customIcon = this.config.launcher_icon_url
+        ? h('img', { class: 'custom-icon', src: this.client.session.apiUrl + this.config.launcher_icon_url, alt: '' })
+        : null;
+      this.launcher = h('button', { class: 'launcher', type: 'button', 'aria-label': t.open, 'aria-expanded': 'false', part: 'launcher' }, customIcon || icon(), this.badge);
       this.launcher.addEventListener('click', () => this.toggle());
       frame.appendChild(this.launcher);
     }

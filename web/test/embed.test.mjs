@@ -73,6 +73,25 @@ test('the project\'s widget look applies, and a container renders it inline', as
   await page.context().close();
 });
 
+test('a custom launcher icon replaces the default one', async () => {
+  const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><circle cx="32" cy="32" r="30" fill="orange"/></svg>';
+  const response = await fetch(`${server.url}/api/v1/project/launcher-icon`, {
+    method: 'PUT',
+    headers: { authorization: `Bearer ${project.secret_key}`, 'content-type': 'image/svg+xml' },
+    body: svg,
+  });
+  assert.equal(response.status, 200);
+  const page = await (await browser.newContext()).newPage();
+  await page.goto(site.origin + '/attributes');
+  await until(page, () => {
+    const image = document.querySelector('[data-mqchat]')?.shadowRoot.querySelector('.launcher img.custom-icon');
+    return image && image.complete && image.naturalWidth === 64;
+  });
+  assert.equal(await page.evaluate(() => document.querySelector('[data-mqchat]').shadowRoot.querySelector('.launcher svg')), null);
+  await fetch(`${server.url}/api/v1/project/launcher-icon`, { method: 'DELETE', headers: { authorization: `Bearer ${project.secret_key}` } });
+  await page.context().close();
+});
+
 test('the widget works and is styled under the strict CSP of docs/SDK.md', async () => {
   const page = await (await browser.newContext()).newPage();
   const violations = [];

@@ -1,6 +1,7 @@
 //! Projects (tenants), their key pairs and settings; `browser` holds what
-//! a project lets web pages do.
+//! a project lets web pages do, `launcher_icon` its widget's own icon.
 pub mod browser;
+pub mod launcher_icon;
 
 use entity::project;
 use chrono::{DateTime, Duration, Utc};

@@ -22,10 +22,14 @@ test('after a restart the widget shows the messages sent meanwhile, each once', 
   await server.stop();
   await until(page, () => window.MqChat.client.state === 'reconnecting');
   await until(page, () => !document.querySelector('[data-mqchat]').shadowRoot.querySelector('.banner').hidden);
-  await new Promise((resolve) => setTimeout(resolve, 2000));
+  // The page stays offline while the server is back and messages are sent:
+  // they can only reach it through history.sync after the reconnect.
+  await page.context().setOffline(true);
   await server.restart();
-  // Sent while the widget is still away (its reconnect backs off).
   for (const content of ['one', 'two', 'three']) assert.equal((await post(conversation.id, content))[0], 201);
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  assert.equal(await page.evaluate(() => window.MqChat.client.state), 'reconnecting');
+  await page.context().setOffline(false);
 
   await until(page, () => window.MqChat.client.state === 'connected');
   await until(page, () => window.seen.messages.includes('three'));

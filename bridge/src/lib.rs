@@ -12,8 +12,8 @@
 //! their signed URLs), `cache` (what every command checks, kept in memory),
 //! `events` (the one list of events and where each is delivered),
 //! `commands` (the engine: the JSON commands clients publish on their
-//! outbox, their replies and events, and the membership operations the
-//! server API shares with them), `webhooks` (webhooks, callback URLs and
+//! outbox, their replies and events, the membership operations the server
+//! API shares with them, and `ErrorCode`, every refusal's code), `webhooks` (webhooks, callback URLs and
 //! the transactional outbox of their deliveries).
 //! Every function takes a `&DatabaseConnection` and works the same on SQLite
 //! and PostgreSQL. This crate knows nothing about sockets, MQTT framing or

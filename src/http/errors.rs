@@ -43,17 +43,23 @@ impl ApiError {
 impl From<CommandError> for ApiError {
     /// The engine's codes, with the status that fits each.
     fn from(error: CommandError) -> Self {
+        use mqchat_bridge::commands::ErrorCode;
         let status = match error.code {
-            "conversation_not_found" | "message_not_found" | "attachment_not_found" => StatusCode::NOT_FOUND,
-            "not_a_member" | "forbidden" => StatusCode::FORBIDDEN,
-            "conversation_archived" | "message_deleted" => StatusCode::CONFLICT,
-            "too_large" => StatusCode::PAYLOAD_TOO_LARGE,
-            "unsupported_content_type" => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-            "internal" => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::ConversationNotFound | ErrorCode::MessageNotFound | ErrorCode::AttachmentNotFound => StatusCode::NOT_FOUND,
+            ErrorCode::NotAMember | ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::ConversationArchived | ErrorCode::MessageDeleted => StatusCode::CONFLICT,
+            ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorCode::UnsupportedContentType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::BadJson
+            | ErrorCode::InvalidRequest
+            | ErrorCode::UnknownOp
+            | ErrorCode::ContentTooLong
+            | ErrorCode::NoAgents => StatusCode::UNPROCESSABLE_ENTITY,
         };
-        ApiError { status, code: error.code, message: error.message }
+        ApiError { status, code: error.code.as_str(), message: error.message }
     }
 }
 

@@ -2,7 +2,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{CommandError, Engine};
+use super::{CommandError, Engine, ErrorCode};
 use crate::conversations::{ConversationError, ConversationKind};
 use crate::fields::{self, FieldError};
 use crate::messages::{self, MessageError, MessageView, NewMessage, Page, PendingSend};
@@ -67,8 +67,7 @@ pub enum Author<'a> {
 
 fn check_content(content: &str) -> Result<(), CommandError> {
     match fields::check("content", content, messages::MAX_CONTENT_CHARS) {
-        Err(FieldError::TooLong { .. }) => Err(CommandError::new(
-            "content_too_long",
+        Err(FieldError::TooLong { .. }) => Err(CommandError::new(ErrorCode::ContentTooLong,
             format!("content is longer than {} characters", messages::MAX_CONTENT_CHARS),
         )),
         other => Ok(other?),

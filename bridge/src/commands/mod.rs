@@ -6,6 +6,7 @@
 //! The sender is who the outbox belongs to: the gateway lets only that user
 //! publish there, so a command cannot claim to come from someone else.
 //! `messaging` holds the message commands, `rooms` the conversation ones.
+mod error_code;
 mod messaging;
 mod rooms;
 
@@ -25,6 +26,7 @@ use crate::cache::{ConversationState, EngineCache};
 use crate::conversations::{ConversationError, ConversationKind};
 use crate::fields::{self, FieldError};
 use crate::messages::{Committer, CommitterSettings, MessageError};
+pub use error_code::ErrorCode;
 use crate::events::ChatEvent;
 use crate::webhooks::{Event, Outbox};
 
@@ -49,29 +51,29 @@ pub trait Outlet: Send + Sync + 'static {
 /// A refusal with a stable, documented code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandError {
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
 }
 
 impl CommandError {
-    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         CommandError { code, message: message.into() }
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
-        CommandError::new("invalid_request", message)
+        CommandError::new(ErrorCode::InvalidRequest, message)
     }
 
     pub(crate) fn forbidden(message: impl Into<String>) -> Self {
-        CommandError::new("forbidden", message)
+        CommandError::new(ErrorCode::Forbidden, message)
     }
 }
 
 impl From<ConversationError> for CommandError {
     fn from(error: ConversationError) -> Self {
         match error {
-            ConversationError::NotFound => CommandError::new("conversation_not_found", "no such conversation"),
-            ConversationError::Archived => CommandError::new("conversation_archived", "the conversation is archived"),
+            ConversationError::NotFound => CommandError::new(ErrorCode::ConversationNotFound, "no such conversation"),
+            ConversationError::Archived => CommandError::new(ErrorCode::ConversationArchived, "the conversation is archived"),
             ConversationError::Invalid(message) => CommandError::invalid(message),
             ConversationError::Database(error) => internal(error),
         }
@@ -81,13 +83,13 @@ impl From<ConversationError> for CommandError {
 impl From<MessageError> for CommandError {
     fn from(error: MessageError) -> Self {
         match error {
-            MessageError::NotFound => CommandError::new("message_not_found", "no such message"),
+            MessageError::NotFound => CommandError::new(ErrorCode::MessageNotFound, "no such message"),
             MessageError::Forbidden => CommandError::forbidden(
                 "only the sender may edit a message; only the sender or a conversation admin may delete it",
             ),
-            MessageError::Deleted => CommandError::new("message_deleted", "the message was deleted"),
+            MessageError::Deleted => CommandError::new(ErrorCode::MessageDeleted, "the message was deleted"),
             MessageError::Database(error) => internal(error),
-            MessageError::Unavailable => CommandError::new("unavailable", "the server is shutting down; retry"),
+            MessageError::Unavailable => CommandError::new(ErrorCode::Unavailable, "the server is shutting down; retry"),
         }
     }
 }
@@ -95,9 +97,9 @@ impl From<MessageError> for CommandError {
 impl From<AttachmentError> for CommandError {
     fn from(error: AttachmentError) -> Self {
         match error {
-            AttachmentError::NotFound(_) => CommandError::new("attachment_not_found", error.to_string()),
-            AttachmentError::TooLarge(_) => CommandError::new("too_large", error.to_string()),
-            AttachmentError::ContentType(_) => CommandError::new("unsupported_content_type", error.to_string()),
+            AttachmentError::NotFound(_) => CommandError::new(ErrorCode::AttachmentNotFound, error.to_string()),
+            AttachmentError::TooLarge(_) => CommandError::new(ErrorCode::TooLarge, error.to_string()),
+            AttachmentError::ContentType(_) => CommandError::new(ErrorCode::UnsupportedContentType, error.to_string()),
             AttachmentError::Invalid(message) => CommandError::invalid(message),
             AttachmentError::Io(error) => internal(error),
             AttachmentError::Database(error) => internal(error),
@@ -118,12 +120,12 @@ impl From<sea_orm::DbErr> for CommandError {
 }
 
 fn not_a_member() -> CommandError {
-    CommandError::new("not_a_member", "you are not a member of this conversation")
+    CommandError::new(ErrorCode::NotAMember, "you are not a member of this conversation")
 }
 
 fn internal(error: impl std::fmt::Display) -> CommandError {
     tracing::error!(%error, "command failed");
-    CommandError::new("internal", "internal error")
+    CommandError::new(ErrorCode::Internal, "internal error")
 }
 
 #[derive(Debug, Deserialize)]
@@ -377,12 +379,12 @@ fn check_cursor(before: &chrono::DateTime<chrono::Utc>) -> Result<(), CommandErr
 /// command, or why it is refused. Decides nothing that needs storage.
 fn parse(payload: &[u8]) -> (Value, Result<Command, CommandError>) {
     if payload.len() > MAX_COMMAND_BYTES {
-        return (Value::Null, Err(CommandError::new("too_large", format!("commands are at most {MAX_COMMAND_BYTES} bytes"))));
+        return (Value::Null, Err(CommandError::new(ErrorCode::TooLarge, format!("commands are at most {MAX_COMMAND_BYTES} bytes"))));
     }
     let mut value: Value = match serde_json::from_slice(payload) {
         Ok(value @ Value::Object(_)) => value,
-        Ok(_) => return (Value::Null, Err(CommandError::new("bad_json", "a command is a JSON object"))),
-        Err(error) => return (Value::Null, Err(CommandError::new("bad_json", error.to_string()))),
+        Ok(_) => return (Value::Null, Err(CommandError::new(ErrorCode::BadJson, "a command is a JSON object"))),
+        Err(error) => return (Value::Null, Err(CommandError::new(ErrorCode::BadJson, error.to_string()))),
     };
     let reply_to = value.as_object_mut().and_then(|object| object.remove("id")).unwrap_or(Value::Null);
     if !reply_to.as_str().is_some_and(|id| !id.is_empty() && id.len() <= 128) {
@@ -395,7 +397,7 @@ fn parse(payload: &[u8]) -> (Value, Result<Command, CommandError>) {
     }
     match value.get("op").and_then(Value::as_str) {
         Some(op) if OPS.contains(&op) => {}
-        Some(op) => return (reply_to, Err(CommandError::new("unknown_op", format!("unknown op {op:?}")))),
+        Some(op) => return (reply_to, Err(CommandError::new(ErrorCode::UnknownOp, format!("unknown op {op:?}")))),
         None => return (reply_to, Err(CommandError::invalid("`op` is required"))),
     }
     match serde_json::from_value(value) {
@@ -446,12 +448,12 @@ mod tests {
     fn screening_refuses_what_storage_could_not_take() {
         assert_eq!(screen(br#"{"id":"1","op":"conversations.list"}"#), Ok(()));
         let refused = [
-            (r#"{"id":"1","op":"message.send","conversation_id":"c","content":"a\u0000b"}"#, "invalid_request"),
-            (r#"{"id":"1","op":"message.edit","message_id":"m","content":"  "}"#, "invalid_request"),
-            (r#"{"id":"1","op":"reaction.add","message_id":"m","emoji":"a b"}"#, "invalid_request"),
-            (r#"{"id":"1","op":"conversation.create","type":"group","member_ids":["a/b"]}"#, "invalid_request"),
-            (r#"{"id":"1","op":"nope"}"#, "unknown_op"),
-            ("[1]", "bad_json"),
+            (r#"{"id":"1","op":"message.send","conversation_id":"c","content":"a\u0000b"}"#, ErrorCode::InvalidRequest),
+            (r#"{"id":"1","op":"message.edit","message_id":"m","content":"  "}"#, ErrorCode::InvalidRequest),
+            (r#"{"id":"1","op":"reaction.add","message_id":"m","emoji":"a b"}"#, ErrorCode::InvalidRequest),
+            (r#"{"id":"1","op":"conversation.create","type":"group","member_ids":["a/b"]}"#, ErrorCode::InvalidRequest),
+            (r#"{"id":"1","op":"nope"}"#, ErrorCode::UnknownOp),
+            ("[1]", ErrorCode::BadJson),
         ];
         for (command, code) in refused {
             assert_eq!(screen(command.as_bytes()).map_err(|error| error.code), Err(code), "{command}");

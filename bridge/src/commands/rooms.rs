@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{open_to_join, CommandError, Engine};
+use super::{open_to_join, CommandError, Engine, ErrorCode};
 use crate::conversations::{self, Conversation, ConversationError, ConversationKind, Created, NewConversation, Role};
 use crate::events::{ChatEvent, ConversationArchived, ConversationLeft, ConversationNotice, MemberJoined, MemberLeft};
 use crate::webhooks::Event;
@@ -53,7 +53,7 @@ impl Engine {
         }
         create.check()?;
         if self.creations.check_key(&(project_id.to_owned(), user_id.to_owned())).is_err() {
-            return Err(CommandError::new("rate_limited", "too many conversations created; wait a minute"));
+            return Err(CommandError::new(ErrorCode::RateLimited, "too many conversations created; wait a minute"));
         }
         let mut member_ids = create.member_ids;
         member_ids.push(user_id.to_owned());
@@ -76,10 +76,10 @@ impl Engine {
         }
         let agents = users::agents(&self.db, project_id).await?;
         if agents.is_empty() {
-            return Err(CommandError::new("no_agents", "nobody answers support for this project yet"));
+            return Err(CommandError::new(ErrorCode::NoAgents, "nobody answers support for this project yet"));
         }
         if self.creations.check_key(&(project_id.to_owned(), user_id.to_owned())).is_err() {
-            return Err(CommandError::new("rate_limited", "too many conversations created; wait a minute"));
+            return Err(CommandError::new(ErrorCode::RateLimited, "too many conversations created; wait a minute"));
         }
         let request = NewConversation {
             kind: ConversationKind::Support,

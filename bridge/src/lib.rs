@@ -13,8 +13,9 @@
 //! `events` (the one list of events and where each is delivered),
 //! `commands` (the engine: the JSON commands clients publish on their
 //! outbox, their replies and events, the membership operations the server
-//! API shares with them, and `ErrorCode`, every refusal's code), `webhooks` (webhooks, callback URLs and
-//! the transactional outbox of their deliveries).
+//! API shares with them, and `ErrorCode`, every refusal's code),
+//! `webhooks` (webhooks, callback URLs and the transactional outbox of
+//! their deliveries).
 //! Every function takes a `&DatabaseConnection` and works the same on SQLite
 //! and PostgreSQL. This crate knows nothing about sockets, MQTT framing or
 //! HTTP: the binary wires it to the broker and to the API.

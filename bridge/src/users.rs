@@ -53,12 +53,7 @@ pub async fn sessions_revoked_at(
     project_id: &str,
     external_id: &str,
 ) -> Result<Option<DateTime<Utc>>, DbErr> {
-    let row = user::Entity::find()
-        .filter(user::Column::ProjectId.eq(project_id))
-        .filter(user::Column::ExternalId.eq(external_id))
-        .one(db)
-        .await?;
-    Ok(row.and_then(|row| row.sessions_revoked_at))
+    Ok(find_row(db, project_id, external_id).await?.and_then(|row| row.sessions_revoked_at))
 }
 
 /// Refuses, from now on, every token of the user issued until now.
@@ -119,6 +114,10 @@ pub struct UserRecord {
     /// came with a valid `userHash`.
     pub identified_as: Option<String>,
     pub identity_verified: bool,
+    /// Tokens issued until then are refused (not shown: the revoking
+    /// backend knows it).
+    #[serde(skip)]
+    pub sessions_revoked_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -139,6 +138,7 @@ pub async fn find(db: &impl ConnectionTrait, project_id: &str, external_id: &str
         agent: row.is_agent,
         identified_as: row.identified_as,
         identity_verified: row.identity_verified,
+        sessions_revoked_at: row.sessions_revoked_at,
         created_at: row.created_at,
     }))
 }

@@ -3,6 +3,10 @@
 //! `MqChat`), `/sdk/v1.mjs` (ES module) and `/sdk/v1.d.ts`. Any page may
 //! load them (they hold no secret); each answer carries an `ETag` so
 //! browsers revalidate cheaply after a short cache.
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
 use warp::http::{HeaderValue, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
@@ -25,32 +29,44 @@ pub fn routes() -> impl Filter<Extract = (warp::reply::Response,), Error = Rejec
     // GET /sdk/{v1.js | v1.mjs | v1.d.ts}
     warp::path!("sdk" / String).and(warp::get()).and(warp::header::optional::<String>("if-none-match")).and_then(
         |name: String, if_none_match: Option<String>| async move {
-            let asset = ASSETS.iter().find(|asset| asset.name == name).ok_or_else(warp::reject::not_found)?;
-            Ok::<_, Rejection>(serve(asset, if_none_match.as_deref()))
+            let index = ASSETS.iter().position(|asset| asset.name == name).ok_or_else(warp::reject::not_found)?;
+            let asset = &ASSETS[index];
+            let body = Bytes::from_static(asset.body.as_bytes());
+            Ok::<_, Rejection>(public_file(body, &etags()[index], asset.content_type, if_none_match.as_deref()))
         },
     )
 }
 
-fn serve(asset: &Asset, if_none_match: Option<&str>) -> warp::reply::Response {
-    public_file(asset.body.as_bytes().to_vec(), asset.content_type, if_none_match)
+/// The assets' ETags, hashed once: the files never change while the binary runs.
+fn etags() -> &'static [String] {
+    static ETAGS: OnceLock<Vec<String>> = OnceLock::new();
+    ETAGS.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|asset| format!("\"{}\"", hex::encode(&Sha256::digest(asset.body.as_bytes())[..12])))
+            .collect()
+    })
 }
 
-/// A file any page may load, revalidated by its `ETag` after a short cache
+/// Whether the browser's copy (`If-None-Match`) is the current `etag`.
+pub(super) fn revalidated(if_none_match: Option<&str>, etag: &str) -> bool {
+    if_none_match.is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag))
+}
+
+/// A file any page may load, revalidated by its `etag` after a short cache
 /// (304 when `If-None-Match` names it).
-pub(super) fn public_file(body: Vec<u8>, content_type: &str, if_none_match: Option<&str>) -> warp::reply::Response {
-    use sha2::Digest;
-    let etag = format!("\"{}\"", hex::encode(&sha2::Sha256::digest(&body)[..12]));
-    let mut response = if if_none_match.is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag)) {
+pub(super) fn public_file(body: Bytes, etag: &str, content_type: &str, if_none_match: Option<&str>) -> warp::reply::Response {
+    let mut response = if revalidated(if_none_match, etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut response = body.into_response();
+        let mut response = warp::reply::Response::new(body.into());
         if let Ok(content_type) = HeaderValue::from_str(content_type) {
             response.headers_mut().insert("content-type", content_type);
         }
         response
     };
     let headers = response.headers_mut();
-    if let Ok(etag) = HeaderValue::from_str(&etag) {
+    if let Ok(etag) = HeaderValue::from_str(etag) {
         headers.insert("etag", etag);
     }
     headers.insert("cache-control", HeaderValue::from_static(CACHE_CONTROL));

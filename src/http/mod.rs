@@ -195,14 +195,14 @@ async fn identify(state: &ApiState, public_key: Option<&str>, authorization: Opt
     Ok(Caller::User(project.as_ref().clone(), principal.user_id.as_str().to_owned()))
 }
 
+/// The project whose public key this is (read through the authorizer's cache).
+async fn public_project(state: &ApiState, public_key: &str) -> Result<Arc<Project>, ApiError> {
+    state.authorizer.project(public_key).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::unauthorized("unknown public key"))
+}
+
 /// The project of `public_key` and the user `token` (identity or session) names.
 async fn verify_user(state: &ApiState, public_key: &str, token: &str) -> Result<(Arc<Project>, Principal), ApiError> {
-    let project = state
-        .authorizer
-        .project(public_key)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::unauthorized("unknown public key"))?;
+    let project = public_project(state, public_key).await?;
     let principal = state.authorizer.verify_token(&project, token).await.map_err(|error| match error {
         mqchat_broker::AuthError::Unavailable(message) => ApiError::internal(message),
         other => ApiError::new(warp::http::StatusCode::UNAUTHORIZED, "invalid_token", other.to_string()),

@@ -26,7 +26,9 @@ struct Rotate {
     grace_seconds: Option<u64>,
 }
 
-/// `PATCH /api/v1/project`: the fields to change, all optional.
+/// `PATCH /api/v1/project`: the fields to change, all optional. The
+/// browser ones are `BrowserChanges`' fields, listed again here because
+/// serde cannot refuse unknown fields through a flattened struct.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Changes {
@@ -90,8 +92,8 @@ async fn rotate(state: Arc<ApiState>, project: Project, body: Rotate) -> Result<
 }
 
 async fn change(state: Arc<ApiState>, project: Project, body: Changes) -> Result<warp::reply::Response, Rejection> {
-    let gone = || ApiError::new(StatusCode::NOT_FOUND, "project_not_found", "the project is gone");
-    // Every change is checked before any is stored.
+    // Every change is checked before anything is stored, then all are
+    // stored in one write.
     let browser = BrowserChanges {
         allowed_origins: body.allowed_origins,
         identity_verification: body.identity_verification,
@@ -102,15 +104,11 @@ async fn change(state: Arc<ApiState>, project: Project, body: Changes) -> Result
     }
     .apply(&project.browser, projects::fresh_identity_secret)
     .map_err(ApiError::invalid)?;
-    let mut updated = project.clone();
-    if let Some(kinds) = body.user_conversation_types {
-        updated = projects::set_user_conversation_types(&state.db, &project.project_id, &kinds)
-            .await
-            .map_err(ApiError::internal)?
-            .ok_or_else(gone)?;
-    }
-    if browser != project.browser {
-        updated = projects::set_browser(&state.db, &project.project_id, &browser).await.map_err(ApiError::internal)?.ok_or_else(gone)?;
+    let updated = projects::update_settings(&state.db, &project.project_id, body.user_conversation_types.as_deref(), &browser)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "project_not_found", "the project is gone"))?;
+    if browser.allowed_origins != project.browser.allowed_origins {
         state.origins.forget();
     }
     state.authorizer.forget(&project.public_key);

@@ -19,13 +19,14 @@ use mqchat_bridge::projects::Project;
 use mqchat_bridge::users::{self, UserProfile};
 use mqchat_broker::acl;
 use mqchat_broker::identity::{self, now_unix, IdentityClaims, TokenError};
+use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use warp::http::{HeaderValue, StatusCode};
 use warp::{Filter, Rejection, Reply};
 
-use super::{bearer, json_body, verify_user, with_state, ApiError, ApiState};
+use super::{bearer, json_body, public_project, user, verify_user, with_state, ApiError, ApiState};
 
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Response,), Error = Rejection> + Clone {
     // GET /api/v1/sdk/config?public_key=…
@@ -59,9 +60,7 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Respo
     // POST /api/v1/sdk/identify
     let identify = warp::path!("api" / "v1" / "sdk" / "identify")
         .and(warp::post())
-        .and(with_state(state))
-        .and(warp::header::optional::<String>("x-public-key"))
-        .and(warp::header::optional::<String>("authorization"))
+        .and(user(state))
         .and(json_body())
         .and_then(identify);
     config.or(icon).unify().or(init).unify().or(visitor).unify().or(identify).unify()
@@ -79,9 +78,9 @@ async fn config(
 ) -> Result<warp::reply::Response, Rejection> {
     let project = public_project(&state, &query.public_key).await?;
     let origin_allowed = origin.as_deref().is_none_or(|origin| project.browser.allows_origin(origin));
-    let icon = launcher_icon::find(&state.db, &project.project_id).await.map_err(ApiError::internal)?;
+    let icon_set_at = launcher_icon::updated_at(&state.db, &project.project_id).await.map_err(ApiError::internal)?;
     // The version makes a changed icon a new URL for every cache.
-    let icon_url = icon.map(|icon| format!("{}&v={}", launcher_icon_path(&project.public_key), icon.updated_at.timestamp_millis()));
+    let icon_url = icon_set_at.map(|at| format!("{}&v={}", launcher_icon_path(&project.public_key), at.timestamp_millis()));
     let body = json!({
         "launcher_icon_url": icon_url,
         "project_name": project.name,
@@ -104,19 +103,22 @@ pub fn launcher_icon_path(public_key: &str) -> String {
 /// sandbox CSP should an SVG be opened on its own).
 async fn launcher_icon(state: Arc<ApiState>, query: ConfigQuery, if_none_match: Option<String>) -> Result<warp::reply::Response, Rejection> {
     let project = public_project(&state, &query.public_key).await?;
-    let icon = launcher_icon::find(&state.db, &project.project_id)
-        .await
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "launcher_icon_not_found", "the project has no launcher icon"))?;
-    let mut response = super::assets::public_file(icon.bytes, &icon.content_type, if_none_match.as_deref());
+    let missing = || ApiError::new(StatusCode::NOT_FOUND, "launcher_icon_not_found", "the project has no launcher icon");
+    // The ETag is when the icon was set: a browser that has it is answered
+    // without reading the file.
+    let set_at = launcher_icon::updated_at(&state.db, &project.project_id).await.map_err(ApiError::internal)?.ok_or_else(missing)?;
+    let etag = format!("\"{}\"", set_at.timestamp_millis());
+    let (body, content_type) = if super::assets::revalidated(if_none_match.as_deref(), &etag) {
+        (Bytes::new(), String::new())
+    } else {
+        let icon = launcher_icon::find(&state.db, &project.project_id).await.map_err(ApiError::internal)?.ok_or_else(missing)?;
+        (Bytes::from(icon.bytes), icon.content_type)
+    };
+    let mut response = super::assets::public_file(body, &etag, &content_type, if_none_match.as_deref());
     response
         .headers_mut()
         .insert("content-security-policy", HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"));
     Ok(response)
-}
-
-async fn public_project(state: &ApiState, public_key: &str) -> Result<Arc<Project>, ApiError> {
-    state.authorizer.project(public_key).await.map_err(ApiError::internal)?.ok_or_else(|| ApiError::unauthorized("unknown public key"))
 }
 
 fn public_key_header(public_key: Option<String>) -> Result<String, ApiError> {
@@ -212,13 +214,12 @@ async fn visitor(
         return Err(ApiError::invalid("`visitor_key` is 22 to 128 characters of A-Z a-z 0-9 - _").into());
     }
     let user_id = visitor_id(&project.project_id, &body.visitor_key);
+    let profile = users::find(&state.db, &project.project_id, &user_id).await.map_err(ApiError::internal)?;
     // A visitor has no one to sign in again with: once the backend revoked
     // its sessions, its key opens none (the widget starts a new visitor).
-    let revoked = users::sessions_revoked_at(&state.db, &project.project_id, &user_id).await.map_err(ApiError::internal)?;
-    if revoked.is_some() {
+    if profile.as_ref().is_some_and(|user| user.sessions_revoked_at.is_some()) {
         return Err(ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", TokenError::Revoked.to_string()).into());
     }
-    let profile = users::find(&state.db, &project.project_id, &user_id).await.map_err(ApiError::internal)?;
     let now = now_unix();
     let claims = IdentityClaims {
         sub: user_id.clone(),
@@ -246,26 +247,15 @@ struct IdentifyRequest {
     user_hash: Option<String>,
 }
 
-async fn identify(
-    state: Arc<ApiState>,
-    public_key: Option<String>,
-    authorization: Option<String>,
-    body: IdentifyRequest,
-) -> Result<warp::reply::Response, Rejection> {
-    let public_key = public_key_header(public_key)?;
-    let token = authorization
-        .as_deref()
-        .and_then(bearer)
-        .ok_or_else(|| ApiError::unauthorized("send Authorization: Bearer <visitor session token>"))?;
-    let (project, principal) = verify_user(&state, &public_key, token).await?;
-    if !identity::is_visitor(principal.user_id.as_str()) {
+async fn identify(state: Arc<ApiState>, project: Project, visitor_id: String, body: IdentifyRequest) -> Result<warp::reply::Response, Rejection> {
+    if !identity::is_visitor(&visitor_id) {
         return Err(ApiError::invalid("only a visitor identifies; a signed-in user already has an identity").into());
     }
     if !users::valid_id(&body.user_id) {
         return Err(ApiError::invalid("`user_id` is 1-128 characters of A-Z a-z 0-9 _ . : @ -").into());
     }
     let claimed = IdentityClaims {
-        sub: principal.user_id.as_str().to_owned(),
+        sub: visitor_id.clone(),
         name: body.name,
         email: body.email,
         avatar_url: None,
@@ -285,7 +275,7 @@ async fn identify(
         )
         .into());
     }
-    let (p, u) = (project.project_id.as_str(), principal.user_id.as_str());
+    let (p, u) = (project.project_id.as_str(), visitor_id.as_str());
     let profile = UserProfile { external_id: u.to_owned(), name: claimed.name.clone(), email: claimed.email.clone(), avatar_url: None };
     users::upsert(&state.db, p, &profile).await.map_err(ApiError::internal)?;
     users::record_identity(&state.db, p, u, &body.user_id, verified).await.map_err(ApiError::internal)?;

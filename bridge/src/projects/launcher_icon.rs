@@ -4,7 +4,8 @@
 //! `<img>`, where it runs no script, and is served with a sandbox CSP.
 use entity::launcher_icon;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QuerySelect, Set};
 
 /// Largest icon accepted.
 pub const MAX_ICON_BYTES: usize = 100 * 1024;
@@ -77,6 +78,16 @@ pub async fn remove(db: &impl ConnectionTrait, project_id: &str) -> Result<bool,
 
 pub async fn find(db: &impl ConnectionTrait, project_id: &str) -> Result<Option<launcher_icon::Model>, DbErr> {
     launcher_icon::Entity::find_by_id(project_id.to_owned()).one(db).await
+}
+
+/// When the icon was last set, without reading the file (for its URL).
+pub async fn updated_at(db: &impl ConnectionTrait, project_id: &str) -> Result<Option<DateTime<Utc>>, DbErr> {
+    launcher_icon::Entity::find_by_id(project_id.to_owned())
+        .select_only()
+        .column(launcher_icon::Column::UpdatedAt)
+        .into_tuple()
+        .one(db)
+        .await
 }
 
 #[cfg(test)]

@@ -133,37 +133,45 @@ pub async fn find(db: &impl ConnectionTrait, project_id: &str) -> Result<Option<
     Ok(project::Entity::find_by_id(project_id.to_owned()).one(db).await?.map(Project::from))
 }
 
-/// Sets the conversation types end users may create themselves.
-pub async fn set_user_conversation_types(
+/// Reads the project, lets `change` set columns, and writes them in one
+/// update; `None` when the project is gone.
+async fn modify(
     db: &DatabaseConnection,
     project_id: &str,
-    kinds: &[ConversationKind],
+    change: impl FnOnce(&project::Model, &mut project::ActiveModel),
 ) -> Result<Option<Project>, DbErr> {
     let Some(model) = project::Entity::find_by_id(project_id.to_owned()).one(db).await? else {
         return Ok(None);
     };
-    let mut names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    let mut active: project::ActiveModel = model.into();
-    active.user_conversation_types = Set(names.join(","));
+    let mut active: project::ActiveModel = model.clone().into();
+    change(&model, &mut active);
     Ok(Some(active.update(db).await?.into()))
 }
 
-/// Stores the project's browser settings (already checked by
-/// `BrowserChanges::apply`).
-pub async fn set_browser(db: &DatabaseConnection, project_id: &str, settings: &BrowserSettings) -> Result<Option<Project>, DbErr> {
-    let Some(model) = project::Entity::find_by_id(project_id.to_owned()).one(db).await? else {
-        return Ok(None);
-    };
-    let mut active: project::ActiveModel = model.into();
-    active.allowed_origins = Set(serde_json::to_string(&settings.allowed_origins).unwrap_or_else(|_| "[]".into()));
-    active.identity_verification = Set(settings.identity_verification.as_str().to_owned());
-    active.identity_secret = Set(settings.identity_verification_secret.clone());
-    active.visitors = Set(settings.visitors);
-    active.session_lifetime_secs = Set(i64::from(settings.session_lifetime_seconds));
-    active.widget = Set(serde_json::to_string(&settings.widget).unwrap_or_else(|_| "{}".into()));
-    Ok(Some(active.update(db).await?.into()))
+/// Stores the project's settings in one write: the conversation types end
+/// users may create themselves (when given) and its browser settings
+/// (already checked by `BrowserChanges::apply`).
+pub async fn update_settings(
+    db: &DatabaseConnection,
+    project_id: &str,
+    user_conversation_types: Option<&[ConversationKind]>,
+    browser: &BrowserSettings,
+) -> Result<Option<Project>, DbErr> {
+    modify(db, project_id, |_, active| {
+        if let Some(kinds) = user_conversation_types {
+            let mut names: Vec<&str> = kinds.iter().map(|kind| kind.as_str()).collect();
+            names.sort_unstable();
+            names.dedup();
+            active.user_conversation_types = Set(names.join(","));
+        }
+        active.allowed_origins = Set(serde_json::to_string(&browser.allowed_origins).unwrap_or_else(|_| "[]".into()));
+        active.identity_verification = Set(browser.identity_verification.as_str().to_owned());
+        active.identity_secret = Set(browser.identity_verification_secret.clone());
+        active.visitors = Set(browser.visitors);
+        active.session_lifetime_secs = Set(i64::from(browser.session_lifetime_seconds));
+        active.widget = Set(serde_json::to_string(&browser.widget).unwrap_or_else(|_| "{}".into()));
+    })
+    .await
 }
 
 /// A fresh identity-verification secret (`iv_` and 256 bits).
@@ -176,14 +184,12 @@ pub fn fresh_identity_secret() -> String {
 /// `MAX_ROTATION_GRACE`; zero ends it at once). A rotation during another's
 /// grace period ends that one: only the key just replaced stays valid.
 pub async fn rotate_secret(db: &DatabaseConnection, project_id: &str, grace: Duration) -> Result<Option<Project>, DbErr> {
-    let Some(model) = project::Entity::find_by_id(project_id.to_owned()).one(db).await? else {
-        return Ok(None);
-    };
     let grace = grace.clamp(Duration::zero(), MAX_ROTATION_GRACE);
     let now = crate::clock::now();
-    let mut active: project::ActiveModel = model.clone().into();
-    active.previous_secret_key = Set((grace > Duration::zero()).then(|| model.secret_key.clone()));
-    active.previous_secret_expires_at = Set((grace > Duration::zero()).then(|| now + grace));
-    active.secret_key = Set(random_id("sk_", 43));
-    Ok(Some(active.update(db).await?.into()))
+    modify(db, project_id, |model, active| {
+        active.previous_secret_key = Set((grace > Duration::zero()).then(|| model.secret_key.clone()));
+        active.previous_secret_expires_at = Set((grace > Duration::zero()).then(|| now + grace));
+        active.secret_key = Set(random_id("sk_", 43));
+    })
+    .await
 }

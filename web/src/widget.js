@@ -131,7 +131,7 @@ export class Widget {
   _listen() {
     const on = (event, handler) => this.unsubscribe.push(this.client.on(event, handler));
     on('message.created', (message) => this._onMessage(message));
-    on('message.failed', (message) => this._markFailed(message));
+    on('message.failed', (message) => this._renderMessage(message));
     on('message.updated', (message) => this._renderMessage(message));
     on('message.deleted', (message) => this._renderMessage(message));
     on('reaction.added', (reaction) => this._onReaction(reaction, 1));
@@ -372,10 +372,6 @@ export class Widget {
     }
     this.rows.set(key, row);
     if (message.id) this.rows.set(`i:${message.id}`, row);
-  }
-
-  _markFailed(message) {
-    this._renderMessage(message);
   }
 
   _onReaction(reaction, delta) {

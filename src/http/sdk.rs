@@ -3,7 +3,8 @@
 //!   signs anyone in (open to every origin, so a page can be told plainly
 //!   that its origin is not allowed);
 //! - `POST /api/v1/sdk/init`: exchanges the site's identity token for a
-//!   session token and the MQTT details (seed 000 shape, plus `mqtt`);
+//!   session token and the MQTT details (`{success, data: {session_token,
+//!   user_id, widget_config, project_name, …}}`, plus `mqtt`);
 //! - `POST /api/v1/sdk/visitor`: a session for someone not logged in, from
 //!   the public key and the visitor key the widget keeps;
 //! - `POST /api/v1/sdk/identify`: a visitor says who they are, with an

@@ -1,4 +1,5 @@
-// `MqChat`: the widget's methods (seed 000's set) and the headless client,
+// `MqChat`: the widget's methods (init, open, close, toggle,
+// openConversation, sendMessage, destroy) and the headless client,
 // bound to the address the SDK was loaded from.
 import { ChatClient } from './client.js';
 import { ChatError, asChatError } from './errors.js';

@@ -100,7 +100,8 @@ impl BrowserSettings {
     }
 }
 
-/// The widget's look, seed 000's customization list; every field optional,
+/// The widget's look (colors, typography, layout, texts, branding — the
+/// customization hosted chat widgets offer); every field optional,
 /// the widget's defaults apply to what is unset.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,7 +155,7 @@ pub enum Position {
     Inline,
 }
 
-/// The fonts seed 000 lists (and `system`).
+/// The fonts a site may name: twelve common web fonts (and `system`).
 const FONTS: [&str; 13] = [
     "system",
     "Inter",

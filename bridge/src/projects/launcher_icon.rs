@@ -1,5 +1,5 @@
-//! A project's own launcher icon for the widget (seed 000's customization
-//! list): a PNG or an SVG of at most 100 KB, checked when it is set. The
+//! A project's own launcher icon for the widget (in place of the chat
+//! bubble): a PNG or an SVG of at most 100 KB, checked when it is set. The
 //! browser scales it to the launcher; an SVG is only ever shown through an
 //! `<img>`, where it runs no script, and is served with a sandbox CSP.
 use entity::launcher_icon;

@@ -210,3 +210,104 @@ async fn a_launcher_icon_is_checked_stored_and_served_as_an_image_only() {
     assert_eq!(delete.status(), 204);
     assert_eq!(app.http.get(&url).send().await.unwrap().status(), 404);
 }
+
+/// Every bad web input is refused on its own while a user chats: the
+/// chat's sends all succeed in order, and nothing bad is stored.
+#[tokio::test]
+async fn bad_web_inputs_fail_only_themselves_while_others_chat() {
+    let app = TestApp::spawn().await;
+    app.api(Method::PATCH, "/api/v1/project", Some(json!({"visitors": true, "allowed_origins": ["https://shop.example"]}))).await;
+    let (_, settings_before) = app.api(Method::GET, "/api/v1/project", None).await;
+    let conversation = app.create_conversation("group", &["alice"]).await;
+    let mut alice = crate::chat_client::ChatClient::connect(&app, "alice").await;
+    let visitor: Value = app
+        .http
+        .post(app.url("/api/v1/sdk/visitor"))
+        .header("X-Public-Key", &app.project.public_key)
+        .json(&json!({"visitor_key": "v".repeat(43)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let visitor_token = visitor["data"]["session_token"].as_str().unwrap().to_owned();
+    let visitor_id = visitor["data"]["user_id"].as_str().unwrap().to_owned();
+
+    let bad_inputs = async {
+        let mut statuses = Vec::new();
+        for body in [
+            json!({"widget": {"title": "nul \u{0} title"}}),
+            json!({"allowed_origins": ["https://shop.example\u{0}"]}),
+            json!({"widget": {"font_family": "x".repeat(100_000)}}),
+        ] {
+            statuses.push(app.api(Method::PATCH, "/api/v1/project", Some(body)).await.0);
+        }
+        for key in ["short", &"\u{0}".repeat(40), &"é".repeat(40)] {
+            let response = app
+                .http
+                .post(app.url("/api/v1/sdk/visitor"))
+                .header("X-Public-Key", &app.project.public_key)
+                .json(&json!({"visitor_key": key}))
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        for body in [
+            json!({"user_id": "usr\u{0}1"}),
+            json!({"user_id": "u".repeat(129)}),
+            json!({"user_id": "usr_1", "name": "n".repeat(201)}),
+            json!({"user_id": "usr_1", "email": "line\nbreak@example.com"}),
+        ] {
+            let response = app
+                .http
+                .post(app.url("/api/v1/sdk/identify"))
+                .header("X-Public-Key", &app.project.public_key)
+                .bearer_auth(&visitor_token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        let icon = app
+            .http
+            .put(app.url("/api/v1/project/launcher-icon"))
+            .bearer_auth(&app.project.secret_key)
+            .header("Content-Type", "image/svg+xml")
+            .body("<script>alert(1)</script>")
+            .send()
+            .await
+            .unwrap();
+        statuses.push(icon.status().as_u16());
+        let foreign = app
+            .http
+            .post(app.url("/api/v1/sdk/init"))
+            .header("Origin", "https://evil.example")
+            .header("X-Public-Key", &app.project.public_key)
+            .bearer_auth(app.token("alice"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(foreign.status().as_u16());
+        statuses
+    };
+    let chatting = async {
+        let mut seqs = Vec::new();
+        for n in 0..20 {
+            let reply =
+                alice.command(json!({"op": "message.send", "conversation_id": conversation, "content": format!("m{n}")})).await;
+            assert_eq!(reply["ok"], true, "{reply}");
+            seqs.push(reply["data"]["message"]["seq"].as_i64().unwrap());
+        }
+        seqs
+    };
+    let (statuses, seqs) = tokio::join!(bad_inputs, chatting);
+    assert!(statuses.iter().all(|status| (400..500).contains(status)), "{statuses:?}");
+    assert_eq!(seqs, (1..=20).collect::<Vec<i64>>());
+    let (_, settings_after) = app.api(Method::GET, "/api/v1/project", None).await;
+    assert_eq!(settings_before, settings_after);
+    let (_, user) = app.api(Method::GET, &format!("/api/v1/users/{visitor_id}"), None).await;
+    assert_eq!((&user["identified_as"], &user["name"]), (&Value::Null, &Value::Null), "{user}");
+}

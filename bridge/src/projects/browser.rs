@@ -291,6 +291,11 @@ impl BrowserChanges {
 /// `scheme://host[:port]` in its canonical form, or why `origin` is not one.
 pub fn normalize_origin(origin: &str) -> Result<String, String> {
     let refuse = || format!("{origin:?} is not an origin like https://shop.example or http://127.0.0.1:3000");
+    // URL parsing would quietly strip surrounding controls and spaces; an
+    // origin with any is refused instead.
+    if origin.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(refuse());
+    }
     let url = url::Url::parse(origin).map_err(|_| refuse())?;
     let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none() && url.username().is_empty();
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare {
@@ -317,7 +322,15 @@ mod tests {
         assert_eq!(settings.allowed_origins, ["http://127.0.0.1:3000", "https://shop.example"]);
         assert!(settings.allows_origin("https://shop.example"));
         assert!(!settings.allows_origin("https://evil.example"));
-        for bad in ["https://shop.example/path", "ftp://shop.example", "shop.example", "https://user@shop.example", "*"] {
+        for bad in [
+            "https://shop.example/path",
+            "ftp://shop.example",
+            "shop.example",
+            "https://user@shop.example",
+            "*",
+            "https://shop.example\u{0}",
+            " https://shop.example",
+        ] {
             let changes = BrowserChanges { allowed_origins: Some(vec![bad.into()]), ..Default::default() };
             assert!(changes.apply(&BrowserSettings::default(), fixed_secret).is_err(), "{bad}");
         }

@@ -7,6 +7,11 @@ use serde_json::{json, Value};
 
 use crate::helpers::{granted, payload_json, TestApp};
 
+/// A POST to one of the SDK's routes, with the project's public key.
+fn sdk_post(app: &TestApp, path: &str) -> reqwest::RequestBuilder {
+    app.http.post(app.url(path)).header("X-Public-Key", &app.project.public_key)
+}
+
 #[tokio::test]
 async fn project_changes_are_checked_whole_before_any_is_stored() {
     let app = TestApp::spawn().await;
@@ -83,13 +88,7 @@ async fn identity_tokens_may_not_name_a_visitor() {
 #[tokio::test]
 async fn visitors_get_sessions_from_their_key_only_where_the_project_allows() {
     let app = TestApp::spawn().await;
-    let visitor = |key: &str| {
-        app.http
-            .post(app.url("/api/v1/sdk/visitor"))
-            .header("X-Public-Key", &app.project.public_key)
-            .json(&json!({"visitor_key": key}))
-            .send()
-    };
+    let visitor = |key: &str| sdk_post(&app, "/api/v1/sdk/visitor").json(&json!({"visitor_key": key})).send();
     let key = "k".repeat(43);
     let refused = visitor(&key).await.unwrap();
     assert_eq!(refused.status(), 403);
@@ -220,17 +219,8 @@ async fn bad_web_inputs_fail_only_themselves_while_others_chat() {
     let (_, settings_before) = app.api(Method::GET, "/api/v1/project", None).await;
     let conversation = app.create_conversation("group", &["alice"]).await;
     let mut alice = crate::chat_client::ChatClient::connect(&app, "alice").await;
-    let visitor: Value = app
-        .http
-        .post(app.url("/api/v1/sdk/visitor"))
-        .header("X-Public-Key", &app.project.public_key)
-        .json(&json!({"visitor_key": "v".repeat(43)}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let visitor: Value =
+        sdk_post(&app, "/api/v1/sdk/visitor").json(&json!({"visitor_key": "v".repeat(43)})).send().await.unwrap().json().await.unwrap();
     let visitor_token = visitor["data"]["session_token"].as_str().unwrap().to_owned();
     let visitor_id = visitor["data"]["user_id"].as_str().unwrap().to_owned();
 
@@ -244,14 +234,7 @@ async fn bad_web_inputs_fail_only_themselves_while_others_chat() {
             statuses.push(app.api(Method::PATCH, "/api/v1/project", Some(body)).await.0);
         }
         for key in ["short", &"\u{0}".repeat(40), &"é".repeat(40)] {
-            let response = app
-                .http
-                .post(app.url("/api/v1/sdk/visitor"))
-                .header("X-Public-Key", &app.project.public_key)
-                .json(&json!({"visitor_key": key}))
-                .send()
-                .await
-                .unwrap();
+            let response = sdk_post(&app, "/api/v1/sdk/visitor").json(&json!({"visitor_key": key})).send().await.unwrap();
             statuses.push(response.status().as_u16());
         }
         for body in [
@@ -260,15 +243,7 @@ async fn bad_web_inputs_fail_only_themselves_while_others_chat() {
             json!({"user_id": "usr_1", "name": "n".repeat(201)}),
             json!({"user_id": "usr_1", "email": "line\nbreak@example.com"}),
         ] {
-            let response = app
-                .http
-                .post(app.url("/api/v1/sdk/identify"))
-                .header("X-Public-Key", &app.project.public_key)
-                .bearer_auth(&visitor_token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap();
+            let response = sdk_post(&app, "/api/v1/sdk/identify").bearer_auth(&visitor_token).json(&body).send().await.unwrap();
             statuses.push(response.status().as_u16());
         }
         let icon = app
@@ -281,11 +256,8 @@ async fn bad_web_inputs_fail_only_themselves_while_others_chat() {
             .await
             .unwrap();
         statuses.push(icon.status().as_u16());
-        let foreign = app
-            .http
-            .post(app.url("/api/v1/sdk/init"))
+        let foreign = sdk_post(&app, "/api/v1/sdk/init")
             .header("Origin", "https://evil.example")
-            .header("X-Public-Key", &app.project.public_key)
             .bearer_auth(app.token("alice"))
             .send()
             .await

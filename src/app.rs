@@ -125,6 +125,7 @@ impl App {
             Arc::clone(&authorizer) as Arc<dyn mqchat_broker::Authorizer>,
             Arc::clone(&registry),
             router.clone(),
+            publisher.clone(),
             Listeners { mqtt, websocket: Some(websocket), tls },
             shutdown_rx,
         );

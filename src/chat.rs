@@ -5,7 +5,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use mqchat_bridge::commands::{Engine, Outlet};
+use mqchat_bridge::commands::{Engine, Outlet, ReplyRoute};
 use mqchat_broker::acl;
 use mqchat_broker::embedded::TopicFeed;
 use mqchat_broker::registry::Control;
@@ -42,6 +42,12 @@ impl Outlet for MqttOutlet {
         self.registry.send(project_id, user_id, Control::Close { reason: reason.to_owned() });
     }
 
+    fn to_response_topic(&self, topic: &str, correlation_data: Option<&[u8]>, payload: String) {
+        if let Err(error) = self.publisher.publish_response(topic, correlation_data, payload) {
+            tracing::error!(%error, "could not publish a command's response");
+        }
+    }
+
     fn presence(&self, project_id: &str, user_id: &str, payload: String) {
         if let Err(error) = self.publisher.publish_retained(acl::presence_topic(project_id, user_id), payload) {
             tracing::error!(%error, "could not publish a presence state");
@@ -59,24 +65,30 @@ impl MqttOutlet {
 
 /// Reads commands until rumqttd stops, spreading them over the workers.
 pub async fn run(mut feed: TopicFeed, engine: Arc<Engine>) {
-    let workers: Vec<mpsc::Sender<(String, String, Bytes)>> = (0..WORKERS)
+    let workers: Vec<mpsc::Sender<(String, String, Bytes, ReplyRoute)>> = (0..WORKERS)
         .map(|_| {
-            let (tx, mut rx) = mpsc::channel::<(String, String, Bytes)>(WORKER_QUEUE);
+            let (tx, mut rx) = mpsc::channel::<(String, String, Bytes, ReplyRoute)>(WORKER_QUEUE);
             let engine = Arc::clone(&engine);
             tokio::spawn(async move {
-                while let Some((project_id, user_id, payload)) = rx.recv().await {
-                    engine.handle(&project_id, &user_id, &payload).await;
+                while let Some((project_id, user_id, payload, route)) = rx.recv().await {
+                    engine.handle(&project_id, &user_id, &payload, route).await;
                 }
             });
             tx
         })
         .collect();
-    while let Some((topic, payload)) = feed.next().await {
-        let Some((project_id, user_id)) = acl::parse_outbox_topic(&topic) else { continue };
+    while let Some(message) = feed.next().await {
+        let Some((project_id, user_id)) = acl::parse_outbox_topic(&message.topic) else { continue };
+        // The gateway let the command through only with a response topic
+        // under the sender's own inbox.
+        let route = match message.response_topic {
+            Some(topic) => ReplyRoute::ResponseTopic { topic, correlation_data: message.correlation_data.map(|data| data.to_vec()) },
+            None => ReplyRoute::Inbox,
+        };
         let mut hasher = DefaultHasher::new();
         (project_id, user_id).hash(&mut hasher);
         let worker = &workers[(hasher.finish() % WORKERS as u64) as usize];
-        if worker.send((project_id.to_owned(), user_id.to_owned(), payload)).await.is_err() {
+        if worker.send((project_id.to_owned(), user_id.to_owned(), message.payload, route)).await.is_err() {
             return;
         }
     }

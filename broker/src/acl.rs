@@ -5,8 +5,8 @@
 //! `Authorizer`. Every allowed filter names exactly one project, and at most
 //! one user or one conversation: no wildcard may cross those boundaries.
 
-/// Most levels an accepted topic or filter has (`chat/p/conv/c/typing`).
-const MAX_LEVELS: usize = 5;
+/// Most levels an accepted topic or filter has (`chat/p/user/u/inbox/x`).
+const MAX_LEVELS: usize = 6;
 
 /// What the ACL says about one topic or filter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +51,8 @@ pub fn subscribe<'t>(subject: Subject<'_>, filter: &'t str) -> Decision<'t> {
     };
     match levels[2..] {
         ["user", user, "inbox"] if user == subject.user_id => Decision::Allow,
+        // Below the inbox: MQTT 5 response topics of the user's own commands.
+        ["user", user, "inbox", _] if user == subject.user_id => Decision::Allow,
         ["presence", user] if user == "+" || is_plain_level(user) => Decision::Allow,
         ["presence", "#"] => Decision::Allow,
         ["conv", conversation] if is_plain_level(conversation) => Decision::IfMember(conversation),
@@ -74,6 +76,21 @@ pub fn publish<'t>(subject: Subject<'_>, topic: &'t str) -> Decision<'t> {
         ["user", user, "outbox" | "status"] if user == subject.user_id => Decision::Allow,
         ["conv", conversation, "typing"] if is_plain_level(conversation) => Decision::IfMember(conversation),
         _ => Decision::Deny("no publish access to this topic"),
+    }
+}
+
+/// May a command of `subject` name `topic` as its MQTT 5 response topic
+/// (where the platform publishes the reply)? Only the user's own inbox or
+/// one level below it.
+pub fn response_topic(subject: Subject<'_>, topic: &str) -> bool {
+    if !rumqttd::protocol::valid_topic(topic) || topic.contains(['+', '#']) {
+        return false;
+    }
+    let inbox = inbox_topic(subject.project_id, subject.user_id);
+    match topic.strip_prefix(inbox.as_str()) {
+        Some("") => true,
+        Some(rest) => rest.strip_prefix('/').is_some_and(|level| !level.is_empty() && !level.contains('/')),
+        None => false,
     }
 }
 
@@ -131,6 +148,8 @@ mod tests {
             ("chat/prj_a/conv/c1/typing", Decision::IfMember("c1")),
             ("chat/prj_a/conv/c1/#", Decision::IfMember("c1")),
             ("chat/prj_a/conv/c1/+", Decision::IfMember("c1")),
+            ("chat/prj_a/user/alice/inbox/replies", Decision::Allow),
+            ("chat/prj_a/user/alice/inbox/#", Decision::Allow),
         ];
         for (filter, expected) in cases {
             assert_eq!(subscribe(ALICE, filter), expected, "{filter}");
@@ -153,6 +172,8 @@ mod tests {
             "chat/prj_b/conv/c1",
             "chat/prj_a/conv/c1/typing/x",
             "chat/prj_a/conv/c1#",
+            "chat/prj_a/user/bob/inbox/replies",
+            "chat/prj_a/user/alice/inbox/a/b",
             "$SYS/#",
             "",
         ] {
@@ -175,6 +196,23 @@ mod tests {
             "other",
         ] {
             assert!(matches!(publish(ALICE, topic), Decision::Deny(_)), "{topic} must be denied");
+        }
+    }
+
+    #[test]
+    fn response_topics_stay_in_the_senders_inbox() {
+        assert!(response_topic(ALICE, "chat/prj_a/user/alice/inbox"));
+        assert!(response_topic(ALICE, "chat/prj_a/user/alice/inbox/req-1"));
+        for topic in [
+            "chat/prj_a/user/bob/inbox",
+            "chat/prj_a/user/alice/inboxes",
+            "chat/prj_a/user/alice/inbox/",
+            "chat/prj_a/user/alice/inbox/a/b",
+            "chat/prj_a/user/alice/inbox/+",
+            "chat/prj_a/conv/c1",
+            "chat/prj_b/user/alice/inbox",
+        ] {
+            assert!(!response_topic(ALICE, topic), "{topic} must be refused");
         }
     }
 

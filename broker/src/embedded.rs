@@ -51,14 +51,33 @@ pub struct TopicFeed {
     link: LinkRx,
 }
 
+/// One message read from a `TopicFeed`.
+#[derive(Debug, Clone)]
+pub struct FeedMessage {
+    pub topic: String,
+    pub payload: Bytes,
+    /// MQTT 5 request/response: where the publisher wants an answer, and
+    /// the correlation data to answer with.
+    pub response_topic: Option<String>,
+    pub correlation_data: Option<Bytes>,
+}
+
 impl TopicFeed {
-    /// The next (topic, payload); `None` once rumqttd is gone.
-    pub async fn next(&mut self) -> Option<(String, Bytes)> {
+    /// The next message; `None` once rumqttd is gone.
+    pub async fn next(&mut self) -> Option<FeedMessage> {
         loop {
             match self.link.next().await {
                 Ok(Some(Notification::Forward(forward))) => {
-                    let topic = String::from_utf8_lossy(&forward.publish.topic).into_owned();
-                    return Some((topic, forward.publish.payload));
+                    let (response_topic, correlation_data) = match forward.properties {
+                        Some(properties) => (properties.response_topic, properties.correlation_data),
+                        None => (None, None),
+                    };
+                    return Some(FeedMessage {
+                        topic: String::from_utf8_lossy(&forward.publish.topic).into_owned(),
+                        payload: forward.publish.payload,
+                        response_topic,
+                        correlation_data,
+                    });
                 }
                 // The router pauses a link whose queue it filled; ask to resume.
                 Ok(Some(Notification::Unschedule)) => {
@@ -106,17 +125,40 @@ impl PlatformPublisher {
         link.publish(topic.into(), payload.into()).map(|_| ()).map_err(|e| e.to_string())
     }
 
+    /// Publishes an MQTT 5 response: `payload` on `topic` with the
+    /// request's correlation data (QoS 0, not retained).
+    pub fn publish_response(&self, topic: &str, correlation_data: Option<&[u8]>, payload: impl Into<Vec<u8>>) -> Result<(), String> {
+        let publish = rumqttd::protocol::Publish::new(Bytes::from(topic.to_owned()), Bytes::from(payload.into()), false);
+        let properties = rumqttd::protocol::PublishProperties {
+            correlation_data: correlation_data.map(Bytes::copy_from_slice),
+            content_type: Some("application/json".into()),
+            payload_format_indicator: Some(1),
+            ..Default::default()
+        };
+        self.send(rumqttd::protocol::Packet::Publish(publish, Some(properties)))
+    }
+
+    /// Publishes a will on the client's behalf after its delay (MQTT 5
+    /// will delay interval), with the will's properties.
+    pub(crate) fn publish_packet(&self, publish: rumqttd::protocol::Publish, properties: Option<rumqttd::protocol::PublishProperties>) -> Result<(), String> {
+        self.send(rumqttd::protocol::Packet::Publish(publish, properties))
+    }
+
+    fn send(&self, packet: rumqttd::protocol::Packet) -> Result<(), String> {
+        let mut link = self.link.lock().map_err(|_| "platform link poisoned".to_owned())?;
+        // `LinkTx::send` never waits (it queues and wakes the router), so its
+        // future is ready on the first poll.
+        match link.send(packet).now_or_never() {
+            Some(result) => result.map(|_| ()).map_err(|e| e.to_string()),
+            None => Err("the router link was not ready".to_owned()),
+        }
+    }
+
     /// Publishes `payload` on `topic` as the topic's retained message (QoS 0):
     /// what a late subscriber gets at once.
     pub fn publish_retained(&self, topic: impl Into<String>, payload: impl Into<Vec<u8>>) -> Result<(), String> {
         let publish = rumqttd::protocol::Publish::new(Bytes::from(topic.into()), Bytes::from(payload.into()), true);
-        let mut link = self.link.lock().map_err(|_| "platform link poisoned".to_owned())?;
-        // `LinkTx::send` never waits (it queues and wakes the router), so its
-        // future is ready on the first poll.
-        match link.send(rumqttd::protocol::Packet::Publish(publish, None)).now_or_never() {
-            Some(result) => result.map(|_| ()).map_err(|e| e.to_string()),
-            None => Err("the router link was not ready".to_owned()),
-        }
+        self.send(rumqttd::protocol::Packet::Publish(publish, None))
     }
 }
 

@@ -17,6 +17,11 @@ pub struct GatewaySettings {
     /// Time a new connection has to send its CONNECT.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Longest keep-alive a client may ask for, in seconds (Mosquitto's
+    /// `max_keepalive`): an MQTT 5 client asking for more, or for none, is
+    /// told this one in its CONNACK; an MQTT 3.1.1 client asking for more
+    /// is refused (it cannot be told).
+    pub max_keepalive: u16,
 }
 
 impl Default for GatewaySettings {
@@ -26,6 +31,7 @@ impl Default for GatewaySettings {
             max_connections: 100_000,
             max_publish_rate: 1000,
             connect_timeout: Duration::from_secs(10),
+            max_keepalive: u16::MAX,
         }
     }
 }

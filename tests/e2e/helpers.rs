@@ -183,8 +183,8 @@ pub struct Observer {
 impl Observer {
     /// The next message routed within `within`.
     pub async fn next_publish_within(&mut self, within: Duration) -> Option<Observed> {
-        let (topic, payload) = tokio::time::timeout(within, self.feed.next()).await.ok().flatten()?;
-        Some(Observed { topic, payload })
+        let message = tokio::time::timeout(within, self.feed.next()).await.ok().flatten()?;
+        Some(Observed { topic: message.topic, payload: message.payload })
     }
 
     /// Waits for a message on `topic`, skipping others.

@@ -46,6 +46,20 @@ pub trait Outlet: Send + Sync + 'static {
     fn disconnect(&self, project_id: &str, user_id: &str, reason: &str);
     /// The user's presence state, kept for late subscribers (retained).
     fn presence(&self, project_id: &str, user_id: &str, payload: String);
+    /// A reply to where the command asked for it (an MQTT 5 response topic
+    /// the gateway checked is the sender's own), with the command's
+    /// correlation data.
+    fn to_response_topic(&self, topic: &str, correlation_data: Option<&[u8]>, payload: String);
+}
+
+/// Where a command's reply goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReplyRoute {
+    /// The sender's inbox, where every device of the user sees it.
+    #[default]
+    Inbox,
+    /// The response topic an MQTT 5 command named, with its correlation data.
+    ResponseTopic { topic: String, correlation_data: Option<Vec<u8>> },
 }
 
 /// A refusal with a stable, documented code.
@@ -247,11 +261,11 @@ impl Engine {
     /// for storing; its reply follows when it committed. Handling one user's
     /// commands one after another therefore keeps their order without
     /// waiting for each commit.
-    pub async fn handle(&self, project_id: &str, user_id: &str, payload: &[u8]) {
+    pub async fn handle(&self, project_id: &str, user_id: &str, payload: &[u8], route: ReplyRoute) {
         let (reply_to, result) = self.decide(project_id, user_id, payload).await;
         match result {
-            Ok(Answer::Now(data)) => self.reply(project_id, user_id, &reply_to, Ok(data)),
-            Err(error) => self.reply(project_id, user_id, &reply_to, Err(error)),
+            Ok(Answer::Now(data)) => reply(&*self.outlet, project_id, user_id, &route, reply_body(&reply_to, Ok(data))),
+            Err(error) => reply(&*self.outlet, project_id, user_id, &route, reply_body(&reply_to, Err(error))),
             Ok(Answer::WhenStored(pending)) => {
                 let outlet = Arc::clone(&self.outlet);
                 let (project_id, user_id) = (project_id.to_owned(), user_id.to_owned());
@@ -261,14 +275,10 @@ impl Engine {
                         .await
                         .map(|outcome| json!({"message": outcome.message, "duplicate": outcome.duplicate}))
                         .map_err(CommandError::from);
-                    outlet.to_user(&project_id, &user_id, reply_body(&reply_to, result));
+                    reply(&*outlet, &project_id, &user_id, &route, reply_body(&reply_to, result));
                 });
             }
         }
-    }
-
-    fn reply(&self, project_id: &str, user_id: &str, reply_to: &Value, result: Result<Value, CommandError>) {
-        self.outlet.to_user(project_id, user_id, reply_body(reply_to, result));
     }
 
     async fn decide(&self, project_id: &str, user_id: &str, payload: &[u8]) -> (Value, Result<Answer, CommandError>) {
@@ -425,6 +435,15 @@ enum Answer {
     Now(Value),
     /// A send: answered once its batch committed.
     WhenStored(crate::messages::PendingSend),
+}
+
+fn reply(outlet: &dyn Outlet, project_id: &str, user_id: &str, route: &ReplyRoute, body: String) {
+    match route {
+        ReplyRoute::Inbox => outlet.to_user(project_id, user_id, body),
+        ReplyRoute::ResponseTopic { topic, correlation_data } => {
+            outlet.to_response_topic(topic, correlation_data.as_deref(), body)
+        }
+    }
 }
 
 fn reply_body(reply_to: &Value, result: Result<Value, CommandError>) -> String {

@@ -1,17 +1,30 @@
-//! MQTT 3.1.1 framing over rumqttd's own codec (the one its listeners use):
-//! decode what a client sends, encode what goes back to it.
-use bytes::{BufMut, BytesMut};
+//! MQTT 3.1.1 and 5 framing over rumqttd's own codecs (the ones its
+//! listeners use): decode what a client sends, encode what goes back to it,
+//! each connection in the version its CONNECT named.
+use bytes::BytesMut;
 use rumqttd::protocol::v4::{self, V4};
+use rumqttd::protocol::v5::V5;
 use rumqttd::protocol::{
-    ConnAck, ConnectReturnCode, Error, Packet, Protocol, PubAck, PubAckReason, PubComp, PubCompReason, PubRec,
+    ConnAck, ConnAckProperties, ConnectReturnCode, Disconnect, DisconnectProperties, DisconnectReasonCode, Error,
+    Packet, Protocol, PubAck, PubAckProperties, PubAckReason, PubComp, PubCompReason, PubRec, PubRecProperties,
     PubRecReason, SubAck, SubscribeReasonCode,
 };
 
+/// The MQTT version a connection speaks, fixed by its CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// MQTT 3.1.1 (protocol level 4).
+    V4,
+    /// MQTT 5 (protocol level 5).
+    V5,
+}
+
 /// The next complete packet at the start of `buf`, taken out of it; `None`
-/// until one has fully arrived. A packet MQTT 3.1.1 calls malformed is an
-/// error even where rumqttd's decoder would let it through (`check_header`,
-/// `check_connect_flags`, `check_decoded`): the caller closes the connection.
-pub(crate) fn next_packet(buf: &mut BytesMut, max_packet_size: usize) -> Result<Option<Packet>, Error> {
+/// until one has fully arrived. A packet the version's specification calls
+/// malformed is an error even where rumqttd's decoder would let it through
+/// (`check_header`, `check_connect_flags`, `check_decoded`): the caller
+/// closes the connection.
+pub(crate) fn next_packet(buf: &mut BytesMut, max_packet_size: usize, version: Version) -> Result<Option<Packet>, Error> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
@@ -19,7 +32,11 @@ pub(crate) fn next_packet(buf: &mut BytesMut, max_packet_size: usize) -> Result<
     if first >> 4 == CONNECT && has_whole_packet(buf, max_packet_size)? {
         check_connect_flags(buf)?;
     }
-    match V4.read_mut(buf, max_packet_size) {
+    let decoded = match version {
+        Version::V4 => V4.read_mut(buf, max_packet_size),
+        Version::V5 => V5.read_mut(buf, max_packet_size),
+    };
+    match decoded {
         Ok(packet) => check_decoded(&packet).map(|()| Some(packet)),
         Err(Error::InsufficientBytes(_)) => Ok(None),
         Err(error) => Err(error),
@@ -55,7 +72,9 @@ fn check_connect_flags(frame: &[u8]) -> Result<(), Error> {
 
 /// What the decoded packet must not hold: packet identifier 0 where one is
 /// required (§2.3.1), a SUBSCRIBE or UNSUBSCRIBE without filters (§3.8.3,
-/// §3.10.3), U+0000 in a client id, topic name or filter (§1.5.3).
+/// §3.10.3), U+0000 in a client id, topic name or filter (§1.5.3); in
+/// MQTT 5 also a subscription identifier on a client's PUBLISH (§3.3.4)
+/// or a subscription identifier 0 (§3.8.2.1.2).
 fn check_decoded(packet: &Packet) -> Result<(), Error> {
     let has_nul = |text: &[u8]| text.contains(&0);
     match packet {
@@ -64,15 +83,23 @@ fn check_decoded(packet: &Packet) -> Result<(), Error> {
         {
             return Err(Error::MalformedPacket);
         }
-        Packet::Publish(publish, _) => {
+        Packet::Publish(publish, properties) => {
             if publish.qos != rumqttd::protocol::QoS::AtMostOnce && publish.pkid == 0 {
                 return Err(Error::PacketIdZero);
             }
             if has_nul(&publish.topic) {
                 return Err(Error::MalformedPacket);
             }
+            if properties.as_ref().is_some_and(|properties| !properties.subscription_identifiers.is_empty()) {
+                return Err(Error::MalformedPacket);
+            }
         }
-        Packet::Subscribe(subscribe, _) => check_filters(subscribe.pkid, subscribe.filters.iter().map(|filter| filter.path.as_str()))?,
+        Packet::Subscribe(subscribe, properties) => {
+            if properties.as_ref().is_some_and(|properties| properties.id == Some(0)) {
+                return Err(Error::MalformedPacket);
+            }
+            check_filters(subscribe.pkid, subscribe.filters.iter().map(|filter| filter.path.as_str()))?
+        }
         Packet::Unsubscribe(unsubscribe, _) => check_filters(unsubscribe.pkid, unsubscribe.filters.iter().map(String::as_str))?,
         Packet::PubAck(PubAck { pkid: 0, .. }, _)
         | Packet::PubRec(PubRec { pkid: 0, .. }, _)
@@ -123,9 +150,25 @@ fn connect_level_index(frame: &[u8]) -> Option<usize> {
     Some(index + 3 + name_len)
 }
 
-/// Appends `packet` to `out` as MQTT 3.1.1. MQTT 5 properties have no 3.1.1
-/// encoding and are left out (rumqttd's own 3.1.1 writer panics on them).
-pub(crate) fn encode(packet: Packet, out: &mut BytesMut) -> Result<(), Error> {
+/// Appends `packet` to `out` in the connection's version. MQTT 5
+/// properties have no 3.1.1 encoding and are left out for a 3.1.1 client
+/// (rumqttd's own 3.1.1 writer panics on them).
+pub(crate) fn encode(packet: Packet, out: &mut BytesMut, version: Version) -> Result<(), Error> {
+    if version == Version::V5 {
+        return match packet {
+            packet @ (Packet::Publish(..)
+            | Packet::PubAck(..)
+            | Packet::PubRec(..)
+            | Packet::PubRel(..)
+            | Packet::PubComp(..)
+            | Packet::SubAck(..)
+            | Packet::UnsubAck(..)
+            | Packet::ConnAck(..)
+            | Packet::PingResp(_)
+            | Packet::Disconnect(..)) => V5.write(packet, out).map(|_| ()),
+            other => Err(Error::InvalidPacketType(packet_type_of(&other))),
+        };
+    }
     let packet = match packet {
         Packet::Publish(publish, _) => Packet::Publish(publish, None),
         Packet::PubAck(ack, _) => Packet::PubAck(ack, None),
@@ -153,39 +196,60 @@ fn packet_type_of(packet: &Packet) -> u8 {
     }
 }
 
-fn encoded(packet: Packet) -> BytesMut {
+fn encoded(packet: Packet, version: Version) -> BytesMut {
     let mut out = BytesMut::new();
     // Only small, well-formed acks are encoded here; they cannot fail.
-    let _ = encode(packet, &mut out);
+    let _ = encode(packet, &mut out, version);
     out
 }
 
+/// CONNACK of MQTT 3.1.1.
 pub(crate) fn connack(code: ConnectReturnCode, session_present: bool) -> BytesMut {
-    encoded(Packet::ConnAck(ConnAck { session_present, code }, None))
+    encoded(Packet::ConnAck(ConnAck { session_present, code }, None), Version::V4)
 }
 
-/// CONNACK as an MQTT 5 client expects it: reason 0x84 "unsupported protocol
-/// version", no properties.
-pub(crate) fn connack_v5_unsupported() -> BytesMut {
-    let mut out = BytesMut::with_capacity(5);
-    out.put_slice(&[0x20, 0x03, 0x00, 0x84, 0x00]);
-    out
+/// CONNACK of MQTT 5: a reason code (`code` must be one MQTT 5 defines)
+/// and its properties.
+pub(crate) fn connack_v5(code: ConnectReturnCode, session_present: bool, properties: ConnAckProperties) -> BytesMut {
+    encoded(Packet::ConnAck(ConnAck { session_present, code }, Some(properties)), Version::V5)
 }
 
-pub(crate) fn suback(pkid: u16, return_codes: Vec<SubscribeReasonCode>) -> BytesMut {
-    encoded(Packet::SubAck(SubAck { pkid, return_codes }, None))
+/// A server's DISCONNECT (MQTT 5 only) with a reason string.
+pub(crate) fn disconnect_v5(reason_code: DisconnectReasonCode, reason: &str) -> BytesMut {
+    let properties = DisconnectProperties {
+        session_expiry_interval: None,
+        reason_string: Some(reason.to_owned()),
+        user_properties: Vec::new(),
+        server_reference: None,
+    };
+    encoded(Packet::Disconnect(Disconnect { reason_code }, Some(properties)), Version::V5)
 }
 
-pub(crate) fn puback(pkid: u16) -> BytesMut {
-    encoded(Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None))
+pub(crate) fn suback(pkid: u16, return_codes: Vec<SubscribeReasonCode>, version: Version) -> BytesMut {
+    encoded(Packet::SubAck(SubAck { pkid, return_codes }, None), version)
 }
 
-pub(crate) fn pubrec(pkid: u16) -> BytesMut {
-    encoded(Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None))
+/// PUBACK of a QoS 1 PUBLISH the gateway answers itself: refused (MQTT 5
+/// says so with `reason`; MQTT 3.1.1 has only "received").
+pub(crate) fn puback(pkid: u16, refusal: Option<&str>, version: Version) -> BytesMut {
+    let (reason, properties) = match refusal {
+        None => (PubAckReason::Success, None),
+        Some(why) => (PubAckReason::NotAuthorized, Some(PubAckProperties { reason_string: Some(why.to_owned()), user_properties: Vec::new() })),
+    };
+    encoded(Packet::PubAck(PubAck { pkid, reason }, properties), version)
 }
 
-pub(crate) fn pubcomp(pkid: u16) -> BytesMut {
-    encoded(Packet::PubComp(PubComp { pkid, reason: PubCompReason::Success }, None))
+/// PUBREC of a QoS 2 PUBLISH the gateway answers itself, like `puback`.
+pub(crate) fn pubrec(pkid: u16, refusal: Option<&str>, version: Version) -> BytesMut {
+    let (reason, properties) = match refusal {
+        None => (PubRecReason::Success, None),
+        Some(why) => (PubRecReason::NotAuthorized, Some(PubRecProperties { reason_string: Some(why.to_owned()), user_properties: Vec::new() })),
+    };
+    encoded(Packet::PubRec(PubRec { pkid, reason }, properties), version)
+}
+
+pub(crate) fn pubcomp(pkid: u16, version: Version) -> BytesMut {
+    encoded(Packet::PubComp(PubComp { pkid, reason: PubCompReason::Success }, None), version)
 }
 
 #[cfg(test)]
@@ -203,12 +267,14 @@ mod tests {
 
     #[test]
     fn packets_arrive_whole_or_not_at_all() {
-        let mut buf = BytesMut::from(&[0xc0, 0x00, 0x30][..]);
-        assert!(matches!(next_packet(&mut buf, 64), Ok(Some(Packet::PingReq(_)))));
-        assert!(matches!(next_packet(&mut buf, 64), Ok(None)), "a PUBLISH cut after its first byte waits");
-        assert_eq!(&buf[..], &[0x30]);
-        let mut oversize = BytesMut::from(&[0x30, 0x7f][..]);
-        assert!(next_packet(&mut oversize, 64).is_err());
+        for version in [Version::V4, Version::V5] {
+            let mut buf = BytesMut::from(&[0xc0, 0x00, 0x30][..]);
+            assert!(matches!(next_packet(&mut buf, 64, version), Ok(Some(Packet::PingReq(_)))));
+            assert!(matches!(next_packet(&mut buf, 64, version), Ok(None)), "a PUBLISH cut after its first byte waits");
+            assert_eq!(&buf[..], &[0x30]);
+            let mut oversize = BytesMut::from(&[0x30, 0x7f][..]);
+            assert!(next_packet(&mut oversize, 64, version).is_err());
+        }
     }
 
     /// A CONNECT with client id `id` and `flags` (clean session: 0x02).
@@ -223,7 +289,7 @@ mod tests {
 
     #[test]
     fn malformed_packets_that_the_decoder_accepts_are_refused() {
-        assert!(matches!(next_packet(&mut connect(0x02, b"ok"), 256), Ok(Some(Packet::Connect(..)))));
+        assert!(matches!(next_packet(&mut connect(0x02, b"ok"), 256, Version::V4), Ok(Some(Packet::Connect(..)))));
         let malformed: [(&str, BytesMut); 9] = [
             ("reserved CONNECT flag", connect(0x03, b"ok")),
             ("NUL in a client id", connect(0x02, b"a\0b")),
@@ -236,7 +302,7 @@ mod tests {
             ("PINGREQ with flags", BytesMut::from(&[0xc1, 0][..])),
         ];
         for (why, mut frame) in malformed {
-            assert!(next_packet(&mut frame, 256).is_err(), "{why}");
+            assert!(next_packet(&mut frame, 256, Version::V4).is_err(), "{why}");
         }
     }
 
@@ -247,7 +313,27 @@ mod tests {
         publish.pkid = 7;
         let properties = PublishProperties { content_type: Some("text/plain".into()), ..Default::default() };
         let mut out = BytesMut::new();
-        encode(Packet::Publish(publish, Some(properties)), &mut out).unwrap();
+        encode(Packet::Publish(publish.clone(), Some(properties.clone())), &mut out, Version::V4).unwrap();
         assert_eq!(&out[..], &[0x32, 9, 0, 3, b'a', b'/', b'b', 0, 7, b'h', b'i']);
+        out.clear();
+        encode(Packet::Publish(publish, Some(properties)), &mut out, Version::V5).unwrap();
+        assert!(out.windows(10).any(|w| w == b"text/plain"), "an MQTT 5 client gets the content type");
+    }
+
+    #[test]
+    fn mqtt5_refusals_say_why() {
+        assert_eq!(&puback(9, Some("no"), Version::V4)[..], &[0x40, 2, 0, 9]);
+        let v5 = puback(9, Some("no"), Version::V5);
+        assert_eq!(&v5[..5], &[0x40, 9, 0, 9, 0x87]);
+        assert_eq!(&v5[5..], &[5, 0x1f, 0, 2, b'n', b'o']);
+        assert_eq!(pubrec(9, Some("no"), Version::V5)[4], 0x87);
+    }
+
+    #[test]
+    fn mqtt5_publish_with_a_subscription_identifier_is_malformed() {
+        // PUBLISH QoS 0 "a", properties: subscription identifier 1
+        let mut frame = BytesMut::from(&[0x30, 6, 0, 1, b'a', 2, 0x0b, 1, b'x'][..]);
+        frame[1] = (frame.len() - 2) as u8;
+        assert!(next_packet(&mut frame, 64, Version::V5).is_err());
     }
 }

@@ -2,12 +2,16 @@
 //! session per connection between the client and an in-process link into
 //! rumqttd's router.
 mod acks;
+mod aliases;
+mod connect;
 mod frames;
 mod refusals;
 mod screen;
 mod session;
 mod transport;
 mod typing;
+mod wills;
+pub use frames::Version;
 pub use typing::TYPING_EVENT;
 
 use std::net::SocketAddr;
@@ -22,7 +26,7 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::authorizer::Authorizer;
-use crate::embedded::RouterHandle;
+use crate::embedded::{PlatformPublisher, RouterHandle};
 use crate::registry::Registry;
 use crate::settings::GatewaySettings;
 pub use screen::{screen_client_bytes, Closed};
@@ -46,6 +50,10 @@ pub(crate) struct Context {
     pub(crate) registry: Arc<Registry>,
     /// Where each session opens its link into rumqttd.
     pub(crate) router: RouterHandle,
+    /// Publishes MQTT 5 wills after their delay (the connection's link is
+    /// closed by then).
+    pub(crate) publisher: PlatformPublisher,
+    pub(crate) wills: Arc<wills::PendingWills>,
     /// One permit per live client connection.
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -68,6 +76,7 @@ impl Gateway {
         authorizer: Arc<dyn Authorizer>,
         registry: Arc<Registry>,
         router: RouterHandle,
+        publisher: PlatformPublisher,
         listeners: Listeners,
         shutdown: watch::Receiver<bool>,
     ) -> Gateway {
@@ -77,6 +86,8 @@ impl Gateway {
             authorizer,
             registry,
             router,
+            publisher,
+            wills: Arc::default(),
             slots,
             shutdown,
         });

@@ -1,6 +1,7 @@
 //! What the gateway decides about a client's bytes before anything reaches
 //! rumqttd's router, without a socket or a router: the CONNECT's protocol
-//! level, every packet framed and checked as MQTT 3.1.1 (`frames`), every
+//! level, every packet framed and checked as MQTT 3.1.1 or 5 — the version
+//! the CONNECT names (`frames`), topic aliases resolved, every
 //! topic and filter judged by the ACL for one fixed user, typing payloads
 //! stamped, and the gateway's own answers encoded. Coverage-guided fuzzing
 //! drives this with arbitrary bytes (`fuzz/`), and a test replays what it
@@ -8,7 +9,8 @@
 use bytes::BytesMut;
 use rumqttd::protocol::Packet;
 
-use super::{frames, typing};
+use super::frames::{self, Version};
+use super::{aliases, typing};
 use crate::acl::{self, Subject};
 use crate::authorizer::Principal;
 use crate::identity::{IdentityClaims, UserId};
@@ -24,30 +26,38 @@ pub fn screen_client_bytes(bytes: &[u8], max_packet_size: usize) -> Result<usize
     let user_id = UserId::parse(&claims.sub).map_err(|error| Closed(error.to_string()))?;
     let principal = Principal { project_id: "prj_screen".into(), user_id, claims };
     let subject = Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() };
-    let _ = frames::connect_protocol_level(bytes);
+    let version = match frames::connect_protocol_level(bytes) {
+        Some(5) => Version::V5,
+        _ => Version::V4,
+    };
+    let mut aliases = aliases::Inbound::default();
     let mut buf = BytesMut::from(bytes);
     let mut read = 0;
-    while let Some(packet) = frames::next_packet(&mut buf, max_packet_size).map_err(|error| Closed(error.to_string()))? {
+    while let Some(packet) = frames::next_packet(&mut buf, max_packet_size, version).map_err(|error| Closed(error.to_string()))? {
         read += 1;
         match packet {
             Packet::Connect(_, _, Some(will), _, _) => {
                 let topic = std::str::from_utf8(&will.topic).map_err(|_| Closed("will topic is not UTF-8".into()))?;
                 let _ = acl::will(subject, topic);
             }
-            Packet::Publish(publish, _) => {
+            Packet::Publish(mut publish, mut properties) => {
+                aliases.resolve(&mut publish, &mut properties).map_err(|error| Closed(error.to_string()))?;
                 let topic = std::str::from_utf8(&publish.topic).map_err(|_| Closed("topic is not UTF-8".into()))?;
                 let _ = acl::publish(subject, topic);
+                if let Some(response_topic) = properties.as_ref().and_then(|properties| properties.response_topic.as_deref()) {
+                    let _ = acl::response_topic(subject, response_topic);
+                }
                 if let Some(conversation_id) = typing::conversation_of(topic) {
                     let _ = typing::stamp(&principal, conversation_id, &publish.payload, chrono::Utc::now());
                 }
-                let _ = frames::puback(publish.pkid);
+                let _ = frames::puback(publish.pkid, Some("refused"), version);
             }
             Packet::Subscribe(subscribe, _) => {
                 let codes = subscribe.filters.iter().map(|filter| match acl::subscribe(subject, &filter.path) {
                     acl::Decision::Deny(_) => rumqttd::protocol::SubscribeReasonCode::Failure,
                     _ => rumqttd::protocol::SubscribeReasonCode::Success(filter.qos),
                 });
-                let _ = frames::suback(subscribe.pkid, codes.collect());
+                let _ = frames::suback(subscribe.pkid, codes.collect(), version);
             }
             _ => {}
         }
@@ -65,6 +75,15 @@ mod tests {
         let subscribe = [0x82, 6, 0, 1, 0, 1, b'#', 0];
         assert_eq!(screen_client_bytes(&[&connect[..], &subscribe[..]].concat(), 1024), Ok(2));
         assert!(screen_client_bytes(&[0x00, 0x00], 1024).is_err());
+    }
+
+    #[test]
+    fn an_mqtt5_stream_is_read_as_mqtt5() {
+        // CONNECT level 5 with no properties, then SUBSCRIBE with a
+        // subscription identifier 1 and options "no local".
+        let connect = [0x10, 13, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0, 0];
+        let subscribe = [0x82, 9, 0, 1, 2, 0x0b, 1, 0, 1, b'#', 0x04];
+        assert_eq!(screen_client_bytes(&[&connect[..], &subscribe[..]].concat(), 1024).map_err(|e| e.0), Ok(2));
     }
 
     /// What coverage-guided fuzzing found or kept (`fuzz/corpus/gateway_packets`),

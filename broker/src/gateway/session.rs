@@ -1,61 +1,65 @@
-//! One client connection: CONNECT handshake, then two directions —
+//! One client connection after its CONNECT (`connect`): two directions —
 //! client → router (this task: ACL, limits, keep-alive, platform orders) and
 //! router → client (a second task: encodes what the router sends, rewrites
 //! a few acks, interleaves the gateway's own answers).
 //!
 //! Each connection is an in-process link into rumqttd's router: a packet is
-//! decoded once (with rumqttd's codec), checked, and handed to the router as
-//! a value; the router's notifications are encoded straight to the client.
+//! decoded once (with rumqttd's codec for the client's MQTT version),
+//! checked, and handed to the router as a value; the router's notifications
+//! are encoded straight to the client in its version.
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use rumqttd::local::{LinkRx, LinkTx};
 use rumqttd::protocol::{
-    ConnectReturnCode, Disconnect, DisconnectReasonCode, LastWill, Packet, Publish, QoS, SubAck, Subscribe,
-    SubscribeReasonCode, Unsubscribe,
+    Disconnect, DisconnectReasonCode, Packet, PubAck, PubAckReason, PubComp, PubCompReason, PubRec, PubRecReason,
+    Publish, PublishProperties, QoS, SubAck, Subscribe, SubscribeProperties, SubscribeReasonCode, Unsubscribe,
 };
 use rumqttd::Notification;
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, Instant};
 
 use super::acks::AckRewrites;
-use super::frames;
+use super::aliases::{self, AliasError};
+use super::connect::{self, Accepted, ClientOptions};
+use super::frames::{self, Version};
+use super::refusals::{Refusals, Verdict};
 use super::transport::{ClientReader, ClientWriter};
 use super::typing;
+use super::wills::Will;
 use super::Context;
 use crate::acl::{self, Decision, Subject};
-use super::refusals::{Refusals, Verdict};
-use crate::authorizer::{AuthError, Principal};
+use crate::authorizer::Principal;
 use crate::identity::now_unix;
 use crate::registry::Control;
 
-/// Longest client id accepted (it is namespaced upstream).
-const MAX_CLIENT_ID_LEN: usize = 128;
 /// Packet ids of UNSUBSCRIBEs the gateway makes, counting down from here.
 const FIRST_GATEWAY_PKID: u16 = u16::MAX;
-/// Packet id of a will the gateway publishes at QoS 1 (the link is closed
-/// right after, so it cannot meet another packet's id).
-const WILL_PKID: u16 = 1;
-/// Time rumqttd's router has to accept a new link.
-const LINK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Packets the gateway itself queues for the client before it waits.
 const LOCAL_QUEUE: usize = 64;
 /// Write buffer a connection always keeps; beyond this it keeps only what
 /// its traffic uses.
 const KEPT_WRITE_BUFFER: usize = 16 * 1024;
+/// Time the last packet to an MQTT 5 client (a server DISCONNECT) has to
+/// be written before the connection closes anyway.
+const LAST_WORD_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Why a session ended; logged once.
+/// Why a session ended; logged once, and told to an MQTT 5 client with
+/// a DISCONNECT reason code where the server ends it (§4.13).
 #[derive(Debug, thiserror::Error)]
 enum End {
     #[error("client closed the connection")]
     ClientClosed,
     #[error("client sent DISCONNECT")]
-    ClientDisconnected,
+    ClientDisconnected {
+        /// MQTT 5 reason 0x04 "disconnect with will message".
+        with_will: bool,
+    },
     #[error("rumqttd's router closed the link (session taken over, or a protocol error it found)")]
     RouterClosed,
     #[error("the task writing to the client stopped")]
@@ -68,12 +72,42 @@ enum End {
     Closed(String),
     #[error("server shutting down")]
     Shutdown,
+    #[error("malformed packet: {0}")]
+    Malformed(String),
+    #[error("packet larger than the server's maximum")]
+    TooLarge,
     #[error("protocol violation: {0}")]
     Protocol(String),
+    #[error("{0}")]
+    TopicAlias(AliasError),
+    #[error("too many refused packets")]
+    TooManyRefusals,
     #[error("i/o error: {0}")]
     Io(std::io::Error),
     #[error("authorizer failed: {0}")]
     Authorizer(String),
+}
+
+impl End {
+    /// The reason code of the DISCONNECT an MQTT 5 client gets when the
+    /// server ends its connection; `None` where nothing can be sent.
+    fn disconnect_reason(&self) -> Option<DisconnectReasonCode> {
+        Some(match self {
+            End::ClientClosed | End::ClientDisconnected { .. } | End::RouterClosed | End::WriterStopped | End::Io(_) => {
+                return None
+            }
+            End::KeepAliveExpired => DisconnectReasonCode::KeepAliveTimeout,
+            End::TokenExpired => DisconnectReasonCode::MaximumConnectTime,
+            End::Closed(_) => DisconnectReasonCode::AdministrativeAction,
+            End::Shutdown => DisconnectReasonCode::ServerShuttingDown,
+            End::Malformed(_) => DisconnectReasonCode::MalformedPacket,
+            End::TooLarge => DisconnectReasonCode::PacketTooLarge,
+            End::Protocol(_) => DisconnectReasonCode::ProtocolError,
+            End::TopicAlias(_) => DisconnectReasonCode::TopicAliasInvalid,
+            End::TooManyRefusals => DisconnectReasonCode::NotAuthorized,
+            End::Authorizer(_) => DisconnectReasonCode::UnspecifiedError,
+        })
+    }
 }
 
 impl From<std::io::Error> for End {
@@ -84,8 +118,20 @@ impl From<std::io::Error> for End {
 
 impl From<rumqttd::protocol::Error> for End {
     fn from(error: rumqttd::protocol::Error) -> Self {
-        End::Protocol(error.to_string())
+        match error {
+            rumqttd::protocol::Error::PayloadSizeLimitExceeded(_) => End::TooLarge,
+            error => End::Malformed(error.to_string()),
+        }
     }
+}
+
+/// What the session hands the task writing to the client.
+enum Local {
+    /// A packet the gateway answers itself.
+    Packet(BytesMut),
+    /// The last packet of the connection (a server DISCONNECT): written,
+    /// then the writer stops.
+    Last(BytesMut),
 }
 
 pub(crate) async fn run(
@@ -96,7 +142,7 @@ pub(crate) async fn run(
     origin: Option<String>,
 ) {
     let mut buf = BytesMut::new();
-    let accepted = match handshake(&context, &mut reader, &mut writer, &mut buf, origin.as_deref()).await {
+    let accepted = match connect::handshake(&context, &mut reader, &mut writer, &mut buf, origin.as_deref()).await {
         Ok(accepted) => accepted,
         Err(refusal) => {
             if let Some(connack) = refusal.connack {
@@ -108,186 +154,33 @@ pub(crate) async fn run(
             return;
         }
     };
-    let Accepted { principal, link_tx, link_rx, will, permit, keep_alive } = accepted;
+    let Accepted { principal, link_tx, link_rx, will, permit, keep_alive, client, upstream_id } = accepted;
     let (registration, controls) = context.registry.register(&principal.project_id, principal.user_id.as_str());
     let rewrites = Arc::new(Mutex::new(AckRewrites::default()));
     let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
-    let downstream = tokio::spawn(downstream(link_rx, writer, local_rx, Arc::clone(&rewrites)));
+    let (router_acks_tx, router_acks) = mpsc::unbounded_channel();
+    let downstream = Downstream {
+        client,
+        rewrites: Arc::clone(&rewrites),
+        aliases: aliases::Outbound::new(client.topic_alias_max),
+        router_acks: router_acks_tx,
+        dropped_qos2: HashSet::new(),
+    };
+    let downstream = tokio::spawn(downstream.run(link_rx, writer, local_rx));
     tracing::debug!(%peer, project = %principal.project_id, user = %principal.user_id, "client connected");
 
-    let mut session = Session::new(&context, principal, link_tx, will, local_tx, rewrites);
-    let end = session.relay(&mut reader, buf, controls, downstream, keep_alive).await;
-    session.close_link(&end).await;
+    let mut session = Session::new(&context, principal, link_tx, will, client.version, local_tx, rewrites);
+    let end = session.relay(&mut reader, buf, controls, router_acks, downstream, keep_alive).await;
+    session.close_link(&end, upstream_id).await;
     if session.refusals.unlogged() > 0 {
         tracing::warn!(%peer, user = %session.principal.user_id, unlogged = session.refusals.unlogged(), "refused packets not logged one by one");
     }
     match &end {
-        End::ClientDisconnected | End::ClientClosed | End::Shutdown => tracing::debug!(%peer, end = ?end.to_string(), "session ended"),
+        End::ClientDisconnected { .. } | End::ClientClosed | End::Shutdown => tracing::debug!(%peer, end = ?end.to_string(), "session ended"),
         _ => tracing::info!(%peer, user = %session.principal.user_id, end = ?end.to_string(), "session ended"),
     }
     drop(registration);
     drop(permit);
-}
-
-struct Accepted {
-    principal: Principal,
-    link_tx: LinkTx,
-    link_rx: LinkRx,
-    /// Published by the gateway when the connection ends without DISCONNECT.
-    will: LastWill,
-    permit: tokio::sync::OwnedSemaphorePermit,
-    /// MQTT 3.1.1 §3.1.2.10: the server closes after 1.5 × keep-alive of
-    /// silence; `None` when the client asked for no keep-alive.
-    keep_alive: Option<Duration>,
-}
-
-struct Refusal {
-    connack: Option<BytesMut>,
-    reason: String,
-}
-
-impl Refusal {
-    fn close(reason: impl Into<String>) -> Self {
-        Refusal { connack: None, reason: reason.into() }
-    }
-
-    fn with(code: ConnectReturnCode, reason: impl Into<String>) -> Self {
-        Refusal { connack: Some(frames::connack(code, false)), reason: reason.into() }
-    }
-}
-
-/// Namespaces the client id so that no user or tenant can take over
-/// another's session, escaping what rumqttd refuses in a client id
-/// (`+ $ # /`).
-fn upstream_client_id(principal: &Principal, client_id: &str) -> String {
-    let mut id = format!("{}|{}|", principal.project_id, principal.user_id);
-    for c in client_id.chars() {
-        match c {
-            '%' | '+' | '$' | '#' | '/' => id.push_str(&format!("%{:02X}", c as u32)),
-            c => id.push(c),
-        }
-    }
-    id
-}
-
-/// Waits until `buf` starts with a whole CONNECT.
-async fn read_first_packet(context: &Context, reader: &mut ClientReader, buf: &mut BytesMut) -> Result<(), Refusal> {
-    let deadline = Instant::now() + context.settings.connect_timeout;
-    loop {
-        // The first byte already tells a CONNECT (type 1) from garbage.
-        if buf.first().is_some_and(|byte| byte >> 4 != 1) {
-            return Err(Refusal::close("first packet is not a CONNECT"));
-        }
-        match frames::has_whole_packet(buf, context.settings.max_packet_size) {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(error) => return Err(Refusal::close(format!("malformed CONNECT: {error}"))),
-        }
-        match tokio::time::timeout_at(deadline, reader.read_into(buf)).await {
-            Err(_) => return Err(Refusal::close("no CONNECT before the connect timeout")),
-            Ok(Ok(0)) => return Err(Refusal::close("closed before CONNECT")),
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(Refusal::close(format!("read error before CONNECT: {error}"))),
-        }
-    }
-}
-
-async fn handshake(
-    context: &Context,
-    reader: &mut ClientReader,
-    writer: &mut ClientWriter,
-    buf: &mut BytesMut,
-    origin: Option<&str>,
-) -> Result<Accepted, Refusal> {
-    read_first_packet(context, reader, buf).await?;
-    match frames::connect_protocol_level(buf) {
-        Some(4) => {}
-        Some(5) => {
-            return Err(Refusal {
-                connack: Some(frames::connack_v5_unsupported()),
-                reason: "MQTT 5 is not supported; use MQTT 3.1.1".into(),
-            })
-        }
-        level => {
-            return Err(Refusal::with(
-                ConnectReturnCode::RefusedProtocolVersion,
-                format!("unsupported protocol level {level:?}"),
-            ))
-        }
-    }
-    let malformed = |error: String| Refusal::close(format!("malformed CONNECT: {error}"));
-    let packet = frames::next_packet(buf, context.settings.max_packet_size)
-        .map_err(|error| malformed(error.to_string()))?
-        .ok_or_else(|| malformed("incomplete".into()))?;
-    let Packet::Connect(connect, _, last_will, _, login) = packet else {
-        return Err(malformed("not a CONNECT".into()));
-    };
-    let Some(login) = login else {
-        return Err(Refusal::with(ConnectReturnCode::BadUserNamePassword, "CONNECT without username and password"));
-    };
-    let principal = context.authorizer.authenticate(&login.username, &login.password, origin).await.map_err(|error| {
-        let code = match error {
-            AuthError::BadCredentials(_) => ConnectReturnCode::BadUserNamePassword,
-            AuthError::NotAuthorized(_) => ConnectReturnCode::NotAuthorized,
-            AuthError::Unavailable(_) => ConnectReturnCode::ServiceUnavailable,
-        };
-        Refusal::with(code, error.to_string())
-    })?;
-    let subject = Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() };
-    let will = match last_will {
-        Some(will) => {
-            let topic = std::str::from_utf8(&will.topic).map_err(|_| malformed("will topic is not UTF-8".into()))?;
-            if !acl::will(subject, topic) {
-                return Err(Refusal::with(ConnectReturnCode::NotAuthorized, format!("will on foreign topic {topic:?}")));
-            }
-            will
-        }
-        None => LastWill {
-            topic: Bytes::from(acl::status_topic(subject.project_id, subject.user_id)),
-            message: Bytes::from_static(br#"{"status":"offline"}"#),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-        },
-    };
-    if connect.client_id.len() > MAX_CLIENT_ID_LEN || (connect.client_id.is_empty() && !connect.clean_session) {
-        return Err(Refusal::with(
-            ConnectReturnCode::ClientIdentifierNotValid,
-            "client id too long or empty without clean session",
-        ));
-    }
-    let client_id = match connect.client_id.as_str() {
-        "" => uuid::Uuid::new_v4().simple().to_string(),
-        id => id.to_owned(),
-    };
-    let permit = Arc::clone(&context.slots)
-        .try_acquire_owned()
-        .map_err(|_| Refusal::with(ConnectReturnCode::ServiceUnavailable, "max_connections reached"))?;
-    let (link_tx, link_rx, session_present) =
-        open_link(context, &upstream_client_id(&principal, &client_id), connect.clean_session)
-            .await
-            .map_err(|reason| Refusal::with(ConnectReturnCode::ServiceUnavailable, reason))?;
-    writer
-        .send(&frames::connack(ConnectReturnCode::Success, session_present))
-        .await
-        .map_err(|error| Refusal::close(format!("client write: {error}")))?;
-    let keep_alive = (connect.keep_alive > 0).then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
-    Ok(Accepted { principal, link_tx, link_rx, will, permit, keep_alive })
-}
-
-/// Opens the connection's link into rumqttd's router (which takes over a
-/// live session with the same client id, or resumes a persistent one);
-/// returns it with the CONNACK's session-present flag.
-async fn open_link(context: &Context, client_id: &str, clean_session: bool) -> Result<(LinkTx, LinkRx, bool), String> {
-    let build = context.router.link_builder(client_id).clean_session(clean_session).dynamic_filters(true).build_async();
-    let (link_tx, link_rx, connack) = tokio::time::timeout(LINK_TIMEOUT, build)
-        .await
-        .map_err(|_| "rumqttd's router did not answer".to_owned())?
-        .map_err(|error| format!("rumqttd's router refused the link: {error}"))?;
-    let session_present = match Option::<Packet>::from(connack) {
-        Some(Packet::ConnAck(ack, _)) => ack.session_present,
-        _ => false,
-    };
-    Ok((link_tx, link_rx, session_present))
 }
 
 /// The client → router direction and everything the gateway decides.
@@ -295,13 +188,16 @@ struct Session<'c> {
     context: &'c Context,
     principal: Principal,
     link: LinkTx,
+    version: Version,
     /// Packets for the router, handed over together once the current batch
     /// of the client's packets is processed.
     pending: Vec<Packet>,
-    will: LastWill,
-    /// Packets the gateway answers itself (refused SUBSCRIBE, dropped PUBLISH acks).
-    local: mpsc::Sender<BytesMut>,
+    will: Will,
+    /// To the task writing to the client.
+    local: mpsc::Sender<Local>,
     rewrites: Arc<Mutex<AckRewrites>>,
+    /// The client's MQTT 5 topic aliases.
+    aliases: aliases::Inbound,
     /// Conversations this connection was found to be a member of.
     member_of: HashSet<String>,
     /// Forwarded filters per conversation, to unsubscribe them on revocation.
@@ -319,8 +215,9 @@ impl<'c> Session<'c> {
         context: &'c Context,
         principal: Principal,
         link: LinkTx,
-        will: LastWill,
-        local: mpsc::Sender<BytesMut>,
+        will: Will,
+        version: Version,
+        local: mpsc::Sender<Local>,
         rewrites: Arc<Mutex<AckRewrites>>,
     ) -> Self {
         let limiter = NonZeroU32::new(context.settings.max_publish_rate)
@@ -329,10 +226,12 @@ impl<'c> Session<'c> {
             context,
             principal,
             link,
+            version,
             pending: Vec::new(),
             will,
             local,
             rewrites,
+            aliases: aliases::Inbound::default(),
             member_of: HashSet::new(),
             subscriptions: HashMap::new(),
             dropped_qos2: HashSet::new(),
@@ -351,6 +250,7 @@ impl<'c> Session<'c> {
         reader: &mut ClientReader,
         mut buf: BytesMut,
         mut controls: mpsc::UnboundedReceiver<Control>,
+        mut router_acks: mpsc::UnboundedReceiver<Packet>,
         mut downstream: tokio::task::JoinHandle<End>,
         keep_alive: Option<Duration>,
     ) -> End {
@@ -363,69 +263,94 @@ impl<'c> Session<'c> {
         let mut shutdown = self.context.shutdown.clone();
 
         // Bytes that arrived with the CONNECT.
-        if let Err(end) = self.process(&mut buf).await {
-            downstream.abort();
-            return end;
-        }
-        let end = loop {
-            tokio::select! {
-                read = reader.read_into(&mut buf) => match read {
-                    Ok(0) => break End::ClientClosed,
-                    Ok(_) => {
-                        last_heard = Instant::now();
-                        if let Err(end) = self.process(&mut buf).await {
+        let first = self.process(&mut buf).await;
+        let end = match first {
+            Err(end) => end,
+            Ok(()) => loop {
+                tokio::select! {
+                    read = reader.read_into(&mut buf) => match read {
+                        Ok(0) => break End::ClientClosed,
+                        Ok(_) => {
+                            last_heard = Instant::now();
+                            if let Err(end) = self.process(&mut buf).await {
+                                break end;
+                            }
+                        }
+                        Err(error) => break End::Io(error),
+                    },
+                    Some(control) = controls.recv() => match control {
+                        Control::Revoke { conversation_id } => {
+                            if let Err(end) = self.revoke(&conversation_id).await {
+                                break end;
+                            }
+                        }
+                        Control::Close { reason } => break End::Closed(reason),
+                    },
+                    Some(ack) = router_acks.recv() => {
+                        self.pending.push(ack);
+                        if let Err(end) = self.flush().await {
                             break end;
                         }
                     }
-                    Err(error) => break End::Io(error),
-                },
-                Some(control) = controls.recv() => match control {
-                    Control::Revoke { conversation_id } => {
-                        if let Err(end) = self.revoke(&conversation_id).await {
-                            break end;
+                    () = &mut keep_alive_check => {
+                        let limit = keep_alive.unwrap_or(Duration::MAX);
+                        if last_heard.elapsed() >= limit {
+                            break End::KeepAliveExpired;
                         }
-                    }
-                    Control::Close { reason } => break End::Closed(reason),
-                },
-                () = &mut keep_alive_check => {
-                    let limit = keep_alive.unwrap_or(Duration::MAX);
-                    if last_heard.elapsed() >= limit {
-                        break End::KeepAliveExpired;
-                    }
-                    keep_alive_check.as_mut().reset(last_heard + limit);
-                },
-                () = &mut token_expiry => break End::TokenExpired,
-                result = &mut downstream => break result.unwrap_or(End::WriterStopped),
-                () = super::stopped(&mut shutdown) => break End::Shutdown,
-            }
+                        keep_alive_check.as_mut().reset(last_heard + limit);
+                    },
+                    () = &mut token_expiry => break End::TokenExpired,
+                    result = &mut downstream => return result.unwrap_or(End::WriterStopped),
+                    () = super::stopped(&mut shutdown) => break End::Shutdown,
+                }
+            },
         };
-        downstream.abort();
+        self.last_word(&end, downstream).await;
         end
+    }
+
+    /// Tells an MQTT 5 client why the server ends its connection (a
+    /// DISCONNECT with a reason code and string), then stops the writer.
+    async fn last_word(&self, end: &End, mut downstream: tokio::task::JoinHandle<End>) {
+        if let (Version::V5, Some(code)) = (self.version, end.disconnect_reason()) {
+            let packet = frames::disconnect_v5(code, &end.to_string());
+            let said = tokio::time::timeout(LAST_WORD_TIMEOUT, async {
+                if self.local.send(Local::Last(packet)).await.is_ok() {
+                    let _ = (&mut downstream).await;
+                }
+            });
+            let _ = said.await;
+        }
+        downstream.abort();
     }
 
     /// Client → router: handles every complete packet in `buf`, then hands
     /// what is forwarded to the router in one go.
     async fn process(&mut self, buf: &mut BytesMut) -> Result<(), End> {
         let max = self.context.settings.max_packet_size;
-        while let Some(packet) = frames::next_packet(buf, max)? {
+        while let Some(packet) = frames::next_packet(buf, max, self.version)? {
             match packet {
-                Packet::Publish(publish, _) => self.on_publish(publish).await?,
-                Packet::Subscribe(subscribe, _) => self.on_subscribe(subscribe).await?,
+                Packet::Publish(publish, properties) => self.on_publish(publish, properties).await?,
+                Packet::Subscribe(subscribe, properties) => self.on_subscribe(subscribe, properties).await?,
                 Packet::Unsubscribe(unsubscribe, _) => self.on_unsubscribe(unsubscribe),
                 Packet::PubRel(pubrel, _) => {
                     if self.dropped_qos2.remove(&pubrel.pkid) {
-                        self.answer(frames::pubcomp(pubrel.pkid)).await?;
+                        self.answer(frames::pubcomp(pubrel.pkid, self.version)).await?;
                     } else {
                         self.pending.push(Packet::PubRel(pubrel, None));
                     }
                 }
-                packet @ (Packet::PubAck(..) | Packet::PubRec(..) | Packet::PubComp(..) | Packet::PingReq(_)) => {
-                    self.pending.push(packet)
-                }
-                Packet::Disconnect(..) => {
+                // Acks reach the router without their MQTT 5 properties
+                // (reason strings for the server's log).
+                Packet::PubAck(ack, _) => self.pending.push(Packet::PubAck(ack, None)),
+                Packet::PubRec(ack, _) => self.pending.push(Packet::PubRec(ack, None)),
+                Packet::PubComp(ack, _) => self.pending.push(Packet::PubComp(ack, None)),
+                packet @ Packet::PingReq(_) => self.pending.push(packet),
+                Packet::Disconnect(disconnect, _) => {
                     self.pending.push(Packet::Disconnect(normal_disconnect(), None));
                     self.flush().await?;
-                    return Err(End::ClientDisconnected);
+                    let with_will = disconnect.reason_code == DisconnectReasonCode::DisconnectWithWillMessage;
+                    return Err(End::ClientDisconnected { with_will });
                 }
                 other => return Err(End::Protocol(format!("a client may not send {other:?}"))),
             }
@@ -442,34 +367,34 @@ impl<'c> Session<'c> {
         self.link.notify().await.map_err(|_| End::RouterClosed)
     }
 
-    /// Ends the router's side of the connection: unless the client said
-    /// DISCONNECT (already passed on) or the router ended it first, the will
-    /// is published, then the link is closed. A QoS 2 will is published at
-    /// QoS 1: the link is gone before a PUBREL could follow.
-    async fn close_link(&mut self, end: &End) {
-        if matches!(end, End::RouterClosed | End::ClientDisconnected) {
-            return;
-        }
-        let will = &self.will;
-        let qos = if will.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
-        let publish = Publish {
-            dup: false,
-            qos,
-            retain: will.retain,
-            topic: will.topic.clone(),
-            pkid: if qos == QoS::AtMostOnce { 0 } else { WILL_PKID },
-            payload: will.message.clone(),
+    /// Ends the router's side of the connection. The will is published
+    /// unless the client said DISCONNECT (MQTT 5: without asking for it) or
+    /// the router ended the connection first: through the link before it
+    /// closes, or — with an MQTT 5 will delay — by the gateway after the
+    /// delay, unless the same client id connects again first.
+    async fn close_link(&mut self, end: &End, upstream_id: String) {
+        let send_will = match end {
+            End::RouterClosed => return,
+            End::ClientDisconnected { with_will } => *with_will,
+            _ => true,
         };
-        self.pending.push(Packet::Publish(publish, None));
+        if send_will && self.will.delay.is_zero() {
+            let (publish, properties) = self.will.on_link();
+            self.pending.push(Packet::Publish(publish, properties));
+        }
         self.pending.push(Packet::Disconnect(normal_disconnect(), None));
         if let Err(error) = self.flush().await {
             tracing::debug!(user = %self.principal.user_id, %error, "link already closed by the router");
+        }
+        if send_will && !self.will.delay.is_zero() {
+            let will = std::mem::replace(&mut self.will, Will::offline(String::new()));
+            self.context.wills.schedule(upstream_id, will, self.context.publisher.clone());
         }
     }
 
     /// Queues a packet the gateway answers itself.
     async fn answer(&self, packet: BytesMut) -> Result<(), End> {
-        self.local.send(packet).await.map_err(|_| End::WriterStopped)
+        self.local.send(Local::Packet(packet)).await.map_err(|_| End::WriterStopped)
     }
 
     fn subject(&self) -> Subject<'_> {
@@ -501,7 +426,7 @@ impl<'c> Session<'c> {
         })
     }
 
-    async fn on_publish(&mut self, publish: Publish) -> Result<(), End> {
+    async fn on_publish(&mut self, mut publish: Publish, mut properties: Option<PublishProperties>) -> Result<(), End> {
         if let Some(limiter) = &self.limiter {
             if limiter.check().is_err() {
                 // Over the rate: hand over what is pending, then stop reading
@@ -512,19 +437,29 @@ impl<'c> Session<'c> {
                 }
             }
         }
+        self.aliases.resolve(&mut publish, &mut properties).map_err(End::TopicAlias)?;
         let topic_bytes = publish.topic.clone();
-        let topic = std::str::from_utf8(&topic_bytes).map_err(|_| End::Protocol("PUBLISH topic is not UTF-8".into()))?;
+        let topic = std::str::from_utf8(&topic_bytes).map_err(|_| End::Malformed("PUBLISH topic is not UTF-8".into()))?;
         let decision = acl::publish(self.subject(), topic);
-        match self.allowed(decision).await? {
+        let mut verdict = self.allowed(decision).await?;
+        // The platform answers a command on its response topic: only the
+        // sender's own inbox may be named there.
+        let response_topic = properties.as_ref().and_then(|properties| properties.response_topic.as_deref());
+        if let (Ok(()), Some(response_topic)) = (verdict, response_topic) {
+            if acl::parse_outbox_topic(topic).is_some() && !acl::response_topic(self.subject(), response_topic) {
+                verdict = Err("a command's response topic must be the sender's own inbox or below it");
+            }
+        }
+        match verdict {
             Ok(()) => {
-                let publish = match typing::conversation_of(topic) {
-                    None => publish,
+                let (publish, properties) = match typing::conversation_of(topic) {
+                    None => (publish, properties),
                     Some(conversation_id) => {
                         let payload = typing::stamp(&self.principal, conversation_id, &publish.payload, chrono::Utc::now());
-                        Publish { retain: false, payload, ..publish }
+                        (Publish { retain: false, payload, ..publish }, None)
                     }
                 };
-                self.pending.push(Packet::Publish(publish, None));
+                self.pending.push(Packet::Publish(publish, properties));
             }
             Err(reason) => {
                 // `?`: the topic is the client's, escaped so it cannot forge a log line.
@@ -533,10 +468,10 @@ impl<'c> Session<'c> {
                 }
                 match publish.qos {
                     QoS::AtMostOnce => {}
-                    QoS::AtLeastOnce => self.answer(frames::puback(publish.pkid)).await?,
+                    QoS::AtLeastOnce => self.answer(frames::puback(publish.pkid, Some(reason), self.version)).await?,
                     QoS::ExactlyOnce => {
                         self.dropped_qos2.insert(publish.pkid);
-                        self.answer(frames::pubrec(publish.pkid)).await?;
+                        self.answer(frames::pubrec(publish.pkid, Some(reason), self.version)).await?;
                     }
                 }
             }
@@ -544,8 +479,12 @@ impl<'c> Session<'c> {
         Ok(())
     }
 
-    async fn on_subscribe(&mut self, subscribe: Subscribe) -> Result<(), End> {
+    async fn on_subscribe(&mut self, subscribe: Subscribe, properties: Option<SubscribeProperties>) -> Result<(), End> {
         let requested = subscribe.filters.len();
+        let refused_code = match self.version {
+            Version::V4 => SubscribeReasonCode::Failure,
+            Version::V5 => SubscribeReasonCode::NotAuthorized,
+        };
         let mut codes = Vec::with_capacity(requested);
         let mut forwarded = Vec::with_capacity(requested);
         for filter in subscribe.filters {
@@ -566,18 +505,18 @@ impl<'c> Session<'c> {
                     if self.refused()? {
                         tracing::warn!(user = %self.principal.user_id, filter = ?filter.path, reason, "SUBSCRIBE refused");
                     }
-                    codes.push(Some(SubscribeReasonCode::Failure));
+                    codes.push(Some(refused_code));
                 }
             }
         }
         if forwarded.is_empty() {
             let refusals = codes.into_iter().flatten().collect();
-            return self.answer(frames::suback(subscribe.pkid, refusals)).await;
+            return self.answer(frames::suback(subscribe.pkid, refusals, self.version)).await;
         }
         if forwarded.len() < requested {
             self.rewrites().expect_partial_suback(subscribe.pkid, codes);
         }
-        self.pending.push(Packet::Subscribe(Subscribe { pkid: subscribe.pkid, filters: forwarded }, None));
+        self.pending.push(Packet::Subscribe(Subscribe { pkid: subscribe.pkid, filters: forwarded }, properties));
         Ok(())
     }
 
@@ -596,7 +535,7 @@ impl<'c> Session<'c> {
         match self.refusals.note() {
             Verdict::Log => Ok(true),
             Verdict::Quiet => Ok(false),
-            Verdict::Close => Err(End::Protocol("too many refused packets".into())),
+            Verdict::Close => Err(End::TooManyRefusals),
         }
     }
 
@@ -619,65 +558,136 @@ fn normal_disconnect() -> Disconnect {
     Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }
 }
 
-/// Router → client: encodes what the router queued for this connection,
-/// except the acks `AckRewrites` takes, and interleaves the gateway's own
-/// answers.
-async fn downstream(
-    mut link: LinkRx,
-    mut client: ClientWriter,
-    mut local: mpsc::Receiver<BytesMut>,
+/// Router → client: encodes what the router queued for this connection in
+/// the client's version, except the acks `AckRewrites` takes, and
+/// interleaves the gateway's own answers.
+struct Downstream {
+    client: ClientOptions,
     rewrites: Arc<Mutex<AckRewrites>>,
-) -> End {
-    let mut notifications = VecDeque::new();
-    let mut out = BytesMut::new();
-    loop {
-        tokio::select! {
-            exchanged = link.exchange(&mut notifications) => {
-                if exchanged.is_err() {
-                    return End::RouterClosed;
-                }
-                let mut paused = false;
-                let mut closed = false;
-                for notification in notifications.drain(..) {
-                    match notification {
-                        // The router stopped sending until this batch is written.
-                        Notification::Unschedule => paused = true,
-                        // An MQTT 5 DISCONNECT has no 3.1.1 form: the connection just ends.
-                        Notification::Disconnect(..) => closed = true,
-                        notification => {
-                            let Some(packet) = Option::<Packet>::from(notification).and_then(|p| rewrite_ack(p, &rewrites)) else {
-                                continue;
-                            };
-                            if let Err(error) = frames::encode(packet, &mut out) {
-                                return End::Protocol(format!("cannot encode for the client: {error}"));
+    aliases: aliases::Outbound,
+    /// Acks the gateway gives the router for publishes it did not send
+    /// (larger than the client's maximum packet size, MQTT 5 §3.1.2.11.4).
+    router_acks: mpsc::UnboundedSender<Packet>,
+    /// QoS 2 publishes dropped that way, whose PUBREL the gateway completes.
+    dropped_qos2: HashSet<u16>,
+}
+
+impl Downstream {
+    async fn run(mut self, mut link: LinkRx, mut client: ClientWriter, mut local: mpsc::Receiver<Local>) -> End {
+        let mut notifications = VecDeque::new();
+        let mut out = BytesMut::new();
+        loop {
+            tokio::select! {
+                exchanged = link.exchange(&mut notifications) => {
+                    if exchanged.is_err() {
+                        // The router let go of the link without a word: a new
+                        // connection with this client id took the session.
+                        return self.router_ended(&mut client, DisconnectReasonCode::SessionTakenOver).await;
+                    }
+                    let mut paused = false;
+                    let mut closed = None;
+                    for notification in notifications.drain(..) {
+                        match notification {
+                            // The router stopped sending until this batch is written.
+                            Notification::Unschedule => paused = true,
+                            // MQTT 3.1.1 has no server DISCONNECT: the connection just ends.
+                            Notification::Disconnect(disconnect, _) => closed = Some(disconnect.reason_code),
+                            notification => {
+                                let Some(packet) = Option::<Packet>::from(notification).and_then(|p| rewrite_ack(p, &self.rewrites)) else {
+                                    continue;
+                                };
+                                if let Err(error) = self.encode(packet, &mut out) {
+                                    return End::Malformed(format!("cannot encode for the client: {error}"));
+                                }
                             }
                         }
                     }
+                    if let Err(error) = client.send(&out).await {
+                        return End::Io(error);
+                    }
+                    // A buffer far larger than this batch needed is given back,
+                    // so a connection that quietens down stays small; a busy one
+                    // keeps what it uses.
+                    if out.capacity() > KEPT_WRITE_BUFFER && out.len() < out.capacity() / 8 {
+                        out = BytesMut::new();
+                    } else {
+                        out.clear();
+                    }
+                    if let Some(reason) = closed {
+                        return self.router_ended(&mut client, reason).await;
+                    }
+                    if paused && link.wake().await.is_err() {
+                        return End::RouterClosed;
+                    }
                 }
-                if let Err(error) = client.send(&out).await {
-                    return End::Io(error);
-                }
-                // A buffer far larger than this batch needed is given back,
-                // so a connection that quietens down stays small; a busy one
-                // keeps what it uses.
-                if out.capacity() > KEPT_WRITE_BUFFER && out.len() < out.capacity() / 8 {
-                    out = BytesMut::new();
-                } else {
-                    out.clear();
-                }
-                if closed {
-                    return End::RouterClosed;
-                }
-                if paused && link.wake().await.is_err() {
-                    return End::RouterClosed;
-                }
-            }
-            Some(packet) = local.recv() => {
-                if let Err(error) = client.send(&packet).await {
-                    return End::Io(error);
-                }
+                Some(local) = local.recv() => match local {
+                    Local::Packet(packet) => {
+                        if let Err(error) = client.send(&packet).await {
+                            return End::Io(error);
+                        }
+                    }
+                    Local::Last(packet) => {
+                        let _ = client.send(&packet).await;
+                        client.close().await;
+                        return End::WriterStopped;
+                    }
+                },
             }
         }
+    }
+
+    /// The router ended the connection: an MQTT 5 client is told why.
+    async fn router_ended(&self, client: &mut ClientWriter, reason: DisconnectReasonCode) -> End {
+        if self.client.version == Version::V5 {
+            let why = match reason {
+                DisconnectReasonCode::SessionTakenOver => "another connection took over this client id",
+                _ => "the router ended the connection",
+            };
+            let _ = client.send(&frames::disconnect_v5(reason, why)).await;
+        }
+        End::RouterClosed
+    }
+
+    /// Appends `packet` for the client; MQTT 5 publishes get the gateway's
+    /// topic aliases, and a publish larger than the client's maximum packet
+    /// size is not sent but acknowledged to the router as if it had been.
+    fn encode(&mut self, packet: Packet, out: &mut BytesMut) -> Result<(), rumqttd::protocol::Error> {
+        let version = self.client.version;
+        let packet = match packet {
+            Packet::PubRel(pubrel, _) if self.dropped_qos2.remove(&pubrel.pkid) => {
+                let _ = self.router_acks.send(Packet::PubComp(PubComp { pkid: pubrel.pkid, reason: PubCompReason::Success }, None));
+                return Ok(());
+            }
+            Packet::Publish(mut publish, mut properties) if version == Version::V5 => {
+                self.aliases.apply(&mut publish, &mut properties);
+                Packet::Publish(publish, properties)
+            }
+            packet => packet,
+        };
+        let (pkid, qos) = match &packet {
+            Packet::Publish(publish, _) => (publish.pkid, Some(publish.qos)),
+            _ => (0, None),
+        };
+        let start = out.len();
+        frames::encode(packet, out, version)?;
+        let Some(max) = self.client.max_packet_size else {
+            return Ok(());
+        };
+        if out.len() - start <= max {
+            return Ok(());
+        }
+        out.truncate(start);
+        let ack = match qos {
+            Some(QoS::AtLeastOnce) => Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None),
+            Some(QoS::ExactlyOnce) => {
+                self.dropped_qos2.insert(pkid);
+                Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None)
+            }
+            // QoS 0 publishes are just dropped; other packets are small.
+            _ => return Ok(()),
+        };
+        let _ = self.router_acks.send(ack);
+        Ok(())
     }
 }
 
@@ -692,27 +702,10 @@ fn locked(rewrites: &Mutex<AckRewrites>) -> MutexGuard<'_, AckRewrites> {
 fn rewrite_ack(packet: Packet, rewrites: &Mutex<AckRewrites>) -> Option<Packet> {
     match packet {
         Packet::UnsubAck(ack, _) if locked(rewrites).unsuback_is_gateways(ack.pkid) => None,
-        Packet::SubAck(ack, _) => match locked(rewrites).merge_suback(ack.pkid, &ack.return_codes) {
-            Some(return_codes) => Some(Packet::SubAck(SubAck { pkid: ack.pkid, return_codes }, None)),
-            None => Some(Packet::SubAck(ack, None)),
+        Packet::SubAck(ack, properties) => match locked(rewrites).merge_suback(ack.pkid, &ack.return_codes) {
+            Some(return_codes) => Some(Packet::SubAck(SubAck { pkid: ack.pkid, return_codes }, properties)),
+            None => Some(Packet::SubAck(ack, properties)),
         },
         packet => Some(packet),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::identity::{IdentityClaims, UserId};
-
-    #[test]
-    fn upstream_client_ids_are_namespaced_and_escaped() {
-        let principal = Principal {
-            project_id: "prj_a".into(),
-            user_id: UserId::parse("alice").unwrap(),
-            claims: IdentityClaims { sub: "alice".into(), name: None, email: None, avatar_url: None, iat: 0, exp: 0, iss: None },
-        };
-        assert_eq!(upstream_client_id(&principal, "phone"), "prj_a|alice|phone");
-        assert_eq!(upstream_client_id(&principal, "a/b+c#d$e%f"), "prj_a|alice|a%2Fb%2Bc%23d%24e%25f");
     }
 }

@@ -49,6 +49,10 @@ pub struct LinkBuilder<'a> {
     dynamic_filters: bool,
     // default to 0, indicating to not use topic alias
     topic_alias_max: u16,
+    // Patched for mqchat: publishes in flight to the link at most.
+    max_inflight: Option<u16>,
+    // Patched for mqchat: MQTT 5 session expiry interval in seconds.
+    session_expiry: Option<u32>,
 }
 
 impl<'a> LinkBuilder<'a> {
@@ -62,6 +66,8 @@ impl<'a> LinkBuilder<'a> {
             last_will_properties: None,
             dynamic_filters: false,
             topic_alias_max: 0,
+            max_inflight: None,
+            session_expiry: None,
         }
     }
 
@@ -85,6 +91,22 @@ impl<'a> LinkBuilder<'a> {
 
     pub fn topic_alias_max(mut self, max: u16) -> Self {
         self.topic_alias_max = max;
+        self
+    }
+
+    /// Patched for mqchat: QoS 1 and 2 publishes the router keeps in flight
+    /// to this link at most (an MQTT 5 client's "receive maximum"; the
+    /// router's own limit, 100, stays the ceiling).
+    pub fn max_inflight(mut self, max: u16) -> Self {
+        self.max_inflight = Some(max);
+        self
+    }
+
+    /// Patched for mqchat: MQTT 5's session expiry interval, in seconds —
+    /// 0: the session ends with the connection, `u32::MAX`: never; without
+    /// it, MQTT 3.1.1's rule (kept for ever unless clean).
+    pub fn session_expiry(mut self, seconds: u32) -> Self {
+        self.session_expiry = Some(seconds);
         self
     }
 
@@ -127,8 +149,16 @@ impl<'a> LinkBuilder<'a> {
         connection
             .last_will(self.last_will, self.last_will_properties)
             .topic_alias_max(self.topic_alias_max);
+        if let Some(seconds) = self.session_expiry {
+            connection.keep_session = seconds > 0;
+            connection.session_expiry =
+                (seconds < u32::MAX).then(|| std::time::Duration::from_secs(u64::from(seconds)));
+        }
         let incoming = Incoming::new(connection.client_id.to_owned());
-        let (outgoing, link_rx) = Outgoing::new(connection.client_id.to_owned());
+        let (mut outgoing, link_rx) = Outgoing::new(connection.client_id.to_owned());
+        if let Some(max) = self.max_inflight {
+            outgoing.limit_inflight(max);
+        }
         let buffers = LinkBuffers { outgoing: outgoing.buffer(), incoming: incoming.buffer() };
 
         let event = Event::Connect {

@@ -19,6 +19,11 @@ pub struct Connection {
     pub dynamic_filters: bool,
     /// Clean session
     pub clean: bool,
+    /// Patched for mqchat: whether the session is kept after the
+    /// connection ends (MQTT 3.1.1: unless clean; MQTT 5: the session
+    /// expiry interval is not 0), and for how long (`None`: for ever).
+    pub keep_session: bool,
+    pub session_expiry: Option<std::time::Duration>,
     /// Subscriptions
     pub subscriptions: HashSet<Filter>,
     /// Last will of this connection
@@ -59,6 +64,8 @@ impl Connection {
             tenant_prefix,
             dynamic_filters,
             clean,
+            keep_session: !clean,
+            session_expiry: None,
             subscriptions: HashSet::default(),
             last_will: None,
             last_will_properties: None,

@@ -1,34 +1,47 @@
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use super::{
     scheduler::{PauseReason, Tracker},
     ConnectionEvents,
 };
 
+/// Patched for mqchat: saved sessions with an expiry (MQTT 5 session
+/// expiry interval) are swept after this many saves.
+const SWEEP_EVERY: u32 = 1024;
+
 pub struct Graveyard {
     connections: HashMap<String, SavedState>,
+    saves_since_sweep: u32,
 }
 
 impl Graveyard {
     pub fn new() -> Graveyard {
         Graveyard {
             connections: HashMap::new(),
+            saves_since_sweep: 0,
         }
     }
 
     /// Add a new connection.
     /// Return tracker of previous connection if connection id already exists
+    /// (patched for mqchat: without its session once that expired).
     pub fn retrieve(&mut self, id: &str) -> Option<SavedState> {
-        self.connections.remove(id)
+        let mut saved = self.connections.remove(id)?;
+        if saved.expires_at.is_some_and(|at| at <= Instant::now()) {
+            saved.session_state = None;
+        }
+        Some(saved)
     }
 
-    /// Save connection tracker
+    /// Save connection tracker, kept for `expiry` (`None`: for ever).
     pub fn save_state(
         &mut self,
         mut tracker: Tracker,
         subscriptions: HashSet<String>,
         metrics: ConnectionEvents,
         unacked_pubrels: VecDeque<u16>,
+        expiry: Option<Duration>,
     ) {
         tracker.pause(PauseReason::Busy);
         let id = tracker.id.clone();
@@ -44,8 +57,16 @@ impl Graveyard {
             SavedState {
                 session_state: Some(session_state),
                 metrics,
+                expires_at: expiry.and_then(|expiry| Instant::now().checked_add(expiry)),
             },
         );
+        self.saves_since_sweep += 1;
+        if self.saves_since_sweep >= SWEEP_EVERY {
+            self.saves_since_sweep = 0;
+            let now = Instant::now();
+            self.connections
+                .retain(|_, saved| saved.expires_at.is_none_or(|at| at > now));
+        }
     }
 
     /// Save only metrics for connection
@@ -55,6 +76,7 @@ impl Graveyard {
             SavedState {
                 session_state: None,
                 metrics,
+                expires_at: None,
             },
         );
     }
@@ -64,6 +86,7 @@ impl Graveyard {
 pub struct SavedState {
     pub session_state: Option<SessionState>,
     pub metrics: ConnectionEvents,
+    pub expires_at: Option<Instant>,
 }
 
 #[derive(Debug)]

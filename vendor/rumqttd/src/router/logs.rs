@@ -17,19 +17,37 @@ use std::time::Instant;
 
 type PubWithProp = (Publish, Option<PublishProperties>);
 
+/// Patched for mqchat: what a subscription's MQTT 5 options change in what
+/// it reads (`native_readv`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Subscriber {
+    /// "No local": leave out what this connection published.
+    pub no_local_for: Option<ConnectionId>,
+    /// "Retain as published": keep the RETAIN flag the publisher set.
+    pub preserve_retain: bool,
+}
+
 #[derive(Clone)]
 pub struct PublishData {
     pub publish: Publish,
     pub properties: Option<PublishProperties>,
     pub timestamp: Instant,
+    /// Patched for mqchat: the connection that published it (MQTT 5 "no
+    /// local" subscriptions do not receive their own messages) and its
+    /// RETAIN flag as published ("retain as published" subscriptions see
+    /// it; `publish.retain` is cleared for live delivery).
+    pub origin: Option<ConnectionId>,
+    pub retain: bool,
 }
 
 impl From<PubWithProp> for PublishData {
     fn from((publish, properties): PubWithProp) -> Self {
         PublishData {
+            retain: publish.retain,
             publish,
             properties,
             timestamp: Instant::now(),
+            origin: None,
         }
     }
 }
@@ -202,6 +220,7 @@ impl DataLog {
         filter_idx: FilterIdx,
         offset: Offset,
         len: u64,
+        subscriber: Subscriber,
     ) -> io::Result<(Position, Vec<(PubWithProp, Offset)>)> {
         // unwrap to get index of `self.native` is fine here, because when a new subscribe packet
         // arrives in `Router::handle_device_payload`, it first calls the function
@@ -217,6 +236,12 @@ impl DataLog {
 
         let now = Instant::now();
         o.retain_mut(|(pubdata, _)| {
+            // Patched for mqchat: MQTT 5 subscription options.
+            if subscriber.no_local_for.is_some() && pubdata.origin == subscriber.no_local_for {
+                return false;
+            }
+            pubdata.publish.retain = subscriber.preserve_retain && pubdata.retain;
+
             // Keep data if no properties exists, which implies no message expiry!
             let Some(properties) = pubdata.properties.as_mut() else {
                 return true;

@@ -196,6 +196,8 @@ pub struct DataRequest {
     max_count: usize,
     pub(crate) forward_retained: bool,
     pub(crate) group: Option<String>,
+    /// Patched for mqchat: the subscription's MQTT 5 options.
+    pub(crate) subscriber: logs::Subscriber,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,11 +17,14 @@ def parse_args(*names: str) -> argparse.Namespace:
     return parser.parse_args()
 
 
-def signed_client(args: argparse.Namespace, display_name: str, client_id: str) -> mqtt.Client:
-    """An MQTT 3.1.1 client whose password is a fresh 10-minute identity token."""
+def signed_client(args: argparse.Namespace, display_name: str, client_id: str,
+                  protocol: int = mqtt.MQTTv311, transport: str = "tcp") -> mqtt.Client:
+    """A client (MQTT 3.1.1 unless `protocol` says otherwise) whose password
+    is a fresh 10-minute identity token."""
     now = int(time.time())
     token = jwt.encode({"sub": args.sub, "name": display_name, "iat": now, "exp": now + 600},
                        args.secret_key, algorithm="HS256")
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol,
+                         transport=transport)
     client.username_pw_set(args.public_key, token)
     return client

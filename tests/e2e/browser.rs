@@ -3,11 +3,12 @@
 //! Chromium) against the real binary on a fresh database of this run's kind
 //! (SQLite, or PostgreSQL with `TEST_DATABASE_URL`). `./scripts/test`
 //! installs Chromium and the npm packages; a missing one fails the test.
+//! (`mqtt5.test.mjs` drives mqtt.js in Node only; it runs the same way.)
 use std::path::Path;
 
 use tokio::process::Command;
 
-async fn run(scenario: &str) {
+pub(crate) async fn run(scenario: &str) {
     let dir = tempfile::tempdir().unwrap();
     let database_url = crate::helpers::fresh_database_url(&dir).await;
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");

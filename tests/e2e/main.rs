@@ -18,6 +18,7 @@ mod helpers;
 mod history;
 mod http_api;
 mod membership;
+mod mqtt5;
 mod mqtt_features;
 mod presence;
 mod receiver;

@@ -88,19 +88,8 @@ async fn a_silent_client_is_cut_after_one_and_a_half_keep_alives_and_its_will_pu
 }
 
 #[tokio::test]
-async fn mqtt5_connect_gets_a_clean_refusal_and_never_reaches_rumqttd() {
+async fn mqtt31_gets_the_311_refusal_code_1() {
     let app = TestApp::spawn().await;
-    let mut options = rumqttc::v5::MqttOptions::new("alice-v5", app.app_mqtt.ip().to_string(), app.app_mqtt.port());
-    options.set_credentials(app.project.public_key.clone(), app.token("alice"));
-    let (_client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 10);
-    let error = tokio::time::timeout(PATIENCE, eventloop.poll()).await.unwrap().expect_err("refused");
-    assert!(
-        matches!(
-            error,
-            rumqttc::v5::ConnectionError::ConnectionRefused(rumqttc::v5::mqttbytes::v5::ConnectReturnCode::UnsupportedProtocolVersion)
-        ),
-        "{error:?}"
-    );
     // MQTT 3.1 ("MQIsdp", level 3) gets the 3.1.1 refusal code 1.
     let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
     let mqtt31 = [0x10, 0x0e, 0x00, 0x06, b'M', b'Q', b'I', b's', b'd', b'p', 0x03, 0x02, 0x00, 0x3c, 0x00, 0x00];

@@ -60,24 +60,32 @@ impl Outbound {
     }
 
     /// Uses an alias for the publish's topic where one is set, or sets one
-    /// while there is room.
-    pub(crate) fn apply(&mut self, publish: &mut Publish, properties: &mut Option<PublishProperties>) {
+    /// while there is room; returns the topic of a newly set alias (which
+    /// `unset` takes back if the publish is not sent after all).
+    pub(crate) fn apply(&mut self, publish: &mut Publish, properties: &mut Option<PublishProperties>) -> Option<Bytes> {
         if self.maximum == 0 || publish.topic.is_empty() {
-            return;
+            return None;
         }
-        let alias = match self.aliases.get(&publish.topic) {
+        let (alias, new) = match self.aliases.get(&publish.topic) {
             Some(&alias) => {
                 publish.topic = Bytes::new();
-                alias
+                (alias, None)
             }
             None if self.aliases.len() < usize::from(self.maximum) => {
                 let alias = self.aliases.len() as u16 + 1;
                 self.aliases.insert(publish.topic.clone(), alias);
-                alias
+                (alias, Some(publish.topic.clone()))
             }
-            None => return,
+            None => return None,
         };
         properties.get_or_insert_with(PublishProperties::default).topic_alias = Some(alias);
+        new
+    }
+
+    /// Takes back the alias `apply` just set for `topic`: the client never
+    /// learnt it.
+    pub(crate) fn unset(&mut self, topic: &Bytes) {
+        self.aliases.remove(topic);
     }
 }
 
@@ -117,5 +125,10 @@ mod tests {
         assert_eq!(send(&mut outbound, "a"), ("".into(), Some(1)), "then the alias alone");
         assert_eq!(send(&mut outbound, "b"), ("b".into(), None), "no room left: the topic alone");
         assert_eq!(send(&mut Outbound::new(0), "a"), ("a".into(), None));
+        let mut outbound = Outbound::new(1);
+        let (mut publish, mut properties) = (Publish::new("a".to_owned(), "x".to_owned(), false), None);
+        let new = outbound.apply(&mut publish, &mut properties).unwrap();
+        outbound.unset(&new);
+        assert_eq!(send(&mut outbound, "a"), ("a".into(), Some(1)), "an alias never sent is set again");
     }
 }

@@ -456,7 +456,13 @@ impl<'c> Session<'c> {
                     None => (publish, properties),
                     Some(conversation_id) => {
                         let payload = typing::stamp(&self.principal, conversation_id, &publish.payload, chrono::Utc::now());
-                        (Publish { retain: false, payload, ..publish }, None)
+                        // The payload is the gateway's now: what described the client's goes.
+                        let properties = properties.map(|properties| PublishProperties {
+                            payload_format_indicator: None,
+                            content_type: None,
+                            ..properties
+                        });
+                        (Publish { retain: false, payload, ..publish }, properties)
                     }
                 };
                 self.pending.push(Packet::Publish(publish, properties));
@@ -653,13 +659,14 @@ impl Downstream {
     /// size is not sent but acknowledged to the router as if it had been.
     fn encode(&mut self, packet: Packet, out: &mut BytesMut) -> Result<(), rumqttd::protocol::Error> {
         let version = self.client.version;
+        let mut new_alias = None;
         let packet = match packet {
             Packet::PubRel(pubrel, _) if self.dropped_qos2.remove(&pubrel.pkid) => {
                 let _ = self.router_acks.send(Packet::PubComp(PubComp { pkid: pubrel.pkid, reason: PubCompReason::Success }, None));
                 return Ok(());
             }
             Packet::Publish(mut publish, mut properties) if version == Version::V5 => {
-                self.aliases.apply(&mut publish, &mut properties);
+                new_alias = self.aliases.apply(&mut publish, &mut properties);
                 Packet::Publish(publish, properties)
             }
             packet => packet,
@@ -677,6 +684,9 @@ impl Downstream {
             return Ok(());
         }
         out.truncate(start);
+        if let Some(topic) = new_alias {
+            self.aliases.unset(&topic);
+        }
         let ack = match qos {
             Some(QoS::AtLeastOnce) => Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None),
             Some(QoS::ExactlyOnce) => {

@@ -15,14 +15,15 @@ use mqchat_bridge::presence::PresenceTracker;
 use mqchat_bridge::webhooks::Outbox;
 use mqchat_delivery::{Dispatcher, TargetPolicy};
 use mqchat_broker::embedded::{RouterHandle, TopicFeed};
-use mqchat_broker::{EmbeddedBroker, Gateway, Listeners, PlatformPublisher, PresenceChange, Registry};
+use mqchat_broker::plain::PlainRealm;
+use mqchat_broker::{EmbeddedBroker, Gateway, GatewayServices, Listeners, PlatformPublisher, PresenceChange, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::authorizer::ChatAuthorizer;
 use crate::chat::{self, MqttOutlet};
 use crate::http::{self, ApiState};
-use crate::settings::Settings;
+use crate::settings::{MosquittoSettings, Settings};
 use crate::tls;
 
 /// Time given to in-flight work after a shutdown signal.
@@ -64,6 +65,29 @@ fn redact(url: &str) -> String {
 
 async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
     TcpListener::bind(addr).await.with_context(|| format!("binding the {what} listener on {addr}"))
+}
+
+/// The plain-MQTT namespace from Mosquitto's files; says in the log what
+/// it let in and what of a `mosquitto.conf` it could not use.
+fn plain_realm(settings: &MosquittoSettings) -> anyhow::Result<PlainRealm> {
+    if !settings.unknown_directives.is_empty() {
+        tracing::warn!(
+            directives = ?settings.unknown_directives,
+            "mosquitto.conf: these directives are not used by mqchat"
+        );
+    }
+    let passwords = settings.password_file.as_deref().map(mqchat_mosquitto_files::PasswordFile::load).transpose()?;
+    let acl = settings.acl_file.as_deref().map(mqchat_mosquitto_files::AclFile::load).transpose()?;
+    let realm = PlainRealm { passwords, acl, allow_anonymous: settings.allow_anonymous };
+    if realm.is_open() {
+        tracing::info!(
+            users = realm.passwords.as_ref().map_or(0, |passwords| passwords.len()),
+            acl_rules = realm.acl.as_ref().map(|acl| acl.rules()),
+            allow_anonymous = realm.allow_anonymous,
+            "plain-MQTT namespace open"
+        );
+    }
+    Ok(realm)
 }
 
 /// File descriptors one client connection holds: its socket (the link into
@@ -120,15 +144,14 @@ impl App {
         let authorizer = Arc::new(ChatAuthorizer::new(db.clone(), Arc::clone(&cache)));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let secure = tls.is_some();
-        let gateway = Gateway::new(
-            settings.gateway.clone(),
-            Arc::clone(&authorizer) as Arc<dyn mqchat_broker::Authorizer>,
-            Arc::clone(&registry),
-            router.clone(),
-            publisher.clone(),
-            Listeners { mqtt, websocket: Some(websocket), tls },
-            shutdown_rx,
-        );
+        let services = GatewayServices {
+            authorizer: Arc::clone(&authorizer) as Arc<dyn mqchat_broker::Authorizer>,
+            registry: Arc::clone(&registry),
+            router: router.clone(),
+            publisher: publisher.clone(),
+            plain: Arc::new(plain_realm(&settings.mosquitto)?),
+        };
+        let gateway = Gateway::new(settings.gateway.clone(), services, Listeners { mqtt, websocket: Some(websocket), tls }, shutdown_rx);
         let api = Arc::new(ApiState {
             db: db.clone(),
             authorizer,

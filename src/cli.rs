@@ -35,6 +35,11 @@ pub enum Command {
         ws_listen: Option<SocketAddr>,
         #[arg(long, value_name = "ADDR")]
         http_listen: Option<SocketAddr>,
+        /// A Mosquitto configuration for the plain-MQTT namespace (listener,
+        /// allow_anonymous, password_file, acl_file, max_keepalive,
+        /// max_packet_size, persistence).
+        #[arg(long, value_name = "FILE")]
+        mosquitto_conf: Option<PathBuf>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -90,12 +95,13 @@ impl Cli {
 
     pub async fn run(self) -> anyhow::Result<()> {
         match &self.command {
-            Command::Serve { mqtt_listen, ws_listen, http_listen } => {
+            Command::Serve { mqtt_listen, ws_listen, http_listen, mosquitto_conf } => {
                 let overrides = Overrides {
                     mqtt_listen: *mqtt_listen,
                     ws_listen: *ws_listen,
                     http_listen: *http_listen,
                     database_url: None,
+                    mosquitto_conf: mosquitto_conf.clone(),
                 };
                 let settings = self.settings(overrides)?;
                 // Handlers first: a signal that arrives while starting still shuts down cleanly.

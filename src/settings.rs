@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
 use mqchat_broker::{GatewaySettings, RouterSettings};
+use mqchat_mosquitto_files::MosquittoConf;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -23,6 +24,7 @@ pub struct Settings {
     pub chat: ChatSettings,
     pub attachments: AttachmentSettings,
     pub webhooks: WebhookSettings,
+    pub mosquitto: MosquittoSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +116,27 @@ pub type AttachmentSettings = mqchat_bridge::attachments::AttachmentSettings;
 
 pub type WebhookSettings = mqchat_delivery::WebhookSettings;
 
+/// The plain-MQTT namespace for devices, configured the way Mosquitto
+/// users do: its own keys, or a `mosquitto.conf` (`conf`) whose directives
+/// apply over them and over `[gateway]` (docs/OPERATIONS.md).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MosquittoSettings {
+    /// A Mosquitto configuration file to read (`--mosquitto-conf`).
+    pub conf: Option<PathBuf>,
+    /// Users and hashes as `mosquitto_passwd` writes them.
+    pub password_file: Option<PathBuf>,
+    /// Mosquitto's ACL file; without one, plain clients may use every
+    /// topic outside `chat/…` and `$…`.
+    pub acl_file: Option<PathBuf>,
+    /// Plain clients without a username are let in.
+    pub allow_anonymous: bool,
+    /// Directives of `conf` mqchat does not understand, named in one
+    /// warning at start.
+    #[serde(skip)]
+    pub unknown_directives: Vec<String>,
+}
+
 /// Command-line flags that override every other layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -121,6 +144,7 @@ pub struct Overrides {
     pub ws_listen: Option<SocketAddr>,
     pub http_listen: Option<SocketAddr>,
     pub database_url: Option<String>,
+    pub mosquitto_conf: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -157,13 +181,60 @@ impl Settings {
             ("websocket.listen", overrides.ws_listen.map(|a| a.to_string())),
             ("http.listen", overrides.http_listen.map(|a| a.to_string())),
             ("database.url", overrides.database_url.clone()),
+            ("mosquitto.conf", overrides.mosquitto_conf.as_ref().map(|path| path.display().to_string())),
         ];
         for (key, value) in flags {
             builder = builder.set_override_option(key, value)?;
         }
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        if let Some(path) = settings.mosquitto.conf.clone() {
+            let conf = MosquittoConf::load(&path).map_err(|error| SettingsError::Rule(error.to_string()))?;
+            settings.apply_mosquitto_conf(conf, overrides)?;
+        }
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// What a `mosquitto.conf` says, over the file and the environment;
+    /// listen-address flags still win.
+    fn apply_mosquitto_conf(&mut self, conf: MosquittoConf, overrides: &Overrides) -> Result<(), SettingsError> {
+        let mosquitto = &mut self.mosquitto;
+        mosquitto.unknown_directives = conf.unknown;
+        if let Some(allow) = conf.allow_anonymous {
+            mosquitto.allow_anonymous = allow;
+        }
+        mosquitto.password_file = conf.password_file.or(mosquitto.password_file.take());
+        mosquitto.acl_file = conf.acl_file.or(mosquitto.acl_file.take());
+        if let Some(seconds) = conf.max_keepalive {
+            self.gateway.max_keepalive = seconds;
+        }
+        if let Some(bytes) = conf.max_packet_size {
+            self.gateway.max_packet_size = bytes as usize;
+        }
+        if conf.persistence == Some(false) {
+            mosquitto.unknown_directives.push("persistence false (mqchat always keeps what it stores in its database)".into());
+        }
+        let (mut mqtt, mut websocket) = (None, None);
+        for listener in conf.listeners {
+            let slot = if listener.websockets { &mut websocket } else { &mut mqtt };
+            if slot.is_some() {
+                self.mosquitto.unknown_directives.push(format!("listener {} (one MQTT and one WebSocket listener are used)", listener.port));
+                continue;
+            }
+            let host = listener.bind.as_deref().unwrap_or("0.0.0.0");
+            let address = std::net::ToSocketAddrs::to_socket_addrs(&(host, listener.port))
+                .ok()
+                .and_then(|mut addresses| addresses.next())
+                .ok_or_else(|| SettingsError::Rule(format!("mosquitto.conf: cannot resolve listener address {host:?}")))?;
+            *slot = Some(address);
+        }
+        if let (Some(address), None) = (mqtt, overrides.mqtt_listen) {
+            self.mqtt.listen = address;
+        }
+        if let (Some(address), None) = (websocket, overrides.ws_listen) {
+            self.websocket.listen = address;
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), SettingsError> {

@@ -11,7 +11,9 @@
 //! - `embedded`: starting rumqttd on loopback and the platform's in-process link;
 //! - `gateway`: listeners (TCP, TLS, WebSocket) and per-connection sessions;
 //! - `registry`: live connections per user, to cut access when membership
-//!   changes, and the presence changes they imply.
+//!   changes, and the presence changes they imply;
+//! - `plain`: the plain-MQTT namespace for devices, with Mosquitto's
+//!   password and ACL files (read by `mqchat-mosquitto-files`).
 #![forbid(unsafe_code)]
 
 pub mod acl;
@@ -19,11 +21,12 @@ pub mod authorizer;
 pub mod embedded;
 pub mod gateway;
 pub mod identity;
+pub mod plain;
 pub mod registry;
 pub mod settings;
 
 pub use authorizer::{AuthError, Authorizer, Principal};
 pub use embedded::{EmbeddedBroker, PlatformPublisher};
-pub use gateway::{Gateway, Listeners};
+pub use gateway::{Gateway, GatewayServices, Listeners};
 pub use registry::{PresenceChange, Registry};
 pub use settings::{GatewaySettings, RouterSettings};

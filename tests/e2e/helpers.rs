@@ -46,7 +46,7 @@ pub async fn fresh_database_url(dir: &tempfile::TempDir) -> String {
 
 pub fn test_settings_with(tweak: impl FnOnce(&mut Settings)) -> Settings {
     let any_port = Some("127.0.0.1:0".parse().expect("address"));
-    let overrides = Overrides { mqtt_listen: any_port, ws_listen: any_port, http_listen: any_port, database_url: None };
+    let overrides = Overrides { mqtt_listen: any_port, ws_listen: any_port, http_listen: any_port, ..Overrides::default() };
     let mut settings = Settings::load(None, Default::default(), &overrides).expect("settings");
     tweak(&mut settings);
     settings

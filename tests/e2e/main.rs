@@ -20,6 +20,7 @@ mod http_api;
 mod membership;
 mod mqtt5;
 mod mqtt_features;
+mod plain;
 mod presence;
 mod receiver;
 mod robustness;

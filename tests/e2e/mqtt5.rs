@@ -203,8 +203,7 @@ async fn refused_subscriptions_and_publishes_say_not_authorized() {
     }
     // A command whose response topic is someone else's inbox is refused.
     let outbox = format!("chat/{}/user/alice/outbox", app.project_id());
-    let mut properties = PublishProperties::default();
-    properties.response_topic = Some(format!("chat/{}/user/bob/inbox", app.project_id()));
+    let properties = PublishProperties { response_topic: Some(format!("chat/{}/user/bob/inbox", app.project_id())), ..Default::default() };
     let command = json!({"id": "l-1", "op": "conversation.list"}).to_string();
     wire.send(publish(&outbox, QoS::AtLeastOnce, 9, command, Some(properties))).await;
     match wire.next_ack().await {
@@ -224,9 +223,11 @@ async fn commands_are_answered_on_their_response_topic_with_their_correlation_da
     assert!(granted(&bob.subscribe(&app.conversation_topic(&conversation)).await));
 
     let outbox = format!("chat/{}/user/alice/outbox", app.project_id());
-    let mut properties = PublishProperties::default();
-    properties.response_topic = Some(replies.clone());
-    properties.correlation_data = Some(Bytes::from_static(b"\x00req-1\xff"));
+    let properties = PublishProperties {
+        response_topic: Some(replies.clone()),
+        correlation_data: Some(Bytes::from_static(b"\x00req-1\xff")),
+        ..Default::default()
+    };
     let send = json!({"id": "req-1", "op": "message.send", "conversation_id": conversation, "content": "hello from MQTT 5"});
     wire.send(publish(&outbox, QoS::AtLeastOnce, 3, send.to_string(), Some(properties))).await;
     let reply = publish_on(&mut wire, &replies).await;
@@ -282,8 +283,7 @@ async fn mqtt5_and_mqtt311_clients_share_a_conversation() {
 
     // MQTT 5 typing with a user property: the 3.1.1 member gets the stamped
     // payload, the MQTT 5 member the property too, alice nothing.
-    let mut properties = PublishProperties::default();
-    properties.user_properties = vec![("device".into(), "watch".into())];
+    let properties = PublishProperties { user_properties: vec![("device".into(), "watch".into())], ..Default::default() };
     alice.publish_with_properties(&typing, QoS::AtMostOnce, false, "x", properties).await.unwrap();
     let stamped = payload_json(&bob.publish_on(&typing).await);
     assert_eq!(stamped["data"]["user_id"], "alice");
@@ -353,8 +353,7 @@ async fn the_server_says_why_it_ends_a_connection() {
 
     // An alias never set: 0x94.
     let (mut wire, _) = Wire::connect(&app, "alias", "alice", ConnectProperties::new()).await;
-    let mut properties = PublishProperties::default();
-    properties.topic_alias = Some(3);
+    let properties = PublishProperties { topic_alias: Some(3), ..Default::default() };
     wire.send(publish("", QoS::AtMostOnce, 0, "x", Some(properties))).await;
     assert_eq!(wire.disconnected().await.0, DisconnectReasonCode::TopicAliasInvalid);
 }
@@ -375,8 +374,7 @@ async fn a_client_alias_stands_for_its_topic_and_oversize_packets_are_not_sent()
     assert_eq!(alice.subscribe(1, vec![filter(&topic)], None).await, vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
 
     // The alias is set with the topic, then used alone; the ACL saw the topic both times.
-    let mut set = PublishProperties::default();
-    set.topic_alias = Some(1);
+    let set = PublishProperties { topic_alias: Some(1), ..Default::default() };
     alice.send(publish(&typing, QoS::AtMostOnce, 0, "x", Some(set.clone()))).await;
     alice.send(publish("", QoS::AtMostOnce, 0, "x", Some(set))).await;
     for _ in 0..2 {

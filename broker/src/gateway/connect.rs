@@ -15,6 +15,7 @@ use super::wills::Will;
 use super::{aliases, Context};
 use crate::acl::{self, Subject};
 use crate::authorizer::{AuthError, Principal};
+use crate::plain::{PlainLogin, PlainUser};
 
 /// Longest client id accepted (it is namespaced upstream).
 const MAX_CLIENT_ID_LEN: usize = 128;
@@ -33,12 +34,30 @@ pub(crate) struct ClientOptions {
     pub(crate) topic_alias_max: u16,
 }
 
+/// Who a connection is: a chat identity (project key and token) or a
+/// plain-MQTT client (Mosquitto's password file, or anonymous).
+#[derive(Debug, Clone)]
+pub(crate) enum Account {
+    Chat(Principal),
+    Plain(PlainUser),
+}
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Account::Chat(principal) => write!(f, "{}", principal.user_id),
+            Account::Plain(PlainUser { username: Some(username), .. }) => write!(f, "plain:{username}"),
+            Account::Plain(PlainUser { username: None, .. }) => write!(f, "plain, anonymous"),
+        }
+    }
+}
+
 pub(crate) struct Accepted {
-    pub(crate) principal: Principal,
+    pub(crate) account: Account,
     pub(crate) link_tx: LinkTx,
     pub(crate) link_rx: LinkRx,
     /// Published when the connection ends without DISCONNECT.
-    pub(crate) will: Will,
+    pub(crate) will: Option<Will>,
     pub(crate) permit: tokio::sync::OwnedSemaphorePermit,
     /// MQTT §3.1.2.10: the server closes after 1.5 × keep-alive of
     /// silence; `None` when the connection has no keep-alive.
@@ -83,10 +102,14 @@ fn v5_code(code: ConnectReturnCode) -> ConnectReturnCode {
 }
 
 /// Namespaces the client id so that no user or tenant can take over
-/// another's session, escaping what rumqttd refuses in a client id
-/// (`+ $ # /`).
-pub(crate) fn upstream_client_id(principal: &Principal, client_id: &str) -> String {
-    let mut id = format!("{}|{}|", principal.project_id, principal.user_id);
+/// another's session — chat clients under their project and user, plain
+/// clients under `plain|` (no project id starts so) — escaping what
+/// rumqttd refuses in a client id (`+ $ # /`).
+pub(crate) fn upstream_client_id(account: &Account, client_id: &str) -> String {
+    let mut id = match account {
+        Account::Chat(principal) => format!("{}|{}|", principal.project_id, principal.user_id),
+        Account::Plain(_) => "plain|".to_owned(),
+    };
     for c in client_id.chars() {
         match c {
             '%' | '+' | '$' | '#' | '/' => id.push_str(&format!("%{:02X}", c as u32)),
@@ -149,40 +172,57 @@ pub(crate) async fn handshake(
     if let Some(method) = &properties.authentication_method {
         return Err(refuse(ConnectReturnCode::BadAuthenticationMethod, format!("authentication method {method:?} is not offered")));
     }
-    let Some(login) = login else {
-        return Err(refuse(ConnectReturnCode::BadUserNamePassword, "CONNECT without username and password".into()));
-    };
-    let principal = context.authorizer.authenticate(&login.username, &login.password, origin).await.map_err(|error| {
-        let code = match error {
-            AuthError::BadCredentials(_) => ConnectReturnCode::BadUserNamePassword,
-            AuthError::NotAuthorized(_) => ConnectReturnCode::NotAuthorized,
-            AuthError::Unavailable(_) => ConnectReturnCode::ServiceUnavailable,
-        };
-        refuse(code, error.to_string())
-    })?;
-    // MQTT 3.1.1 keeps a session unless it is clean; MQTT 5 says how long.
-    let session_expiry = match version {
-        Version::V4 if connect.clean_session => 0,
-        Version::V4 => NEVER_EXPIRES,
-        Version::V5 => properties.session_expiry_interval.unwrap_or(0),
-    };
-    let subject = Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() };
-    let will = match last_will {
-        Some(will) => {
-            let topic = std::str::from_utf8(&will.topic).map_err(|_| malformed("will topic is not UTF-8".into()))?;
-            if !acl::will(subject, topic) {
-                return Err(refuse(ConnectReturnCode::NotAuthorized, format!("will on foreign topic {topic:?}")));
-            }
-            Will::from_connect(will, will_properties, Duration::from_secs(u64::from(session_expiry)))
-        }
-        None => Will::offline(acl::status_topic(subject.project_id, subject.user_id)),
-    };
     // MQTT 3.1.1 §3.1.3-8: an empty client id only with a clean session;
     // MQTT 5 §3.1.3-6: the server assigns one and says which.
     let empty_id_refused = connect.client_id.is_empty() && version == Version::V4 && !connect.clean_session;
     if connect.client_id.len() > MAX_CLIENT_ID_LEN || empty_id_refused {
         return Err(refuse(ConnectReturnCode::ClientIdentifierNotValid, "client id too long or empty without clean session".into()));
     }
+    let assigned_id = connect.client_id.is_empty().then(|| uuid::Uuid::new_v4().simple().to_string());
+    let client_id = assigned_id.clone().unwrap_or_else(|| connect.client_id.clone());
+    let username = login.as_ref().map(|login| login.username.as_str());
+    let password = login.as_ref().map_or(&b""[..], |login| login.password.as_bytes());
+    let account = match context.plain.login(username, password) {
+        PlainLogin::Accepted(username) => Account::Plain(PlainUser { username, client_id: client_id.clone() }),
+        PlainLogin::Refused => return Err(refuse(ConnectReturnCode::BadUserNamePassword, "wrong password".into())),
+        PlainLogin::NotPlain => {
+            let Some(login) = &login else {
+                return Err(refuse(ConnectReturnCode::BadUserNamePassword, "CONNECT without username and password".into()));
+            };
+            let principal = context.authorizer.authenticate(&login.username, &login.password, origin).await.map_err(|error| {
+                let code = match error {
+                    AuthError::BadCredentials(_) => ConnectReturnCode::BadUserNamePassword,
+                    AuthError::NotAuthorized(_) => ConnectReturnCode::NotAuthorized,
+                    AuthError::Unavailable(_) => ConnectReturnCode::ServiceUnavailable,
+                };
+                refuse(code, error.to_string())
+            })?;
+            Account::Chat(principal)
+        }
+    };
+    // MQTT 3.1.1 keeps a session unless it is clean; MQTT 5 says how long.
+    let session_expiry = match version {
+        Version::V4 if connect.clean_session => 0,
+        Version::V4 => NEVER_EXPIRES,
+        Version::V5 => properties.session_expiry_interval.unwrap_or(0),
+    };
+    let will = match (last_will, &account) {
+        (Some(will), account) => {
+            let topic = std::str::from_utf8(&will.topic).map_err(|_| malformed("will topic is not UTF-8".into()))?;
+            let allowed = match account {
+                Account::Chat(principal) => {
+                    acl::will(Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() }, topic)
+                }
+                Account::Plain(user) => context.plain.will(user, topic).is_ok(),
+            };
+            if !allowed {
+                return Err(refuse(ConnectReturnCode::NotAuthorized, format!("will on a topic this client may not publish to: {topic:?}")));
+            }
+            Some(Will::from_connect(will, will_properties, Duration::from_secs(u64::from(session_expiry))))
+        }
+        (None, Account::Chat(principal)) => Some(Will::offline(acl::status_topic(&principal.project_id, principal.user_id.as_str()))),
+        (None, Account::Plain(_)) => None,
+    };
     let max_keepalive = context.settings.max_keepalive;
     let keep_alive_seconds = match version {
         // Mosquitto's rule for 3.1.1, which cannot be told another value.
@@ -196,12 +236,10 @@ pub(crate) async fn handshake(
         Version::V5 if connect.keep_alive == 0 || connect.keep_alive > max_keepalive => max_keepalive,
         Version::V5 => connect.keep_alive,
     };
-    let assigned_id = connect.client_id.is_empty().then(|| uuid::Uuid::new_v4().simple().to_string());
-    let client_id = assigned_id.clone().unwrap_or_else(|| connect.client_id.clone());
     let permit = Arc::clone(&context.slots)
         .try_acquire_owned()
         .map_err(|_| refuse(ConnectReturnCode::ServiceUnavailable, "max_connections reached".into()))?;
-    let upstream_id = upstream_client_id(&principal, &client_id);
+    let upstream_id = upstream_client_id(&account, &client_id);
     context.wills.cancel(&upstream_id);
     let receive_maximum = properties.receive_maximum.unwrap_or(u16::MAX);
     if receive_maximum == 0 {
@@ -251,7 +289,7 @@ pub(crate) async fn handshake(
         max_packet_size: properties.max_packet_size.and_then(|size| usize::try_from(size).ok()),
         topic_alias_max: properties.topic_alias_max.unwrap_or(0),
     };
-    Ok(Accepted { principal, link_tx, link_rx, will, permit, keep_alive, client, upstream_id })
+    Ok(Accepted { account, link_tx, link_rx, will, permit, keep_alive, client, upstream_id })
 }
 
 /// What an MQTT 3.1.1 CONNECT (which has no properties) amounts to.
@@ -276,12 +314,14 @@ mod tests {
 
     #[test]
     fn upstream_client_ids_are_namespaced_and_escaped() {
-        let principal = Principal {
+        let principal = Account::Chat(Principal {
             project_id: "prj_a".into(),
             user_id: UserId::parse("alice").unwrap(),
             claims: IdentityClaims { sub: "alice".into(), name: None, email: None, avatar_url: None, iat: 0, exp: 0, iss: None },
-        };
+        });
         assert_eq!(upstream_client_id(&principal, "phone"), "prj_a|alice|phone");
         assert_eq!(upstream_client_id(&principal, "a/b+c#d$e%f"), "prj_a|alice|a%2Fb%2Bc%23d%24e%25f");
+        let device = Account::Plain(PlainUser { username: None, client_id: "phone".into() });
+        assert_eq!(upstream_client_id(&device, "phone"), "plain|phone", "never a chat client's id");
     }
 }

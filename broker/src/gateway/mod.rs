@@ -27,6 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::authorizer::Authorizer;
 use crate::embedded::{PlatformPublisher, RouterHandle};
+use crate::plain::PlainRealm;
 use crate::registry::Registry;
 use crate::settings::GatewaySettings;
 pub use screen::{screen_client_bytes, Closed};
@@ -54,9 +55,24 @@ pub(crate) struct Context {
     /// closed by then).
     pub(crate) publisher: PlatformPublisher,
     pub(crate) wills: Arc<wills::PendingWills>,
+    /// Plain-MQTT clients: Mosquitto's password and ACL files.
+    pub(crate) plain: Arc<PlainRealm>,
     /// One permit per live client connection.
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+/// What the gateway asks and reaches besides its clients.
+pub struct GatewayServices {
+    /// Who a chat client is, and its memberships.
+    pub authorizer: Arc<dyn Authorizer>,
+    pub registry: Arc<Registry>,
+    /// Where each session opens its link into rumqttd.
+    pub router: RouterHandle,
+    /// The platform's own link (delayed wills go out through it).
+    pub publisher: PlatformPublisher,
+    /// Plain-MQTT clients (an empty realm: none).
+    pub plain: Arc<PlainRealm>,
 }
 
 pub struct Gateway {
@@ -71,15 +87,8 @@ enum Transport {
 }
 
 impl Gateway {
-    pub fn new(
-        settings: GatewaySettings,
-        authorizer: Arc<dyn Authorizer>,
-        registry: Arc<Registry>,
-        router: RouterHandle,
-        publisher: PlatformPublisher,
-        listeners: Listeners,
-        shutdown: watch::Receiver<bool>,
-    ) -> Gateway {
+    pub fn new(settings: GatewaySettings, services: GatewayServices, listeners: Listeners, shutdown: watch::Receiver<bool>) -> Gateway {
+        let GatewayServices { authorizer, registry, router, publisher, plain } = services;
         let slots = Arc::new(Semaphore::new(settings.max_connections));
         let context = Arc::new(Context {
             settings,
@@ -88,6 +97,7 @@ impl Gateway {
             router,
             publisher,
             wills: Arc::default(),
+            plain,
             slots,
             shutdown,
         });

@@ -26,7 +26,7 @@ use tokio::time::{sleep_until, Instant};
 
 use super::acks::AckRewrites;
 use super::aliases::{self, AliasError};
-use super::connect::{self, Accepted, ClientOptions};
+use super::connect::{self, Account, Accepted, ClientOptions};
 use super::frames::{self, Version};
 use super::refusals::{Refusals, Verdict};
 use super::transport::{ClientReader, ClientWriter};
@@ -34,8 +34,8 @@ use super::typing;
 use super::wills::Will;
 use super::Context;
 use crate::acl::{self, Decision, Subject};
-use crate::authorizer::Principal;
 use crate::identity::now_unix;
+use crate::plain::{PlainRealm, PlainUser};
 use crate::registry::Control;
 
 /// Packet ids of UNSUBSCRIBEs the gateway makes, counting down from here.
@@ -154,8 +154,23 @@ pub(crate) async fn run(
             return;
         }
     };
-    let Accepted { principal, link_tx, link_rx, will, permit, keep_alive, client, upstream_id } = accepted;
-    let (registration, controls) = context.registry.register(&principal.project_id, principal.user_id.as_str());
+    let Accepted { account, link_tx, link_rx, will, permit, keep_alive, client, upstream_id } = accepted;
+    // Chat users are registered (presence, revocations); plain clients are not.
+    let (registration, controls, _no_controls) = match &account {
+        Account::Chat(principal) => {
+            let (registration, controls) = context.registry.register(&principal.project_id, principal.user_id.as_str());
+            (Some(registration), controls, None)
+        }
+        Account::Plain(_) => {
+            let (sender, controls) = mpsc::unbounded_channel();
+            (None, controls, Some(sender))
+        }
+    };
+    // What a plain client may receive is checked again as it is delivered.
+    let reads = match &account {
+        Account::Plain(user) if context.plain.checks_reads() => Some((Arc::clone(&context.plain), user.clone())),
+        _ => None,
+    };
     let rewrites = Arc::new(Mutex::new(AckRewrites::default()));
     let (local_tx, local_rx) = mpsc::channel(LOCAL_QUEUE);
     let (router_acks_tx, router_acks) = mpsc::unbounded_channel();
@@ -165,19 +180,20 @@ pub(crate) async fn run(
         aliases: aliases::Outbound::new(client.topic_alias_max),
         router_acks: router_acks_tx,
         dropped_qos2: HashSet::new(),
+        reads,
     };
     let downstream = tokio::spawn(downstream.run(link_rx, writer, local_rx));
-    tracing::debug!(%peer, project = %principal.project_id, user = %principal.user_id, "client connected");
+    tracing::debug!(%peer, account = %account, "client connected");
 
-    let mut session = Session::new(&context, principal, link_tx, will, client.version, local_tx, rewrites);
+    let mut session = Session::new(&context, account, link_tx, will, client.version, local_tx, rewrites);
     let end = session.relay(&mut reader, buf, controls, router_acks, downstream, keep_alive).await;
     session.close_link(&end, upstream_id).await;
     if session.refusals.unlogged() > 0 {
-        tracing::warn!(%peer, user = %session.principal.user_id, unlogged = session.refusals.unlogged(), "refused packets not logged one by one");
+        tracing::warn!(%peer, user = %session.account, unlogged = session.refusals.unlogged(), "refused packets not logged one by one");
     }
     match &end {
         End::ClientDisconnected { .. } | End::ClientClosed | End::Shutdown => tracing::debug!(%peer, end = ?end.to_string(), "session ended"),
-        _ => tracing::info!(%peer, user = %session.principal.user_id, end = ?end.to_string(), "session ended"),
+        _ => tracing::info!(%peer, user = %session.account, end = ?end.to_string(), "session ended"),
     }
     drop(registration);
     drop(permit);
@@ -186,13 +202,13 @@ pub(crate) async fn run(
 /// The client → router direction and everything the gateway decides.
 struct Session<'c> {
     context: &'c Context,
-    principal: Principal,
+    account: Account,
     link: LinkTx,
     version: Version,
     /// Packets for the router, handed over together once the current batch
     /// of the client's packets is processed.
     pending: Vec<Packet>,
-    will: Will,
+    will: Option<Will>,
     /// To the task writing to the client.
     local: mpsc::Sender<Local>,
     rewrites: Arc<Mutex<AckRewrites>>,
@@ -213,9 +229,9 @@ struct Session<'c> {
 impl<'c> Session<'c> {
     fn new(
         context: &'c Context,
-        principal: Principal,
+        account: Account,
         link: LinkTx,
-        will: Will,
+        will: Option<Will>,
         version: Version,
         local: mpsc::Sender<Local>,
         rewrites: Arc<Mutex<AckRewrites>>,
@@ -224,7 +240,7 @@ impl<'c> Session<'c> {
             .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
         Session {
             context,
-            principal,
+            account,
             link,
             version,
             pending: Vec::new(),
@@ -258,7 +274,12 @@ impl<'c> Session<'c> {
         let far_future = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
         let keep_alive_check = sleep_until(keep_alive.map_or(far_future, |limit| last_heard + limit));
         tokio::pin!(keep_alive_check);
-        let token_expiry = sleep_until(Instant::now() + Duration::from_secs((self.principal.claims.exp - now_unix()).max(0) as u64));
+        // A chat connection ends with its token; a plain one has none.
+        let token_lifetime = match &self.account {
+            Account::Chat(principal) => Duration::from_secs((principal.claims.exp - now_unix()).max(0) as u64),
+            Account::Plain(_) => Duration::from_secs(100 * 365 * 24 * 3600),
+        };
+        let token_expiry = sleep_until(Instant::now() + token_lifetime);
         tokio::pin!(token_expiry);
         let mut shutdown = self.context.shutdown.clone();
 
@@ -378,16 +399,20 @@ impl<'c> Session<'c> {
             End::ClientDisconnected { with_will } => *with_will,
             _ => true,
         };
-        if send_will && self.will.delay.is_zero() {
-            let (publish, properties) = self.will.on_link();
+        let will = if send_will { self.will.take() } else { None };
+        let delayed = will.filter(|will| {
+            if !will.delay.is_zero() {
+                return true;
+            }
+            let (publish, properties) = will.on_link();
             self.pending.push(Packet::Publish(publish, properties));
-        }
+            false
+        });
         self.pending.push(Packet::Disconnect(normal_disconnect(), None));
         if let Err(error) = self.flush().await {
-            tracing::debug!(user = %self.principal.user_id, %error, "link already closed by the router");
+            tracing::debug!(user = %self.account, %error, "link already closed by the router");
         }
-        if send_will && !self.will.delay.is_zero() {
-            let will = std::mem::replace(&mut self.will, Will::offline(String::new()));
+        if let Some(will) = delayed {
             self.context.wills.schedule(upstream_id, will, self.context.publisher.clone());
         }
     }
@@ -397,18 +422,17 @@ impl<'c> Session<'c> {
         self.local.send(Local::Packet(packet)).await.map_err(|_| End::WriterStopped)
     }
 
-    fn subject(&self) -> Subject<'_> {
-        Subject { project_id: &self.principal.project_id, user_id: self.principal.user_id.as_str() }
-    }
-
     async fn is_member(&mut self, conversation_id: &str) -> Result<bool, End> {
+        let Account::Chat(principal) = &self.account else {
+            return Ok(false);
+        };
         if self.member_of.contains(conversation_id) {
             return Ok(true);
         }
         let member = self
             .context
             .authorizer
-            .is_member(&self.principal, conversation_id)
+            .is_member(principal, conversation_id)
             .await
             .map_err(|error| End::Authorizer(error.to_string()))?;
         if member {
@@ -426,6 +450,41 @@ impl<'c> Session<'c> {
         })
     }
 
+    /// The ACL's answer for a PUBLISH: the chat rules (with membership) for
+    /// a chat identity, the plain namespace's for a plain client.
+    async fn may_publish(&mut self, topic: &str, properties: Option<&PublishProperties>) -> Result<Result<(), &'static str>, End> {
+        let principal = match &self.account {
+            Account::Plain(user) => return Ok(self.context.plain.publish(user, topic)),
+            Account::Chat(principal) => principal.clone(),
+        };
+        let subject = Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() };
+        let verdict = self.allowed(acl::publish(subject, topic)).await?;
+        // The platform answers a command on its response topic: only the
+        // sender's own inbox may be named there.
+        let response_topic = properties.and_then(|properties| properties.response_topic.as_deref());
+        if let (Ok(()), Some(response_topic)) = (verdict, response_topic) {
+            if acl::parse_outbox_topic(topic).is_some() && !acl::response_topic(subject, response_topic) {
+                return Ok(Err("a command's response topic must be the sender's own inbox or below it"));
+            }
+        }
+        Ok(verdict)
+    }
+
+    /// The ACL's answer for one SUBSCRIBE filter, and the conversation it
+    /// reads (to cut it when the membership ends).
+    async fn may_subscribe(&mut self, filter: &str) -> Result<(Result<(), &'static str>, Option<String>), End> {
+        let principal = match &self.account {
+            Account::Plain(user) => return Ok((self.context.plain.subscribe(user, filter), None)),
+            Account::Chat(principal) => principal.clone(),
+        };
+        let decision = acl::subscribe(Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() }, filter);
+        let conversation = match &decision {
+            Decision::IfMember(conversation_id) => Some((*conversation_id).to_owned()),
+            _ => None,
+        };
+        Ok((self.allowed(decision).await?, conversation))
+    }
+
     async fn on_publish(&mut self, mut publish: Publish, mut properties: Option<PublishProperties>) -> Result<(), End> {
         if let Some(limiter) = &self.limiter {
             if limiter.check().is_err() {
@@ -440,22 +499,17 @@ impl<'c> Session<'c> {
         self.aliases.resolve(&mut publish, &mut properties).map_err(End::TopicAlias)?;
         let topic_bytes = publish.topic.clone();
         let topic = std::str::from_utf8(&topic_bytes).map_err(|_| End::Malformed("PUBLISH topic is not UTF-8".into()))?;
-        let decision = acl::publish(self.subject(), topic);
-        let mut verdict = self.allowed(decision).await?;
-        // The platform answers a command on its response topic: only the
-        // sender's own inbox may be named there.
-        let response_topic = properties.as_ref().and_then(|properties| properties.response_topic.as_deref());
-        if let (Ok(()), Some(response_topic)) = (verdict, response_topic) {
-            if acl::parse_outbox_topic(topic).is_some() && !acl::response_topic(self.subject(), response_topic) {
-                verdict = Err("a command's response topic must be the sender's own inbox or below it");
-            }
-        }
+        let verdict = self.may_publish(topic, properties.as_ref()).await?;
         match verdict {
             Ok(()) => {
-                let (publish, properties) = match typing::conversation_of(topic) {
+                let typing = match &self.account {
+                    Account::Chat(principal) => typing::conversation_of(topic).map(|conversation_id| (principal, conversation_id)),
+                    Account::Plain(_) => None,
+                };
+                let (publish, properties) = match typing {
                     None => (publish, properties),
-                    Some(conversation_id) => {
-                        let payload = typing::stamp(&self.principal, conversation_id, &publish.payload, chrono::Utc::now());
+                    Some((principal, conversation_id)) => {
+                        let payload = typing::stamp(principal, conversation_id, &publish.payload, chrono::Utc::now());
                         // The payload is the gateway's now: what described the client's goes.
                         let properties = properties.map(|properties| PublishProperties {
                             payload_format_indicator: None,
@@ -470,7 +524,7 @@ impl<'c> Session<'c> {
             Err(reason) => {
                 // `?`: the topic is the client's, escaped so it cannot forge a log line.
                 if self.refused()? {
-                    tracing::warn!(user = %self.principal.user_id, topic = ?topic, reason, "PUBLISH dropped");
+                    tracing::warn!(user = %self.account, topic = ?topic, reason, "PUBLISH dropped");
                 }
                 match publish.qos {
                     QoS::AtMostOnce => {}
@@ -494,12 +548,8 @@ impl<'c> Session<'c> {
         let mut codes = Vec::with_capacity(requested);
         let mut forwarded = Vec::with_capacity(requested);
         for filter in subscribe.filters {
-            let decision = acl::subscribe(self.subject(), &filter.path);
-            let conversation = match &decision {
-                Decision::IfMember(conversation_id) => Some((*conversation_id).to_owned()),
-                _ => None,
-            };
-            match self.allowed(decision).await? {
+            let (verdict, conversation) = self.may_subscribe(&filter.path).await?;
+            match verdict {
                 Ok(()) => {
                     if let Some(conversation_id) = conversation {
                         self.subscriptions.entry(conversation_id).or_default().push(filter.path.clone());
@@ -509,7 +559,7 @@ impl<'c> Session<'c> {
                 }
                 Err(reason) => {
                     if self.refused()? {
-                        tracing::warn!(user = %self.principal.user_id, filter = ?filter.path, reason, "SUBSCRIBE refused");
+                        tracing::warn!(user = %self.account, filter = ?filter.path, reason, "SUBSCRIBE refused");
                     }
                     codes.push(Some(refused_code));
                 }
@@ -555,7 +605,7 @@ impl<'c> Session<'c> {
         self.next_gateway_pkid = if pkid <= 1 { FIRST_GATEWAY_PKID } else { pkid - 1 };
         self.rewrites().unsubscribe_sent(pkid, true);
         self.pending.push(Packet::Unsubscribe(Unsubscribe { pkid, filters }, None));
-        tracing::info!(user = %self.principal.user_id, conversation_id, "membership revoked on a live connection");
+        tracing::info!(user = %self.account, conversation_id, "membership revoked on a live connection");
         self.flush().await
     }
 }
@@ -576,6 +626,10 @@ struct Downstream {
     router_acks: mpsc::UnboundedSender<Packet>,
     /// QoS 2 publishes dropped that way, whose PUBREL the gateway completes.
     dropped_qos2: HashSet<u16>,
+    /// A plain client under an ACL file: each delivery is checked for
+    /// `read` (a `deny` rule below a granted filter holds) and dropped the
+    /// same way when refused.
+    reads: Option<(Arc<PlainRealm>, PlainUser)>,
 }
 
 impl Downstream {
@@ -665,6 +719,10 @@ impl Downstream {
                 let _ = self.router_acks.send(Packet::PubComp(PubComp { pkid: pubrel.pkid, reason: PubCompReason::Success }, None));
                 return Ok(());
             }
+            Packet::Publish(publish, _) if !self.may_read(&publish.topic) => {
+                self.skip(publish.pkid, publish.qos);
+                return Ok(());
+            }
             Packet::Publish(mut publish, mut properties) if version == Version::V5 => {
                 new_alias = self.aliases.apply(&mut publish, &mut properties);
                 Packet::Publish(publish, properties)
@@ -687,17 +745,31 @@ impl Downstream {
         if let Some(topic) = new_alias {
             self.aliases.unset(&topic);
         }
+        if let Some(qos) = qos {
+            self.skip(pkid, qos);
+        }
+        Ok(())
+    }
+
+    fn may_read(&self, topic: &[u8]) -> bool {
+        match &self.reads {
+            None => true,
+            Some((realm, user)) => std::str::from_utf8(topic).is_ok_and(|topic| realm.read(user, topic)),
+        }
+    }
+
+    /// A publish the client does not get: acknowledged to the router as if
+    /// it had been delivered, so its flow completes.
+    fn skip(&mut self, pkid: u16, qos: QoS) {
         let ack = match qos {
-            Some(QoS::AtLeastOnce) => Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None),
-            Some(QoS::ExactlyOnce) => {
+            QoS::AtLeastOnce => Packet::PubAck(PubAck { pkid, reason: PubAckReason::Success }, None),
+            QoS::ExactlyOnce => {
                 self.dropped_qos2.insert(pkid);
                 Packet::PubRec(PubRec { pkid, reason: PubRecReason::Success }, None)
             }
-            // QoS 0 publishes are just dropped; other packets are small.
-            _ => return Ok(()),
+            QoS::AtMostOnce => return,
         };
         let _ = self.router_acks.send(ack);
-        Ok(())
     }
 }
 

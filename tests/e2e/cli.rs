@@ -72,3 +72,72 @@ async fn a_bad_configuration_is_a_clear_error() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("max_packet_sise"), "{output:?}");
 }
+
+#[tokio::test]
+async fn a_mosquitto_conf_configures_the_plain_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("conf.db").display());
+    let status = Command::new("mosquitto_passwd")
+        .arg("-c")
+        .arg("-b")
+        .arg(dir.path().join("passwords"))
+        .args(["meter", "m3ter"])
+        .status()
+        .await
+        .expect("mosquitto_passwd is installed (apt-get install mosquitto)");
+    assert!(status.success());
+    std::fs::write(dir.path().join("acl"), "user meter\ntopic readwrite meters/#\n").unwrap();
+    let conf = dir.path().join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        "listener 18999 127.0.0.1\nallow_anonymous false\npassword_file passwords\nacl_file acl\nmax_keepalive 60\nlog_dest stderr\nper_listener_settings false\n",
+    )
+    .unwrap();
+
+    // The environment names the file: `config` shows what it set.
+    let output = mqchat().env("MQCHAT_MOSQUITTO__CONF", &conf).args(["--database-url", &db, "config"]).output().await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let effective = String::from_utf8(output.stdout).unwrap();
+    for expected in ["listen = \"127.0.0.1:18999\"", "max_keepalive = 60", &format!("password_file = {:?}", dir.path().join("passwords"))] {
+        assert!(effective.contains(expected), "{expected} in\n{effective}");
+    }
+
+    // The flag names it for `serve`; a listen flag still wins over its listener.
+    let mut serve = mqchat()
+        .current_dir(dir.path())
+        .args(["--database-url", &db, "serve", "--mosquitto-conf", conf.to_str().unwrap()])
+        .args(["--mqtt-listen", "127.0.0.1:0", "--ws-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(serve.stderr.take().unwrap()).lines();
+    let mut warning = None;
+    let listening = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if line.contains("not used by mqchat") {
+                warning = Some(line.clone());
+            }
+            if line.contains("mqchat listening") {
+                return line;
+            }
+        }
+        panic!("serve exited before listening");
+    })
+    .await
+    .unwrap();
+    let warning = warning.expect("one warning names the directives mqchat does not use");
+    assert!(warning.contains("log_dest") && warning.contains("per_listener_settings"), "{warning}");
+    let port = listening.split("mqtt_addr=127.0.0.1:").nth(1).and_then(|rest| rest.split_whitespace().next()).unwrap().to_owned();
+    let published = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port, "-u", "meter", "-P", "m3ter", "-t", "meters/1", "-m", "42", "-q", "1"])
+        .output()
+        .await
+        .unwrap();
+    assert!(published.status.success(), "{published:?}");
+    let refused = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &port, "-u", "meter", "-P", "wrong", "-t", "meters/1", "-m", "42"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+}

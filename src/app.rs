@@ -16,6 +16,7 @@ use mqchat_bridge::webhooks::Outbox;
 use mqchat_delivery::{Dispatcher, TargetPolicy};
 use mqchat_broker::embedded::{RouterHandle, TopicFeed};
 use mqchat_broker::plain::PlainRealm;
+use mqchat_broker::retained::RetainedStore;
 use mqchat_broker::{EmbeddedBroker, Gateway, GatewayServices, Listeners, PlatformPublisher, PresenceChange, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -23,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use crate::authorizer::ChatAuthorizer;
 use crate::chat::{self, MqttOutlet};
 use crate::http::{self, ApiState};
+use crate::retained::{self, DatabaseRetained};
 use crate::settings::{MosquittoSettings, Settings};
 use crate::tls;
 
@@ -127,7 +129,12 @@ impl App {
         let EmbeddedBroker { router, publisher, commands } = embedded;
         let registry = Arc::new(Registry::default());
         let outlet = Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) });
-        // Before any client can connect: what a crash left online goes offline.
+        // Before any client can connect: retained messages of the plain
+        // namespace are back, and what a crash left online goes offline.
+        let restored = retained::restore(&db, &publisher).await?;
+        if restored > 0 {
+            tracing::info!(restored, "retained messages restored");
+        }
         let outbox = Arc::new(Outbox::load(&db).await.context("loading webhook endpoints")?);
         let dispatcher = Dispatcher::new(db.clone(), Arc::clone(&outbox), settings.webhooks.clone())
             .context("starting the webhook dispatcher")?;
@@ -150,6 +157,7 @@ impl App {
             router: router.clone(),
             publisher: publisher.clone(),
             plain: Arc::new(plain_realm(&settings.mosquitto)?),
+            retained: Some(DatabaseRetained::start(db.clone()) as Arc<dyn RetainedStore>),
         };
         let gateway = Gateway::new(settings.gateway.clone(), services, Listeners { mqtt, websocket: Some(websocket), tls }, shutdown_rx);
         let api = Arc::new(ApiState {

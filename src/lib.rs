@@ -9,6 +9,7 @@ mod chat;
 pub mod cli;
 pub mod http;
 mod presence;
+mod retained;
 pub mod settings;
 mod tls;
 

@@ -138,9 +138,9 @@ impl PlatformPublisher {
         self.send(rumqttd::protocol::Packet::Publish(publish, Some(properties)))
     }
 
-    /// Publishes a will on the client's behalf after its delay (MQTT 5
-    /// will delay interval), with the will's properties.
-    pub(crate) fn publish_packet(&self, publish: rumqttd::protocol::Publish, properties: Option<rumqttd::protocol::PublishProperties>) -> Result<(), String> {
+    /// Publishes `publish` (QoS 0 on the platform's link) with its MQTT 5
+    /// properties: delayed wills, retained messages restored at start.
+    pub fn publish_packet(&self, publish: rumqttd::protocol::Publish, properties: Option<rumqttd::protocol::PublishProperties>) -> Result<(), String> {
         self.send(rumqttd::protocol::Packet::Publish(publish, properties))
     }
 

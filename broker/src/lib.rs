@@ -13,7 +13,9 @@
 //! - `registry`: live connections per user, to cut access when membership
 //!   changes, and the presence changes they imply;
 //! - `plain`: the plain-MQTT namespace for devices, with Mosquitto's
-//!   password and ACL files (read by `mqchat-mosquitto-files`).
+//!   password and ACL files (read by `mqchat-mosquitto-files`);
+//! - `retained`: that namespace's retained messages, handed to whoever
+//!   keeps them across restarts.
 #![forbid(unsafe_code)]
 
 pub mod acl;
@@ -23,6 +25,7 @@ pub mod gateway;
 pub mod identity;
 pub mod plain;
 pub mod registry;
+pub mod retained;
 pub mod settings;
 
 pub use authorizer::{AuthError, Authorizer, Principal};

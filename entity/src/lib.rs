@@ -3,7 +3,8 @@
 //! One module per table (`project`, `user`, `conversation`,
 //! `conversation_member`, `message`, `reaction`, `read_receipt`,
 //! `attachment`, `launcher_icon`, `user_presence`, `webhook_endpoint`,
-//! `webhook_event`, `webhook_fanout`, `webhook_delivery`, `webhook_attempt`). Entities only describe data; the queries that use
+//! `webhook_event`, `webhook_fanout`, `webhook_delivery`, `webhook_attempt`,
+//! `retained_message`). Entities only describe data; the queries that use
 //! them live in the `bridge` crate, and the schema is created by the
 //! `migration` crate. This crate knows nothing about MQTT or HTTP.
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod launcher_icon;
 pub mod message;
 pub mod reaction;
 pub mod read_receipt;
+pub mod retained_message;
 pub mod project;
 pub mod user;
 pub mod user_presence;

@@ -16,6 +16,7 @@ mod m20261122_000006_webhooks;
 mod m20261122_000007_webhook_events;
 mod m20261130_000008_hardening;
 mod m20261201_000009_browser;
+mod m20261201_000010_retained;
 
 pub struct Migrator;
 
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_webhook_events::Migration),
             Box::new(m20261130_000008_hardening::Migration),
             Box::new(m20261201_000009_browser::Migration),
+            Box::new(m20261201_000010_retained::Migration),
         ]
     }
 }

@@ -173,3 +173,69 @@ async fn mosquitto_pub_and_sub_with_a_password_file() {
     .expect("mosquitto_sub received the sensor's message");
     assert_eq!(received, "home/garden/soil dry");
 }
+
+/// Retained messages the router holds in memory, stored as they change:
+/// rows in the database once the writer caught up.
+async fn stored_retained(db: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let connection = sea_orm::Database::connect(db).await.unwrap();
+    let row = connection
+        .query_one_raw(Statement::from_string(connection.get_database_backend(), "SELECT COUNT(*) AS n FROM retained_messages"))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get::<i64>("", "n").unwrap()
+}
+
+#[tokio::test]
+async fn retained_messages_survive_a_sigkill_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::helpers::fresh_database_url(&dir).await;
+    let passwords = password_file(dir.path(), &[("sensor", "s3cret", false)]).await;
+    let environment = [("MQCHAT_MOSQUITTO__PASSWORD_FILE", passwords.to_str().unwrap())];
+    let mut server = crate::crash::start_with(&db, dir.path(), &environment).await;
+
+    // Set, replace, set and clear, at QoS 1 and 2, one with MQTT 5 properties.
+    let options = |port: u16, id: &str| {
+        let mut options = rumqttc::v5::MqttOptions::new(id, "127.0.0.1", port);
+        options.set_credentials("sensor", "s3cret");
+        options
+    };
+    let (sensor, mut events) = rumqttc::v5::AsyncClient::new(options(server.mqtt.port(), "sensor-1"), 64);
+    tokio::spawn(async move { while events.poll().await.is_ok() {} });
+    let qos1 = rumqttc::v5::mqttbytes::QoS::AtLeastOnce;
+    let content_type = rumqttc::v5::mqttbytes::v5::PublishProperties { content_type: Some("text/plain".into()), ..Default::default() };
+    sensor.publish("home/a", qos1, true, "old").await.unwrap();
+    sensor.publish("home/a", qos1, true, "1").await.unwrap();
+    sensor.publish_with_properties("home/b", rumqttc::v5::mqttbytes::QoS::ExactlyOnce, true, "2", content_type).await.unwrap();
+    sensor.publish("home/c", qos1, true, "gone").await.unwrap();
+    sensor.publish("home/c", qos1, true, "").await.unwrap();
+    tokio::time::timeout(PATIENCE, async {
+        while stored_retained(&db).await != 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("two retained messages stored");
+
+    server.child.kill().await.unwrap();
+    let server = crate::crash::start_with(&db, dir.path(), &environment).await;
+    let (reader, mut events) = rumqttc::v5::AsyncClient::new(options(server.mqtt.port(), "reader"), 64);
+    reader.subscribe("home/#", qos1).await.unwrap();
+    let received = tokio::time::timeout(PATIENCE, async {
+        let mut received = std::collections::BTreeMap::new();
+        while received.len() < 2 {
+            if let rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::Publish(publish)) = events.poll().await.unwrap() {
+                assert!(publish.retain, "delivered as retained");
+                let content_type = publish.properties.and_then(|p| p.content_type);
+                received.insert(String::from_utf8(publish.topic.to_vec()).unwrap(), (String::from_utf8(publish.payload.to_vec()).unwrap(), content_type));
+            }
+        }
+        received
+    })
+    .await
+    .expect("the retained messages after the restart");
+    assert_eq!(received["home/a"], ("1".to_owned(), None));
+    assert_eq!(received["home/b"], ("2".to_owned(), Some("text/plain".to_owned())));
+    assert!(!received.contains_key("home/c"), "a cleared topic stays cleared");
+}

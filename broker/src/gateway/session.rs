@@ -37,6 +37,7 @@ use crate::acl::{self, Decision, Subject};
 use crate::identity::now_unix;
 use crate::plain::{PlainRealm, PlainUser};
 use crate::registry::Control;
+use crate::retained::RetainedMessage;
 
 /// Packet ids of UNSUBSCRIBEs the gateway makes, counting down from here.
 const FIRST_GATEWAY_PKID: u16 = u16::MAX;
@@ -220,6 +221,8 @@ struct Session<'c> {
     subscriptions: HashMap<String, Vec<String>>,
     /// QoS 2 PUBLISHes the gateway dropped and answered with PUBREC.
     dropped_qos2: HashSet<u16>,
+    /// Retained QoS 2 PUBLISHes of a plain client, kept once released.
+    retained_qos2: HashMap<u16, RetainedMessage>,
     next_gateway_pkid: u16,
     limiter: Option<DefaultDirectRateLimiter>,
     /// Refused packets: logged, counted, and past a budget the end.
@@ -251,6 +254,7 @@ impl<'c> Session<'c> {
             member_of: HashSet::new(),
             subscriptions: HashMap::new(),
             dropped_qos2: HashSet::new(),
+            retained_qos2: HashMap::new(),
             next_gateway_pkid: FIRST_GATEWAY_PKID,
             limiter,
             refusals: Refusals::default(),
@@ -358,6 +362,10 @@ impl<'c> Session<'c> {
                     if self.dropped_qos2.remove(&pubrel.pkid) {
                         self.answer(frames::pubcomp(pubrel.pkid, self.version)).await?;
                     } else {
+                        // A QoS 2 retained message is the router's once released.
+                        if let Some(message) = self.retained_qos2.remove(&pubrel.pkid) {
+                            self.keep_retained(message);
+                        }
                         self.pending.push(Packet::PubRel(pubrel, None));
                     }
                 }
@@ -400,6 +408,11 @@ impl<'c> Session<'c> {
             _ => true,
         };
         let will = if send_will { self.will.take() } else { None };
+        // A plain client's retained will is kept like its other retained messages.
+        let retained = match (&will, &self.account, &self.context.retained) {
+            (Some(will), Account::Plain(_), Some(store)) if will.retain => Some((Arc::clone(store), will.retained())),
+            _ => None,
+        };
         let delayed = will.filter(|will| {
             if !will.delay.is_zero() {
                 return true;
@@ -412,8 +425,19 @@ impl<'c> Session<'c> {
         if let Err(error) = self.flush().await {
             tracing::debug!(user = %self.account, %error, "link already closed by the router");
         }
-        if let Some(will) = delayed {
-            self.context.wills.schedule(upstream_id, will, self.context.publisher.clone());
+        match delayed {
+            Some(will) => self.context.wills.schedule(upstream_id, will, self.context.publisher.clone(), retained),
+            None => {
+                if let Some((store, message)) = retained {
+                    store.keep(message);
+                }
+            }
+        }
+    }
+
+    fn keep_retained(&self, message: RetainedMessage) {
+        if let Some(store) = &self.context.retained {
+            store.keep(message);
         }
     }
 
@@ -519,6 +543,20 @@ impl<'c> Session<'c> {
                         (Publish { retain: false, payload, ..publish }, properties)
                     }
                 };
+                if publish.retain && matches!(self.account, Account::Plain(_)) {
+                    let message = RetainedMessage {
+                        topic: topic.to_owned(),
+                        payload: publish.payload.clone(),
+                        qos: publish.qos,
+                        properties: properties.clone(),
+                    };
+                    match publish.qos {
+                        QoS::ExactlyOnce => {
+                            self.retained_qos2.insert(publish.pkid, message);
+                        }
+                        _ => self.keep_retained(message),
+                    }
+                }
                 self.pending.push(Packet::Publish(publish, properties));
             }
             Err(reason) => {

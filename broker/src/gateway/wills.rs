@@ -12,6 +12,7 @@ use bytes::Bytes;
 use rumqttd::protocol::{LastWill, LastWillProperties, Publish, PublishProperties, QoS};
 
 use crate::embedded::PlatformPublisher;
+use crate::retained::{RetainedMessage, RetainedStore};
 
 /// Packet id of a will the gateway publishes at QoS 1 through the
 /// connection's own link (closed right after, so it cannot meet another
@@ -60,6 +61,16 @@ impl Will {
         }
     }
 
+    /// The will as a retained message to keep.
+    pub(crate) fn retained(&self) -> RetainedMessage {
+        RetainedMessage {
+            topic: String::from_utf8_lossy(&self.topic).into_owned(),
+            payload: self.payload.clone(),
+            qos: self.qos,
+            properties: self.properties.clone(),
+        }
+    }
+
     /// The PUBLISH for the connection's own link: a QoS 2 will goes out at
     /// QoS 1, the link is gone before a PUBREL could follow.
     pub(crate) fn on_link(&self) -> (Publish, Option<PublishProperties>) {
@@ -94,8 +105,15 @@ impl PendingWills {
         self.pending().remove(client_id);
     }
 
-    /// Publishes `will` after its delay unless `cancel` is called first.
-    pub(crate) fn schedule(self: &Arc<Self>, client_id: String, will: Will, publisher: PlatformPublisher) {
+    /// Publishes `will` after its delay unless `cancel` is called first
+    /// (and then hands it to `retained`, when given, to keep).
+    pub(crate) fn schedule(
+        self: &Arc<Self>,
+        client_id: String,
+        will: Will,
+        publisher: PlatformPublisher,
+        retained: Option<(Arc<dyn RetainedStore>, RetainedMessage)>,
+    ) {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         self.pending().insert(client_id.clone(), ticket);
         let wills = Arc::clone(self);
@@ -113,6 +131,9 @@ impl PendingWills {
                 let publish = Publish::new(will.topic, will.payload, will.retain);
                 if let Err(error) = publisher.publish_packet(publish, will.properties) {
                     tracing::warn!(%error, "a delayed will could not be published");
+                }
+                if let Some((store, message)) = retained {
+                    store.keep(message);
                 }
             }
         });

@@ -16,7 +16,7 @@ use mqchat_bridge::webhooks::Outbox;
 use mqchat_delivery::{Dispatcher, TargetPolicy};
 use mqchat_broker::embedded::{RouterHandle, TopicFeed};
 use mqchat_broker::plain::PlainRealm;
-use mqchat_broker::retained::RetainedStore;
+use mqchat_broker::persistence::PlainState;
 use mqchat_broker::{EmbeddedBroker, Gateway, GatewayServices, Listeners, PlatformPublisher, PresenceChange, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, watch};
 use crate::authorizer::ChatAuthorizer;
 use crate::chat::{self, MqttOutlet};
 use crate::http::{self, ApiState};
-use crate::retained::{self, DatabaseRetained};
+use crate::plain_state::{self, DatabaseState};
 use crate::settings::{MosquittoSettings, Settings};
 use crate::tls;
 
@@ -129,11 +129,12 @@ impl App {
         let EmbeddedBroker { router, publisher, commands } = embedded;
         let registry = Arc::new(Registry::default());
         let outlet = Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) });
-        // Before any client can connect: retained messages of the plain
-        // namespace are back, and what a crash left online goes offline.
-        let restored = retained::restore(&db, &publisher).await?;
-        if restored > 0 {
-            tracing::info!(restored, "retained messages restored");
+        // Before any client can connect: the plain namespace's retained
+        // messages and persistent sessions are back, and what a crash left
+        // online goes offline.
+        let restored = plain_state::restore(&db, &publisher, &router).await?;
+        if restored.retained + restored.sessions > 0 {
+            tracing::info!(retained = restored.retained, sessions = restored.sessions, "plain-MQTT state restored");
         }
         let outbox = Arc::new(Outbox::load(&db).await.context("loading webhook endpoints")?);
         let dispatcher = Dispatcher::new(db.clone(), Arc::clone(&outbox), settings.webhooks.clone())
@@ -157,7 +158,7 @@ impl App {
             router: router.clone(),
             publisher: publisher.clone(),
             plain: Arc::new(plain_realm(&settings.mosquitto)?),
-            retained: Some(DatabaseRetained::start(db.clone()) as Arc<dyn RetainedStore>),
+            state: Some(DatabaseState::start(db.clone()) as Arc<dyn PlainState>),
         };
         let gateway = Gateway::new(settings.gateway.clone(), services, Listeners { mqtt, websocket: Some(websocket), tls }, shutdown_rx);
         let api = Arc::new(ApiState {

@@ -8,8 +8,8 @@ pub mod authorizer;
 mod chat;
 pub mod cli;
 pub mod http;
+mod plain_state;
 mod presence;
-mod retained;
 pub mod settings;
 mod tls;
 

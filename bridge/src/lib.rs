@@ -15,8 +15,8 @@
 //! outbox, their replies and events, the membership operations the server
 //! API shares with them, and `ErrorCode`, every refusal's code),
 //! `webhooks` (webhooks, callback URLs and the transactional outbox of
-//! their deliveries), `retained` (the plain-MQTT namespace's retained
-//! messages, kept across restarts).
+//! their deliveries), `mqtt_state` (what the plain-MQTT namespace keeps
+//! across restarts: retained messages and persistent sessions).
 //! Every function takes a `&DatabaseConnection` and works the same on SQLite
 //! and PostgreSQL. This crate knows nothing about sockets, MQTT framing or
 //! HTTP: the binary wires it to the broker and to the API.
@@ -35,8 +35,8 @@ pub mod messages;
 pub mod presence;
 pub mod projects;
 pub mod reactions;
+pub mod mqtt_state;
 pub mod receipts;
-pub mod retained;
 pub mod summaries;
 pub mod users;
 pub mod webhooks;

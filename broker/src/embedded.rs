@@ -9,7 +9,11 @@ use futures_util::FutureExt;
 use rumqttd::local::{LinkBuilder, LinkRx};
 use rumqttd::{Broker, Config, Notification, RouterConfig};
 
+use crate::persistence::StoredSubscription;
 use crate::settings::RouterSettings;
+use rumqttd::protocol::{
+    Disconnect, DisconnectReasonCode, Filter, Packet, QoS, RetainForwardRule, Subscribe, SubscribeProperties,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddedError {
@@ -43,6 +47,37 @@ impl RouterHandle {
         // The subscription lives in the router; the sending half is not needed.
         drop(link_tx);
         Ok(TopicFeed { link: link_rx })
+    }
+}
+
+impl RouterHandle {
+    /// Puts back a persistent session of the plain namespace after a
+    /// restart: a link with its client id subscribes its filters (without
+    /// retained messages: the client had those) and goes away, leaving the
+    /// session to queue what matches until the client returns, for
+    /// `expiry_secs` (`u32::MAX`: for ever).
+    pub async fn restore_session(&self, client_id: &str, expiry_secs: u32, subscriptions: &[StoredSubscription]) -> Result<(), EmbeddedError> {
+        let link_error = |error: rumqttd::local::LinkError| EmbeddedError::Link(error.to_string());
+        let build = self.link_builder(client_id).clean_session(false).session_expiry(expiry_secs).dynamic_filters(true).build_async();
+        let (mut link_tx, _link_rx, _connack) = build.await.map_err(link_error)?;
+        let mut packets = Vec::new();
+        // rumqttd keeps one subscription identifier per SUBSCRIBE: one
+        // SUBSCRIBE per stored subscription.
+        for (index, subscription) in subscriptions.iter().enumerate() {
+            let filter = Filter {
+                path: subscription.filter.clone(),
+                qos: rumqttd::protocol::qos(subscription.qos).unwrap_or(QoS::AtMostOnce),
+                nolocal: subscription.no_local,
+                preserve_retain: subscription.retain_as_published,
+                retain_forward_rule: RetainForwardRule::Never,
+            };
+            let properties = subscription.subscription_id.map(|id| SubscribeProperties { id: Some(id), user_properties: Vec::new() });
+            let pkid = u16::try_from(index % usize::from(u16::MAX) + 1).unwrap_or(1);
+            packets.push(Packet::Subscribe(Subscribe { pkid, filters: vec![filter] }, properties));
+        }
+        packets.push(Packet::Disconnect(Disconnect { reason_code: DisconnectReasonCode::NormalDisconnection }, None));
+        link_tx.buffer().extend(packets);
+        link_tx.notify().await.map_err(link_error)
     }
 }
 

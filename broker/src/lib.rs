@@ -14,8 +14,8 @@
 //!   changes, and the presence changes they imply;
 //! - `plain`: the plain-MQTT namespace for devices, with Mosquitto's
 //!   password and ACL files (read by `mqchat-mosquitto-files`);
-//! - `retained`: that namespace's retained messages, handed to whoever
-//!   keeps them across restarts.
+//! - `persistence`: what that namespace keeps across restarts (retained
+//!   messages, persistent sessions), handed to whoever stores it.
 #![forbid(unsafe_code)]
 
 pub mod acl;
@@ -24,8 +24,8 @@ pub mod embedded;
 pub mod gateway;
 pub mod identity;
 pub mod plain;
+pub mod persistence;
 pub mod registry;
-pub mod retained;
 pub mod settings;
 
 pub use authorizer::{AuthError, Authorizer, Principal};

@@ -4,7 +4,7 @@
 //! `conversation_member`, `message`, `reaction`, `read_receipt`,
 //! `attachment`, `launcher_icon`, `user_presence`, `webhook_endpoint`,
 //! `webhook_event`, `webhook_fanout`, `webhook_delivery`, `webhook_attempt`,
-//! `retained_message`). Entities only describe data; the queries that use
+//! `retained_message`, `mqtt_session`). Entities only describe data; the queries that use
 //! them live in the `bridge` crate, and the schema is created by the
 //! `migration` crate. This crate knows nothing about MQTT or HTTP.
 #![forbid(unsafe_code)]
@@ -14,6 +14,7 @@ pub mod conversation;
 pub mod conversation_member;
 pub mod launcher_icon;
 pub mod message;
+pub mod mqtt_session;
 pub mod reaction;
 pub mod read_receipt;
 pub mod retained_message;

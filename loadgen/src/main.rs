@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod chat;
+mod mqtt;
 mod receiver;
 mod report;
 mod scale;
@@ -55,6 +56,15 @@ struct Target {
     /// Client `i` is user `{user_prefix}{i}`.
     #[arg(long, default_value = "bench-")]
     user_prefix: String,
+    /// A plain MQTT login (Mosquitto's password file, or mqchat's plain
+    /// namespace) instead of signed tokens.
+    #[arg(long)]
+    username: Option<String>,
+    #[arg(long)]
+    password: Option<String>,
+    /// MQTT version of the `pubsub` clients: 4 (3.1.1) or 5.
+    #[arg(long, default_value_t = 4)]
+    mqtt_version: u8,
 }
 
 #[derive(Subcommand)]
@@ -165,10 +175,20 @@ impl Target {
         options.set_keep_alive(Duration::from_secs(60));
         options.set_max_packet_size(1 << 20, 1 << 20);
         options.set_inflight(100);
-        if let (Some(public_key), Some(secret_key)) = (&self.public_key, &self.secret_key) {
-            options.set_credentials(public_key.clone(), self.token(secret_key, index)?);
+        if let Some((username, password)) = self.credentials(index)? {
+            options.set_credentials(username, password);
         }
         Ok(options)
+    }
+
+    /// Username and password of client `index`: a signed token against
+    /// mqchat's chat namespace, the plain login if given, or none.
+    fn credentials(&self, index: usize) -> anyhow::Result<Option<(String, String)>> {
+        Ok(match (&self.public_key, &self.secret_key, &self.username) {
+            (Some(public_key), Some(secret_key), _) => Some((public_key.clone(), self.token(secret_key, index)?)),
+            (_, _, Some(username)) => Some((username.clone(), self.password.clone().unwrap_or_default())),
+            _ => None,
+        })
     }
 
     fn token(&self, secret_key: &str, index: usize) -> anyhow::Result<String> {
@@ -226,14 +246,11 @@ async fn pubsub(
 
     let mut subscriber_tasks = Vec::new();
     for index in 0..subscribers {
-        let (client, mut eventloop) = connect(target.options(publishers + index, "sub")?, 10).await?;
-        client.subscribe(topic.clone(), qos).await?;
+        let (client, mut events) = mqtt::connect(target, publishers + index, "sub", 10).await?;
+        client.subscribe(&topic, qos_level).await?;
         loop {
-            if let Event::Incoming(Packet::SubAck(ack)) = eventloop.poll().await? {
-                anyhow::ensure!(
-                    ack.return_codes.iter().all(|c| matches!(c, rumqttc::SubscribeReasonCode::Success(_))),
-                    "subscription refused"
-                );
+            if let mqtt::Incoming::SubAck { granted } = events.next().await? {
+                anyhow::ensure!(granted, "subscription refused");
                 break;
             }
         }
@@ -243,8 +260,8 @@ async fn pubsub(
             let _client = client;
             let mut local = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
             let mut arrivals = 0usize;
-            while let Ok(event) = eventloop.poll().await {
-                let Event::Incoming(Packet::Publish(publish)) = event else { continue };
+            while let Ok(event) = events.next().await {
+                let mqtt::Incoming::Publish(payload) = event else { continue };
                 let now = Instant::now();
                 let arrival = arrivals;
                 arrivals += 1;
@@ -257,7 +274,7 @@ async fn pubsub(
                 // indicators) carries no send time: with one publisher at
                 // QoS 1 (in order, nothing dropped) the n-th arrival is the
                 // n-th publish; otherwise it is counted, not timed.
-                let stamped = publish.payload.strip_prefix(STAMP_MAGIC).and_then(|rest| rest.get(..8));
+                let stamped = payload.strip_prefix(STAMP_MAGIC).and_then(|rest| rest.get(..8));
                 let sent = match stamped {
                     Some(sent) => u64::from_le_bytes(sent.try_into().expect("8 bytes")),
                     None if in_order => match send_times.lock().expect("send times lock").get(arrival) {
@@ -284,8 +301,8 @@ async fn pubsub(
     let published = Arc::new(AtomicU64::new(0));
     let mut publisher_tasks = Vec::new();
     for index in 0..publishers {
-        let (client, mut eventloop) = connect(target.options(index, "pub")?, 1000).await?;
-        let driver = tokio::spawn(async move { while eventloop.poll().await.is_ok() {} });
+        let (client, mut events) = mqtt::connect(target, index, "pub", 1000).await?;
+        let driver = tokio::spawn(async move { while events.next().await.is_ok() {} });
         let (topic, published, send_times) = (topic.clone(), Arc::clone(&published), Arc::clone(&send_times));
         publisher_tasks.push(tokio::spawn(async move {
             let mut body = vec![0u8; payload.max(STAMP_MAGIC.len() + 8)];
@@ -304,14 +321,14 @@ async fn pubsub(
                 if in_order {
                     send_times.lock().expect("send times lock").push(stamp);
                 }
-                if client.publish(topic.clone(), qos, false, body.clone()).await.is_err() {
+                if client.publish(&topic, qos_level, body.clone()).await.is_err() {
                     break;
                 }
                 if now >= start && now <= end {
                     published.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            let _ = client.disconnect().await;
+            client.disconnect().await;
             tokio::time::sleep(Duration::from_millis(200)).await;
             driver.abort();
         }));
@@ -328,6 +345,7 @@ async fn pubsub(
     let delivered = received.load(Ordering::Relaxed);
     Ok(json!({
         "scenario": "pubsub",
+        "mqtt_version": target.mqtt_version,
         "qos": qos_level,
         "publishers": publishers,
         "subscribers": subscribers,

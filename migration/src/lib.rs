@@ -16,7 +16,7 @@ mod m20261122_000006_webhooks;
 mod m20261122_000007_webhook_events;
 mod m20261130_000008_hardening;
 mod m20261201_000009_browser;
-mod m20261201_000010_retained;
+mod m20261201_000010_mqtt_state;
 
 pub struct Migrator;
 
@@ -41,7 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_webhook_events::Migration),
             Box::new(m20261130_000008_hardening::Migration),
             Box::new(m20261201_000009_browser::Migration),
-            Box::new(m20261201_000010_retained::Migration),
+            Box::new(m20261201_000010_mqtt_state::Migration),
         ]
     }
 }

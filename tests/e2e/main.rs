@@ -10,6 +10,7 @@ mod browser;
 mod attachments;
 mod chat;
 mod chat_client;
+mod conformance;
 mod conversations;
 mod cli;
 mod crash;

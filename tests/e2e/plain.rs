@@ -239,3 +239,67 @@ async fn retained_messages_survive_a_sigkill_and_restart() {
     assert_eq!(received["home/b"], ("2".to_owned(), Some("text/plain".to_owned())));
     assert!(!received.contains_key("home/c"), "a cleared topic stays cleared");
 }
+
+/// The stored persistent sessions: (client id, subscriptions JSON).
+async fn stored_sessions(db: &str) -> Vec<(String, String)> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let connection = sea_orm::Database::connect(db).await.unwrap();
+    let sql = "SELECT client_id, subscriptions FROM mqtt_sessions ORDER BY client_id";
+    let rows = connection.query_all_raw(Statement::from_string(connection.get_database_backend(), sql)).await.unwrap();
+    rows.iter().map(|row| (row.try_get("", "client_id").unwrap(), row.try_get("", "subscriptions").unwrap())).collect()
+}
+
+#[tokio::test]
+async fn a_persistent_session_survives_a_sigkill_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = crate::helpers::fresh_database_url(&dir).await;
+    let passwords = password_file(dir.path(), &[("sensor", "s3cret", false), ("display", "d1splay", false)]).await;
+    let environment = [("MQCHAT_MOSQUITTO__PASSWORD_FILE", passwords.to_str().unwrap())];
+    let mut server = crate::crash::start_with(&db, dir.path(), &environment).await;
+    let options = |port: u16, id: &str, clean: bool| {
+        let mut options = MqttOptions::new(id, "127.0.0.1", port);
+        options.set_credentials("display", "d1splay");
+        options.set_clean_session(clean);
+        options
+    };
+    // A persistent session subscribes, then goes offline; a clean one leaves nothing behind.
+    let mut display = TestClient::connect(options(server.mqtt.port(), "display-1", false)).await.unwrap();
+    assert!(granted(&display.subscribe("home/#").await));
+    drop(display);
+    let mut passing = TestClient::connect(options(server.mqtt.port(), "passing", true)).await.unwrap();
+    assert!(granted(&passing.subscribe("home/#").await));
+    drop(passing);
+    tokio::time::timeout(PATIENCE, async {
+        while !stored_sessions(&db).await.iter().any(|(id, subscriptions)| id == "plain|display-1" && subscriptions.contains("home/#")) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the session and its subscription stored");
+    assert_eq!(stored_sessions(&db).await.len(), 1, "only the persistent session is kept");
+
+    server.child.kill().await.unwrap();
+    let server = crate::crash::start_with(&db, dir.path(), &environment).await;
+    // Published while the display is offline, after the restart: queued in its session.
+    let mut sensor_options = MqttOptions::new("sensor-1", "127.0.0.1", server.mqtt.port());
+    sensor_options.set_credentials("sensor", "s3cret");
+    let mut sensor = TestClient::connect(sensor_options).await.unwrap();
+    sensor.client.publish("home/door", QoS::AtLeastOnce, false, "open").await.unwrap();
+    while !matches!(sensor.next_packet(PATIENCE).await, Some(rumqttc::Packet::PubAck(_))) {}
+
+    let (_client, mut eventloop) = rumqttc::AsyncClient::new(options(server.mqtt.port(), "display-1", false), 10);
+    let (present, missed) = tokio::time::timeout(PATIENCE, async {
+        let mut present = None;
+        loop {
+            match eventloop.poll().await.unwrap() {
+                rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(ack)) => present = Some(ack.session_present),
+                rumqttc::Event::Incoming(rumqttc::Packet::Publish(publish)) => return (present, publish),
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the message queued while offline");
+    assert_eq!(present, Some(true), "CONNACK says the session is there");
+    assert_eq!((missed.topic.as_str(), &missed.payload[..]), ("home/door", &b"open"[..]));
+}

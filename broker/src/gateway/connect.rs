@@ -65,6 +65,10 @@ pub(crate) struct Accepted {
     pub(crate) client: ClientOptions,
     /// The client id as the router knows it (namespaced).
     pub(crate) upstream_id: String,
+    /// Seconds the session outlives the connection (`u32::MAX`: for ever).
+    pub(crate) session_expiry: u32,
+    /// Whether an earlier session of this client id was discarded.
+    pub(crate) clean_start: bool,
 }
 
 pub(crate) struct Refusal {
@@ -289,7 +293,8 @@ pub(crate) async fn handshake(
         max_packet_size: properties.max_packet_size.and_then(|size| usize::try_from(size).ok()),
         topic_alias_max: properties.topic_alias_max.unwrap_or(0),
     };
-    Ok(Accepted { account, link_tx, link_rx, will, permit, keep_alive, client, upstream_id })
+    let clean_start = connect.clean_session;
+    Ok(Accepted { account, link_tx, link_rx, will, permit, keep_alive, client, upstream_id, session_expiry, clean_start })
 }
 
 /// What an MQTT 3.1.1 CONNECT (which has no properties) amounts to.

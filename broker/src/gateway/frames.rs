@@ -72,7 +72,8 @@ fn check_connect_flags(frame: &[u8]) -> Result<(), Error> {
 
 /// What the decoded packet must not hold: packet identifier 0 where one is
 /// required (§2.3.1), a SUBSCRIBE or UNSUBSCRIBE without filters (§3.8.3,
-/// §3.10.3), U+0000 in a client id, topic name or filter (§1.5.3); in
+/// §3.10.3), U+0000 in a client id, topic name or filter (§1.5.3), a
+/// wildcard in a topic name (§3.3.2.1); in
 /// MQTT 5 also a subscription identifier on a client's PUBLISH (§3.3.4)
 /// or a subscription identifier 0 (§3.8.2.1.2).
 fn check_decoded(packet: &Packet) -> Result<(), Error> {
@@ -87,7 +88,8 @@ fn check_decoded(packet: &Packet) -> Result<(), Error> {
             if publish.qos != rumqttd::protocol::QoS::AtMostOnce && publish.pkid == 0 {
                 return Err(Error::PacketIdZero);
             }
-            if has_nul(&publish.topic) {
+            // U+0000, and wildcards: a topic name never holds one (§3.3.2.1).
+            if publish.topic.iter().any(|byte| matches!(byte, 0 | b'+' | b'#')) {
                 return Err(Error::MalformedPacket);
             }
             if properties.as_ref().is_some_and(|properties| !properties.subscription_identifiers.is_empty()) {
@@ -290,7 +292,7 @@ mod tests {
     #[test]
     fn malformed_packets_that_the_decoder_accepts_are_refused() {
         assert!(matches!(next_packet(&mut connect(0x02, b"ok"), 256, Version::V4), Ok(Some(Packet::Connect(..)))));
-        let malformed: [(&str, BytesMut); 9] = [
+        let malformed: [(&str, BytesMut); 10] = [
             ("reserved CONNECT flag", connect(0x03, b"ok")),
             ("NUL in a client id", connect(0x02, b"a\0b")),
             ("SUBSCRIBE flags 0", BytesMut::from(&[0x80, 6, 0, 1, 0, 1, b'a', 0][..])),
@@ -299,6 +301,7 @@ mod tests {
             ("QoS 1 PUBLISH with packet id 0", BytesMut::from(&[0x32, 6, 0, 1, b'a', 0, 0, b'x'][..])),
             ("PUBLISH QoS 3", BytesMut::from(&[0x36, 6, 0, 1, b'a', 0, 1, b'x'][..])),
             ("NUL in a topic", BytesMut::from(&[0x30, 4, 0, 2, b'a', 0][..])),
+            ("wildcard in a topic", BytesMut::from(&[0x30, 4, 0, 2, b'a', b'#'][..])),
             ("PINGREQ with flags", BytesMut::from(&[0xc1, 0][..])),
         ];
         for (why, mut frame) in malformed {

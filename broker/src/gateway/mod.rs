@@ -28,7 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use crate::authorizer::Authorizer;
 use crate::embedded::{PlatformPublisher, RouterHandle};
 use crate::plain::PlainRealm;
-use crate::retained::RetainedStore;
+use crate::persistence::PlainState;
 use crate::registry::Registry;
 use crate::settings::GatewaySettings;
 pub use screen::{screen_client_bytes, Closed};
@@ -58,8 +58,8 @@ pub(crate) struct Context {
     pub(crate) wills: Arc<wills::PendingWills>,
     /// Plain-MQTT clients: Mosquitto's password and ACL files.
     pub(crate) plain: Arc<PlainRealm>,
-    /// Where plain clients' retained messages are kept.
-    pub(crate) retained: Option<Arc<dyn RetainedStore>>,
+    /// Where plain clients' retained messages and sessions are kept.
+    pub(crate) state: Option<Arc<dyn PlainState>>,
     /// One permit per live client connection.
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -76,9 +76,9 @@ pub struct GatewayServices {
     pub publisher: PlatformPublisher,
     /// Plain-MQTT clients (an empty realm: none).
     pub plain: Arc<PlainRealm>,
-    /// Keeps plain clients' retained messages across restarts (`None`: in
-    /// rumqttd's memory only).
-    pub retained: Option<Arc<dyn RetainedStore>>,
+    /// Keeps plain clients' retained messages and persistent sessions
+    /// across restarts (`None`: in rumqttd's memory only).
+    pub state: Option<Arc<dyn PlainState>>,
 }
 
 pub struct Gateway {
@@ -94,7 +94,7 @@ enum Transport {
 
 impl Gateway {
     pub fn new(settings: GatewaySettings, services: GatewayServices, listeners: Listeners, shutdown: watch::Receiver<bool>) -> Gateway {
-        let GatewayServices { authorizer, registry, router, publisher, plain, retained } = services;
+        let GatewayServices { authorizer, registry, router, publisher, plain, state } = services;
         let slots = Arc::new(Semaphore::new(settings.max_connections));
         let context = Arc::new(Context {
             settings,
@@ -104,7 +104,7 @@ impl Gateway {
             publisher,
             wills: Arc::default(),
             plain,
-            retained,
+            state,
             slots,
             shutdown,
         });

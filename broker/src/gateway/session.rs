@@ -37,7 +37,7 @@ use crate::acl::{self, Decision, Subject};
 use crate::identity::now_unix;
 use crate::plain::{PlainRealm, PlainUser};
 use crate::registry::Control;
-use crate::retained::RetainedMessage;
+use crate::persistence::{RetainedMessage, StateChange, StoredSubscription};
 
 /// Packet ids of UNSUBSCRIBEs the gateway makes, counting down from here.
 const FIRST_GATEWAY_PKID: u16 = u16::MAX;
@@ -155,7 +155,7 @@ pub(crate) async fn run(
             return;
         }
     };
-    let Accepted { account, link_tx, link_rx, will, permit, keep_alive, client, upstream_id } = accepted;
+    let Accepted { account, link_tx, link_rx, will, permit, keep_alive, client, upstream_id, session_expiry, clean_start } = accepted;
     // Chat users are registered (presence, revocations); plain clients are not.
     let (registration, controls, _no_controls) = match &account {
         Account::Chat(principal) => {
@@ -186,9 +186,42 @@ pub(crate) async fn run(
     let downstream = tokio::spawn(downstream.run(link_rx, writer, local_rx));
     tracing::debug!(%peer, account = %account, "client connected");
 
-    let mut session = Session::new(&context, account, link_tx, will, client.version, local_tx, rewrites);
+    // A plain client's session that outlives its connection is kept across
+    // restarts; one that does not leaves nothing behind.
+    let persists = matches!(account, Account::Plain(_)) && session_expiry > 0;
+    if let (Account::Plain(_), Some(state)) = (&account, &context.state) {
+        let client_id = upstream_id.clone();
+        state.record(match persists {
+            true => StateChange::SessionStarted {
+                client_id,
+                expiry: (session_expiry < u32::MAX).then(|| Duration::from_secs(u64::from(session_expiry))),
+                clean: clean_start,
+            },
+            false => StateChange::SessionDropped { client_id },
+        });
+    }
+    let mut session = Session {
+        context: &context,
+        account,
+        link: link_tx,
+        version: client.version,
+        upstream_id,
+        persists,
+        pending: Vec::new(),
+        will,
+        local: local_tx,
+        rewrites,
+        aliases: aliases::Inbound::default(),
+        member_of: HashSet::new(),
+        subscriptions: HashMap::new(),
+        dropped_qos2: HashSet::new(),
+        retained_qos2: HashMap::new(),
+        next_gateway_pkid: FIRST_GATEWAY_PKID,
+        limiter: NonZeroU32::new(context.settings.max_publish_rate).map(|rate| RateLimiter::direct(Quota::per_second(rate))),
+        refusals: Refusals::default(),
+    };
     let end = session.relay(&mut reader, buf, controls, router_acks, downstream, keep_alive).await;
-    session.close_link(&end, upstream_id).await;
+    session.close_link(&end).await;
     if session.refusals.unlogged() > 0 {
         tracing::warn!(%peer, user = %session.account, unlogged = session.refusals.unlogged(), "refused packets not logged one by one");
     }
@@ -206,6 +239,11 @@ struct Session<'c> {
     account: Account,
     link: LinkTx,
     version: Version,
+    /// The client id as the router knows it.
+    upstream_id: String,
+    /// A plain client's session that outlives the connection: its
+    /// subscriptions are recorded (`PlainState`).
+    persists: bool,
     /// Packets for the router, handed over together once the current batch
     /// of the client's packets is processed.
     pending: Vec<Packet>,
@@ -230,37 +268,6 @@ struct Session<'c> {
 }
 
 impl<'c> Session<'c> {
-    fn new(
-        context: &'c Context,
-        account: Account,
-        link: LinkTx,
-        will: Option<Will>,
-        version: Version,
-        local: mpsc::Sender<Local>,
-        rewrites: Arc<Mutex<AckRewrites>>,
-    ) -> Self {
-        let limiter = NonZeroU32::new(context.settings.max_publish_rate)
-            .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
-        Session {
-            context,
-            account,
-            link,
-            version,
-            pending: Vec::new(),
-            will,
-            local,
-            rewrites,
-            aliases: aliases::Inbound::default(),
-            member_of: HashSet::new(),
-            subscriptions: HashMap::new(),
-            dropped_qos2: HashSet::new(),
-            retained_qos2: HashMap::new(),
-            next_gateway_pkid: FIRST_GATEWAY_PKID,
-            limiter,
-            refusals: Refusals::default(),
-        }
-    }
-
     fn rewrites(&self) -> MutexGuard<'_, AckRewrites> {
         locked(&self.rewrites)
     }
@@ -401,7 +408,7 @@ impl<'c> Session<'c> {
     /// the router ended the connection first: through the link before it
     /// closes, or — with an MQTT 5 will delay — by the gateway after the
     /// delay, unless the same client id connects again first.
-    async fn close_link(&mut self, end: &End, upstream_id: String) {
+    async fn close_link(&mut self, end: &End) {
         let send_will = match end {
             End::RouterClosed => return,
             End::ClientDisconnected { with_will } => *with_will,
@@ -409,8 +416,8 @@ impl<'c> Session<'c> {
         };
         let will = if send_will { self.will.take() } else { None };
         // A plain client's retained will is kept like its other retained messages.
-        let retained = match (&will, &self.account, &self.context.retained) {
-            (Some(will), Account::Plain(_), Some(store)) if will.retain => Some((Arc::clone(store), will.retained())),
+        let retained = match (&will, &self.account, &self.context.state) {
+            (Some(will), Account::Plain(_), Some(state)) if will.retain => Some((Arc::clone(state), will.retained())),
             _ => None,
         };
         let delayed = will.filter(|will| {
@@ -425,19 +432,26 @@ impl<'c> Session<'c> {
         if let Err(error) = self.flush().await {
             tracing::debug!(user = %self.account, %error, "link already closed by the router");
         }
+        if self.persists {
+            self.record(StateChange::SessionEnded { client_id: self.upstream_id.clone() });
+        }
         match delayed {
-            Some(will) => self.context.wills.schedule(upstream_id, will, self.context.publisher.clone(), retained),
+            Some(will) => self.context.wills.schedule(self.upstream_id.clone(), will, self.context.publisher.clone(), retained),
             None => {
-                if let Some((store, message)) = retained {
-                    store.keep(message);
+                if let Some((state, message)) = retained {
+                    state.record(StateChange::Retained(message));
                 }
             }
         }
     }
 
     fn keep_retained(&self, message: RetainedMessage) {
-        if let Some(store) = &self.context.retained {
-            store.keep(message);
+        self.record(StateChange::Retained(message));
+    }
+
+    fn record(&self, change: StateChange) {
+        if let Some(state) = &self.context.state {
+            state.record(change);
         }
     }
 
@@ -610,6 +624,20 @@ impl<'c> Session<'c> {
         if forwarded.len() < requested {
             self.rewrites().expect_partial_suback(subscribe.pkid, codes);
         }
+        if self.persists {
+            let subscription_id = properties.as_ref().and_then(|properties| properties.id);
+            let subscriptions = forwarded
+                .iter()
+                .map(|filter| StoredSubscription {
+                    filter: filter.path.clone(),
+                    qos: filter.qos as u8,
+                    no_local: filter.nolocal,
+                    retain_as_published: filter.preserve_retain,
+                    subscription_id,
+                })
+                .collect();
+            self.record(StateChange::Subscribed { client_id: self.upstream_id.clone(), subscriptions });
+        }
         self.pending.push(Packet::Subscribe(Subscribe { pkid: subscribe.pkid, filters: forwarded }, properties));
         Ok(())
     }
@@ -620,6 +648,9 @@ impl<'c> Session<'c> {
         }
         self.subscriptions.retain(|_, filters| !filters.is_empty());
         self.rewrites().unsubscribe_sent(unsubscribe.pkid, false);
+        if self.persists {
+            self.record(StateChange::Unsubscribed { client_id: self.upstream_id.clone(), filters: unsubscribe.filters.clone() });
+        }
         self.pending.push(Packet::Unsubscribe(unsubscribe, None));
     }
 

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use rumqttd::protocol::{LastWill, LastWillProperties, Publish, PublishProperties, QoS};
 
 use crate::embedded::PlatformPublisher;
-use crate::retained::{RetainedMessage, RetainedStore};
+use crate::persistence::{PlainState, RetainedMessage, StateChange};
 
 /// Packet id of a will the gateway publishes at QoS 1 through the
 /// connection's own link (closed right after, so it cannot meet another
@@ -112,7 +112,7 @@ impl PendingWills {
         client_id: String,
         will: Will,
         publisher: PlatformPublisher,
-        retained: Option<(Arc<dyn RetainedStore>, RetainedMessage)>,
+        retained: Option<(Arc<dyn PlainState>, RetainedMessage)>,
     ) {
         let ticket = self.next.fetch_add(1, Ordering::Relaxed);
         self.pending().insert(client_id.clone(), ticket);
@@ -132,8 +132,8 @@ impl PendingWills {
                 if let Err(error) = publisher.publish_packet(publish, will.properties) {
                     tracing::warn!(%error, "a delayed will could not be published");
                 }
-                if let Some((store, message)) = retained {
-                    store.keep(message);
+                if let Some((state, message)) = retained {
+                    state.record(StateChange::Retained(message));
                 }
             }
         });

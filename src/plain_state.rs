@@ -1,8 +1,10 @@
-//! The plain-MQTT namespace's retained messages, kept in the database so
-//! they survive a restart: the gateway hands each one over as the router
-//! takes it, a writer task stores them in order (batched, the last per
-//! topic winning within a batch by order of writes), and at start every
-//! stored one is published again, retained, before clients connect.
+//! What the plain-MQTT namespace keeps in the database so it survives a
+//! restart: the gateway hands over each retained message and each change of
+//! a persistent session as it happens, a writer task stores them in order
+//! (batched, one transaction per batch), and at start — before clients
+//! connect — every stored retained message is published again and every
+//! persistent session put back into the router with its subscriptions.
+//! What a session had queued when the process stopped is not kept.
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -10,9 +12,10 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 use chrono::Utc;
-use mqchat_bridge::retained::{self, Retained};
+use mqchat_bridge::mqtt_state::{self, Change, Retained};
 use mqchat_bridge::DatabaseConnection;
-use mqchat_broker::retained::{RetainedMessage, RetainedStore};
+use mqchat_broker::embedded::RouterHandle;
+use mqchat_broker::persistence::{PlainState, RetainedMessage, StateChange, StoredSubscription};
 use mqchat_broker::PlatformPublisher;
 use rumqttd::protocol::{Publish, PublishProperties};
 use serde::{Deserialize, Serialize};
@@ -21,46 +24,59 @@ use tokio::sync::mpsc;
 /// Most messages written in one transaction.
 const BATCH: usize = 512;
 
-/// Hands retained messages to the writer task.
-pub struct DatabaseRetained {
-    writes: mpsc::UnboundedSender<RetainedMessage>,
+/// Hands changes to the writer task.
+pub struct DatabaseState {
+    writes: mpsc::UnboundedSender<StateChange>,
 }
 
-impl RetainedStore for DatabaseRetained {
-    fn keep(&self, message: RetainedMessage) {
-        if self.writes.send(message).is_err() {
-            tracing::error!("the retained-message writer stopped; a retained message is kept in memory only");
+impl PlainState for DatabaseState {
+    fn record(&self, change: StateChange) {
+        if self.writes.send(change).is_err() {
+            tracing::error!("the plain namespace's state writer stopped; a change is kept in memory only");
         }
     }
 }
 
-impl DatabaseRetained {
+impl DatabaseState {
     /// Starts the writer task.
-    pub fn start(db: DatabaseConnection) -> Arc<DatabaseRetained> {
-        let (writes, mut queue) = mpsc::unbounded_channel::<RetainedMessage>();
+    pub fn start(db: DatabaseConnection) -> Arc<DatabaseState> {
+        let (writes, mut queue) = mpsc::unbounded_channel::<StateChange>();
         tokio::spawn(async move {
             while let Some(first) = queue.recv().await {
                 let mut batch = vec![stored(first)];
                 while batch.len() < BATCH {
                     match queue.try_recv() {
-                        Ok(message) => batch.push(stored(message)),
+                        Ok(change) => batch.push(stored(change)),
                         Err(_) => break,
                     }
                 }
-                if let Err(error) = retained::save(&db, &batch, Utc::now()).await {
-                    tracing::error!(%error, messages = batch.len(), "could not store retained messages; they are kept in memory only");
+                if let Err(error) = mqtt_state::save(&db, &batch, Utc::now()).await {
+                    tracing::error!(%error, changes = batch.len(), "could not store the plain namespace's state; it is kept in memory only");
                 }
             }
         });
-        Arc::new(DatabaseRetained { writes })
+        Arc::new(DatabaseState { writes })
     }
 }
 
-/// Publishes every stored retained message again (at start, before
-/// clients connect); returns how many.
-pub async fn restore(db: &DatabaseConnection, publisher: &PlatformPublisher) -> anyhow::Result<usize> {
+/// What was restored at start.
+pub struct Restored {
+    pub retained: usize,
+    pub sessions: usize,
+}
+
+/// Publishes every stored retained message again and puts every stored
+/// persistent session back (at start, before clients connect).
+pub async fn restore(db: &DatabaseConnection, publisher: &PlatformPublisher, router: &RouterHandle) -> anyhow::Result<Restored> {
     let now = Utc::now();
-    let messages = retained::load(db, now).await.context("reading retained messages")?;
+    let sessions = mqtt_state::load_sessions(db, now).await.context("reading persistent sessions")?;
+    for session in &sessions {
+        let subscriptions: Vec<StoredSubscription> =
+            session.subscriptions.iter().filter_map(|value| serde_json::from_value(value.clone()).ok()).collect();
+        let expiry = session.expires_in_secs.map_or(u32::MAX, |secs| u32::try_from(secs).unwrap_or(u32::MAX - 1));
+        router.restore_session(&session.client_id, expiry, &subscriptions).await.context("restoring a persistent session")?;
+    }
+    let messages = mqtt_state::load_retained(db, now).await.context("reading retained messages")?;
     for message in &messages {
         let mut properties: Option<PublishProperties> =
             serde_json::from_str::<StoredProperties>(&message.properties).ok().and_then(StoredProperties::into_properties);
@@ -71,10 +87,27 @@ pub async fn restore(db: &DatabaseConnection, publisher: &PlatformPublisher) -> 
         let publish = Publish::new(Bytes::from(message.topic.clone()), Bytes::from(message.payload.clone()), true);
         publisher.publish_packet(publish, properties).map_err(anyhow::Error::msg).context("restoring a retained message")?;
     }
-    Ok(messages.len())
+    Ok(Restored { retained: messages.len(), sessions: sessions.len() })
 }
 
-fn stored(message: RetainedMessage) -> Retained {
+fn stored(change: StateChange) -> Change {
+    match change {
+        StateChange::Retained(message) => Change::Retained(retained(message)),
+        StateChange::SessionStarted { client_id, expiry, clean } => {
+            let expiry_secs = expiry.map(|expiry| i64::try_from(expiry.as_secs()).unwrap_or(i64::MAX));
+            Change::SessionStarted { client_id, expiry_secs, clean }
+        }
+        StateChange::Subscribed { client_id, subscriptions } => Change::Subscribed {
+            client_id,
+            subscriptions: subscriptions.iter().filter_map(|subscription| serde_json::to_value(subscription).ok()).collect(),
+        },
+        StateChange::Unsubscribed { client_id, filters } => Change::Unsubscribed { client_id, filters },
+        StateChange::SessionEnded { client_id } => Change::SessionEnded { client_id },
+        StateChange::SessionDropped { client_id } => Change::SessionDropped { client_id },
+    }
+}
+
+fn retained(message: RetainedMessage) -> Retained {
     let expires_at = message
         .properties
         .as_ref()

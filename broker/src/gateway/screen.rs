@@ -86,6 +86,17 @@ mod tests {
         assert_eq!(screen_client_bytes(&[&connect[..], &subscribe[..]].concat(), 1024).map_err(|e| e.0), Ok(2));
     }
 
+    /// The MQTT 5 seed of the fuzzing corpus is a whole session the gateway
+    /// reads to its end: CONNECT with properties, a command with a response
+    /// topic, a publish by topic alias, SUBSCRIBE with an identifier and
+    /// options, UNSUBSCRIBE, DISCONNECT "with will".
+    #[test]
+    fn the_mqtt5_seed_is_read_whole() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/gateway_packets/seed-mqtt5-session");
+        let bytes = std::fs::read(path).unwrap();
+        assert_eq!(screen_client_bytes(&bytes, 4096), Ok(6));
+    }
+
     /// What coverage-guided fuzzing found or kept (`fuzz/corpus/gateway_packets`),
     /// replayed on every test run: no input may panic.
     #[test]

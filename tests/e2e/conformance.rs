@@ -163,3 +163,49 @@ async fn zero_length_client_ids() {
     tokio::time::timeout(PATIENCE, raw.read_to_end(&mut answer)).await.unwrap().unwrap();
     assert_eq!(answer, vec![0x20, 2, 0, 2]);
 }
+
+/// A raw 3.1.1 client without clean session: CONNECT, and CONNACK's
+/// session-present flag.
+async fn persistent_raw(app: &TestApp, client_id: &str) -> (TcpStream, bool) {
+    let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
+    let mut connect = rumqttc::mqttbytes::v4::Connect::new(client_id);
+    connect.clean_session = false;
+    connect.keep_alive = 30;
+    let mut out = bytes::BytesMut::new();
+    connect.write(&mut out).unwrap();
+    stream.write_all(&out).await.unwrap();
+    let mut connack = [0u8; 4];
+    stream.read_exact(&mut connack).await.unwrap();
+    assert_eq!(connack[3], 0, "accepted");
+    (stream, connack[2] == 1)
+}
+
+/// The next whole packet on a raw stream.
+async fn raw_packet(stream: &mut TcpStream) -> Vec<u8> {
+    let mut header = [0u8; 2];
+    tokio::time::timeout(PATIENCE, stream.read_exact(&mut header)).await.unwrap().unwrap();
+    assert!(header[1] < 0x80, "short packets only here");
+    let mut body = vec![0u8; usize::from(header[1])];
+    stream.read_exact(&mut body).await.unwrap();
+    [header.to_vec(), body].concat()
+}
+
+#[tokio::test]
+async fn an_unacknowledged_message_is_sent_again_with_dup_when_the_session_resumes() {
+    let app = open_app().await;
+    let (mut first, present) = persistent_raw(&app, "keeper").await;
+    assert!(!present);
+    first.write_all(&[0x82, 10, 0, 1, 0, 5, b'd', b'u', b'p', b'/', b't', 1]).await.unwrap();
+    assert_eq!(raw_packet(&mut first).await, vec![0x90, 3, 0, 1, 1]);
+    let publisher = client(&app, "publisher").await;
+    publisher.client.publish("dup/t", QoS::AtLeastOnce, false, "one").await.unwrap();
+    let delivered = raw_packet(&mut first).await;
+    assert_eq!(delivered[0], 0x32, "QoS 1, DUP 0 the first time");
+    drop(first); // gone without PUBACK
+
+    let (mut again, present) = persistent_raw(&app, "keeper").await;
+    assert!(present);
+    let redelivered = raw_packet(&mut again).await;
+    assert_eq!(redelivered[0], 0x3a, "QoS 1 with DUP set (§4.4)");
+    assert!(redelivered.ends_with(b"one"));
+}

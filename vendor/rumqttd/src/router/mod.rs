@@ -198,6 +198,9 @@ pub struct DataRequest {
     pub(crate) group: Option<String>,
     /// Patched for mqchat: the subscription's MQTT 5 options.
     pub(crate) subscriber: logs::Subscriber,
+    /// Patched for mqchat: a resumed session reads again what it had sent
+    /// but not seen acknowledged; up to here those go out with DUP set.
+    pub(crate) redeliver_until: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

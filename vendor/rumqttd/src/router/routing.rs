@@ -504,6 +504,9 @@ impl Router {
 
             for request in tracker.data_requests.iter_mut() {
                 if let Some(cursor) = retransmissions.get(&request.filter_idx) {
+                    // Patched for mqchat: what is read again was sent
+                    // before, and goes out with DUP (MQTT 3.1.1 §4.4).
+                    request.redeliver_until = Some(request.cursor);
                     request.cursor = *cursor;
                     // reset the group cursor
                     if let Some(group_name) = &request.group {
@@ -979,6 +982,7 @@ impl Router {
                 forward_retained,
                 group,
                 subscriber,
+                redeliver_until: None,
             };
 
             self.scheduler.track(id, request);
@@ -1568,12 +1572,20 @@ fn forward_device_data(
     }
 
     let subscription_id = connection.subscription_ids.get(&request.filter);
+    let redeliver_until = request.redeliver_until;
+    if redeliver_until.is_some_and(|until| request.cursor >= until) {
+        request.redeliver_until = None;
+    }
 
     // Fill and notify device data
     let forwards = publishes
         .into_iter()
         .map(|((mut publish, mut properties), offset)| {
             publish.qos = protocol::qos(qos).unwrap();
+            // Patched for mqchat: DUP is set on a redelivery after the
+            // session resumed, and only then (the publisher's own DUP
+            // was about its hop, not this one).
+            publish.dup = qos > 0 && matches!((redeliver_until, offset), (Some(until), Some(at)) if at < until);
 
             // if there is some topic alias to use, set it in publish properties
             if topic_alias.is_some() {

@@ -45,11 +45,14 @@ pub(crate) fn next_packet(buf: &mut BytesMut, max_packet_size: usize, version: V
 
 const CONNECT: u8 = 1;
 
-/// The fixed header's flags (§2.2.2): 0b0010 on PUBREL, SUBSCRIBE and
-/// UNSUBSCRIBE, any DUP/QoS/RETAIN on PUBLISH but QoS 3, zero on the rest.
+/// A packet type a client may send (CONNACK, SUBACK, UNSUBACK, PINGRESP
+/// and AUTH are not), and the fixed header's flags (§2.2.2): 0b0010 on
+/// PUBREL, SUBSCRIBE and UNSUBSCRIBE, any DUP/QoS/RETAIN on PUBLISH but
+/// QoS 3, zero on the rest.
 fn check_header(first: u8) -> Result<(), Error> {
     let (kind, flags) = (first >> 4, first & 0x0f);
     let valid = match kind {
+        0 | 2 | 9 | 11 | 13 | 15 => false,
         3 => (flags >> 1) & 0b11 != 0b11,
         6 | 8 | 10 => flags == 0b0010,
         _ => flags == 0,
@@ -292,7 +295,7 @@ mod tests {
     #[test]
     fn malformed_packets_that_the_decoder_accepts_are_refused() {
         assert!(matches!(next_packet(&mut connect(0x02, b"ok"), 256, Version::V4), Ok(Some(Packet::Connect(..)))));
-        let malformed: [(&str, BytesMut); 10] = [
+        let malformed: [(&str, BytesMut); 11] = [
             ("reserved CONNECT flag", connect(0x03, b"ok")),
             ("NUL in a client id", connect(0x02, b"a\0b")),
             ("SUBSCRIBE flags 0", BytesMut::from(&[0x80, 6, 0, 1, 0, 1, b'a', 0][..])),
@@ -303,6 +306,7 @@ mod tests {
             ("NUL in a topic", BytesMut::from(&[0x30, 4, 0, 2, b'a', 0][..])),
             ("wildcard in a topic", BytesMut::from(&[0x30, 4, 0, 2, b'a', b'#'][..])),
             ("PINGREQ with flags", BytesMut::from(&[0xc1, 0][..])),
+            ("a CONNACK from a client", BytesMut::from(&[0x20, 2, 0, 0][..])),
         ];
         for (why, mut frame) in malformed {
             assert!(next_packet(&mut frame, 256, Version::V4).is_err(), "{why}");

@@ -11,7 +11,6 @@ mod session;
 mod transport;
 mod typing;
 mod wills;
-pub use frames::Version;
 pub use typing::TYPING_EVENT;
 
 use std::net::SocketAddr;

@@ -426,7 +426,9 @@ impl Protocol for V5 {
                 let (pubcomp, properties) = pubcomp::read(fixed_header, packet)?;
                 Packet::PubComp(pubcomp, properties)
             }
-            _ => unreachable!(),
+            // Patched for mqchat: a CONNACK or UNSUBACK with a body was
+            // `unreachable!()` here — a panic on bytes from the network.
+            packet_type => return Err(Error::InvalidPacketType(packet_type as u8)),
         };
 
         Ok(packet)

@@ -1,4 +1,4 @@
-//! MQTT over TCP, WebSocket and TLS.
+//! MQTT over TCP, WebSocket and TLS, with 3.1.1 and MQTT 5 clients.
 use std::sync::Arc;
 
 use rumqttc::{MqttOptions, TlsConfiguration, Transport};
@@ -12,6 +12,30 @@ async fn chat_over(app: &TestApp, options: MqttOptions) {
     assert!(granted(&alice.subscribe(&topic).await));
     app.publisher.publish(topic.clone(), r#"{"type":"message.created","data":{"seq":1}}"#).unwrap();
     assert_eq!(payload_json(&alice.publish_on(&topic).await)["data"]["seq"], 1);
+}
+
+/// The same with rumqttc's MQTT 5 client.
+async fn chat_over_v5(app: &TestApp, mut options: rumqttc::v5::MqttOptions) {
+    use rumqttc::v5::mqttbytes::v5::Packet;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let topic = app.conversation_topic(&conversation);
+    options.set_credentials(app.project.public_key.clone(), app.token("alice"));
+    let (client, mut eventloop) = rumqttc::v5::AsyncClient::new(options, 10);
+    client.subscribe(&topic, rumqttc::v5::mqttbytes::QoS::AtLeastOnce).await.unwrap();
+    let received = tokio::time::timeout(crate::helpers::PATIENCE, async {
+        loop {
+            match eventloop.poll().await.expect("MQTT 5 connection") {
+                rumqttc::v5::Event::Incoming(Packet::SubAck(_)) => {
+                    app.publisher.publish(topic.clone(), r#"{"type":"message.created","data":{"seq":1}}"#).unwrap();
+                }
+                rumqttc::v5::Event::Incoming(Packet::Publish(publish)) => return publish,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the event over MQTT 5");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&received.payload).unwrap()["data"]["seq"], 1);
 }
 
 #[tokio::test]
@@ -69,6 +93,15 @@ async fn rumqttc_over_tls_and_secure_websocket() {
     options.set_transport(Transport::Wss(client_tls(certificate.der.clone())));
     options.set_credentials(app.project.public_key.clone(), app.token("alice"));
     chat_over(&app, options).await;
+
+    // MQTT 5 over TLS and secure WebSocket.
+    let mut options = rumqttc::v5::MqttOptions::new("alice-tls-v5", "localhost", app.app_mqtt.port());
+    options.set_transport(Transport::Tls(client_tls(certificate.der.clone())));
+    chat_over_v5(&app, options).await;
+    let mut options =
+        rumqttc::v5::MqttOptions::new("alice-wss-v5", format!("wss://localhost:{}/mqtt", app.app_ws.port()), app.app_ws.port());
+    options.set_transport(Transport::Wss(client_tls(certificate.der.clone())));
+    chat_over_v5(&app, options).await;
 
     // A plain-text client gets nothing from a TLS listener.
     assert!(TestClient::connect(app.options("alice-plain", &app.token("alice"))).await.is_err());

@@ -185,6 +185,8 @@ async fn refused_subscriptions_and_publishes_say_not_authorized() {
     let inbox = format!("chat/{}/user/alice/inbox", app.project_id());
     let codes = wire.subscribe(1, vec![filter("#"), filter(&inbox), filter(&format!("chat/{}/user/bob/inbox", app.project_id()))], None).await;
     assert_eq!(codes, vec![SubscribeReasonCode::NotAuthorized, SubscribeReasonCode::Success(QoS::AtLeastOnce), SubscribeReasonCode::NotAuthorized]);
+    // Not a filter at all: 0x8F, not 0x87.
+    assert_eq!(wire.subscribe(2, vec![filter("chat/#/x")], None).await, vec![SubscribeReasonCode::TopicFilterInvalid]);
 
     // Publishing on a conversation topic directly is refused: 0x87, with the reason.
     let conversation_topic = app.conversation_topic(&conversation);

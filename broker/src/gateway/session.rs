@@ -593,8 +593,12 @@ impl<'c> Session<'c> {
 
     async fn on_subscribe(&mut self, subscribe: Subscribe, properties: Option<SubscribeProperties>) -> Result<(), End> {
         let requested = subscribe.filters.len();
-        let refused_code = match self.version {
+        // MQTT 5 tells a filter it may not have (0x87) from one that is not
+        // a filter at all (0x8F); 3.1.1 has one failure code.
+        let version = self.version;
+        let refused_code = |filter: &str| match version {
             Version::V4 => SubscribeReasonCode::Failure,
+            Version::V5 if !rumqttd::protocol::valid_filter(filter) => SubscribeReasonCode::TopicFilterInvalid,
             Version::V5 => SubscribeReasonCode::NotAuthorized,
         };
         let mut codes = Vec::with_capacity(requested);
@@ -613,7 +617,7 @@ impl<'c> Session<'c> {
                     if self.refused()? {
                         tracing::warn!(user = %self.account, filter = ?filter.path, reason, "SUBSCRIBE refused");
                     }
-                    codes.push(Some(refused_code));
+                    codes.push(Some(refused_code(&filter.path)));
                 }
             }
         }

@@ -211,6 +211,9 @@ impl Settings {
         if let Some(bytes) = conf.max_packet_size {
             self.gateway.max_packet_size = bytes as usize;
         }
+        if let Some(messages) = conf.max_queued_messages {
+            self.router.max_queued_messages = messages;
+        }
         if conf.persistence == Some(false) {
             mosquitto.unknown_directives.push("persistence false (mqchat always keeps what it stores in its database)".into());
         }

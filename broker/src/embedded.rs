@@ -211,6 +211,7 @@ impl EmbeddedBroker {
                 custom_segment: None,
                 initialized_filters: None,
                 shared_subscriptions_strategy: Default::default(),
+                max_queued_messages: (router.max_queued_messages > 0).then_some(router.max_queued_messages),
             },
             ..Default::default()
         };

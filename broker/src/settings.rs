@@ -46,6 +46,11 @@ pub struct RouterSettings {
     pub max_segment_count: usize,
     /// Packets rumqttd writes to one connection per wake-up.
     pub max_outgoing_packet_count: u64,
+    /// Messages a persistent session finds queued per subscription when
+    /// it resumes, at most (Mosquitto's `max_queued_messages`); the oldest
+    /// beyond are dropped, with a warning naming the client. 0: no bound
+    /// but the topic's log (`max_segment_size × max_segment_count`).
+    pub max_queued_messages: u64,
 }
 
 impl Default for RouterSettings {
@@ -54,6 +59,7 @@ impl Default for RouterSettings {
             max_segment_size: 4 * 1024 * 1024,
             max_segment_count: 8,
             max_outgoing_packet_count: 200,
+            max_queued_messages: 1000,
         }
     }
 }

@@ -209,3 +209,33 @@ async fn an_unacknowledged_message_is_sent_again_with_dup_when_the_session_resum
     assert_eq!(redelivered[0], 0x3a, "QoS 1 with DUP set (§4.4)");
     assert!(redelivered.ends_with(b"one"));
 }
+
+#[tokio::test]
+async fn a_resumed_session_finds_at_most_max_queued_messages() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.mosquitto.allow_anonymous = true;
+        settings.router.max_queued_messages = 3;
+    })
+    .await;
+    let mut options = anonymous(&app, "meter");
+    options.set_clean_session(false);
+    let mut meter = TestClient::connect(options.clone()).await.unwrap();
+    assert!(granted(&meter.subscribe("readings/#").await));
+    drop(meter);
+    let mut publisher = client(&app, "publisher").await;
+    for n in 0..10 {
+        publisher.client.publish("readings/power", QoS::AtLeastOnce, false, n.to_string()).await.unwrap();
+    }
+    let mut acked = 0;
+    while acked < 10 {
+        if let Some(Packet::PubAck(_)) = publisher.next_packet(PATIENCE).await {
+            acked += 1;
+        }
+    }
+    let mut meter = TestClient::connect(options).await.unwrap();
+    let mut received = Vec::new();
+    while let Some(publish) = meter.next_publish_within(crate::helpers::QUIET).await {
+        received.push(String::from_utf8(publish.payload.to_vec()).unwrap());
+    }
+    assert_eq!(received, vec!["7", "8", "9"], "the newest three; the oldest seven dropped");
+}

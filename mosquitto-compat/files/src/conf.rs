@@ -1,7 +1,7 @@
 //! The `mosquitto.conf` directives mqchat understands: `listener` (with
 //! `protocol mqtt|websockets` after it), `allow_anonymous`,
-//! `password_file`, `acl_file`, `max_keepalive`, `max_packet_size` and
-//! `persistence`. Every other directive is
+//! `password_file`, `acl_file`, `max_keepalive`, `max_packet_size`,
+//! `max_queued_messages` and `persistence`. Every other directive is
 //! collected in `unknown`, for the caller to name in one warning — never
 //! silently ignored. Relative file paths are taken from the directory of
 //! the configuration file.
@@ -27,6 +27,7 @@ pub struct MosquittoConf {
     pub acl_file: Option<PathBuf>,
     pub max_keepalive: Option<u16>,
     pub max_packet_size: Option<u32>,
+    pub max_queued_messages: Option<u64>,
     pub persistence: Option<bool>,
     /// Directives mqchat does not understand, once each, in file order.
     pub unknown: Vec<String>,
@@ -75,6 +76,7 @@ impl MosquittoConf {
                 "acl_file" => conf.acl_file = Some(file(value)?),
                 "max_keepalive" => conf.max_keepalive = Some(number(directive, value).map_err(error)?),
                 "max_packet_size" => conf.max_packet_size = Some(number(directive, value).map_err(error)?),
+                "max_queued_messages" => conf.max_queued_messages = Some(number(directive, value).map_err(error)?),
                 other => {
                     if !conf.unknown.iter().any(|known| known == other) {
                         conf.unknown.push(other.to_owned());
@@ -131,9 +133,9 @@ log_dest file /var/log/mosquitto.log
         assert_eq!(conf.allow_anonymous, Some(false));
         assert_eq!(conf.password_file.as_deref(), Some(Path::new("/etc/mosquitto/passwords")));
         assert_eq!(conf.acl_file.as_deref(), Some(Path::new("/etc/mosquitto/acl")));
-        assert_eq!((conf.max_keepalive, conf.max_packet_size), (Some(120), Some(65536)));
+        assert_eq!((conf.max_keepalive, conf.max_packet_size, conf.max_queued_messages), (Some(120), Some(65536), Some(500)));
         assert_eq!(conf.persistence, Some(true));
-        assert_eq!(conf.unknown, vec!["per_listener_settings".to_owned(), "max_queued_messages".to_owned(), "log_dest".to_owned()]);
+        assert_eq!(conf.unknown, vec!["per_listener_settings".to_owned(), "log_dest".to_owned()]);
     }
 
     #[test]

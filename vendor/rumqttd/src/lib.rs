@@ -202,6 +202,11 @@ pub struct RouterConfig {
     // defaults to Round Robin
     #[serde(default)]
     pub shared_subscriptions_strategy: Strategy,
+    /// Patched for mqchat: most messages a session that resumes finds
+    /// queued per subscription (Mosquitto's `max_queued_messages`); the
+    /// oldest beyond it are dropped, with a warning. `None`: no bound.
+    #[serde(default)]
+    pub max_queued_messages: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]

@@ -318,7 +318,7 @@ impl Router {
 
             // if session's state is present, restore that session
             // otherwise, just start new one
-            saved_state.map_or_else(
+            let mut tracker = saved_state.map_or_else(
                 || Tracker::new(client_id.clone()),
                 |session_state| {
                     connection.subscriptions = session_state.subscriptions;
@@ -327,7 +327,11 @@ impl Router {
                     outgoing.unacked_pubrels = session_state.unacked_pubrels;
                     session_state.tracker
                 },
-            )
+            );
+            if let Some(max) = self.config.max_queued_messages {
+                bound_queued(&mut tracker, &self.datalog, max, &client_id);
+            }
+            tracker
         } else {
             // Only retrieve metrics in clean session
             connection.events = saved.map_or_else(ConnectionEvents::default, |s| s.metrics);
@@ -1276,6 +1280,34 @@ fn append_to_commitlog(
 
     // error!("{:15.15}[E] {:20} topic = {}", connections[id].client_id, "no-filter", topic);
     Ok(o)
+}
+
+/// Patched for mqchat: a resumed session reads at most `max` queued
+/// messages per subscription; the cursor of one further behind jumps to
+/// the newest `max`, and the drop is logged with the client id.
+fn bound_queued(tracker: &mut Tracker, datalog: &DataLog, max: u64, client_id: &str) {
+    for request in tracker.data_requests.iter_mut() {
+        let Some(data) = datalog.native.get(request.filter_idx) else {
+            continue;
+        };
+        let (_, next) = data.log.next_offset();
+        let queued = next.saturating_sub(request.cursor.1);
+        if queued <= max {
+            continue;
+        }
+        if let Some(cursor) = data.log.cursor_at(next - max) {
+            // Under mqchat's log target: rumqttd's own logs are off by default.
+            warn!(
+                target: "mqchat_broker::sessions",
+                client_id,
+                filter = request.filter,
+                dropped = queued - max,
+                max_queued_messages = max,
+                "max_queued_messages reached: the oldest messages queued for an offline session are dropped"
+            );
+            request.cursor = cursor;
+        }
+    }
 }
 
 fn append_will_message(

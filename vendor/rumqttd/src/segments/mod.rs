@@ -89,6 +89,13 @@ where
         (self.tail, self.active_segment().next_offset())
     }
 
+    /// Patched for mqchat: the cursor of the entry at `absolute` offset,
+    /// if the log still holds it.
+    pub fn cursor_at(&self, absolute: u64) -> Option<(u64, u64)> {
+        let index = self.segments.iter().rposition(|segment| segment.absolute_offset <= absolute)?;
+        Some((self.head + index as u64, absolute))
+    }
+
     #[inline]
     pub fn _head_and_tail(&self) -> (u64, u64) {
         (self.head, self.tail)

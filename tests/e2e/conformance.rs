@@ -40,6 +40,11 @@ async fn retained_messages_are_set_replaced_and_cleared() {
     let retained = late.next_publish().await;
     assert_eq!((retained.topic.as_str(), &retained.payload[..], retained.retain), ("state/lamp", &b"second"[..], true));
     late.assert_no_publish().await;
+    // Subscribing to the same filter again sends the retained message
+    // again (§3.8.4), marked retained.
+    assert!(granted(&late.subscribe("state/#").await));
+    let again = late.next_publish().await;
+    assert_eq!((again.topic.as_str(), &again.payload[..], again.retain), ("state/lamp", &b"second"[..], true));
     // Live delivery of a retained publish carries RETAIN 0 (§3.3.1.3).
     publisher.client.publish("state/lamp", QoS::AtLeastOnce, true, "third").await.unwrap();
     let live = late.publish_on("state/lamp").await;

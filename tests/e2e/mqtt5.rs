@@ -474,6 +474,14 @@ async fn retain_handling_and_subscription_identifiers_reach_the_client() {
     let retained = publish_on(&mut wire, &presence).await;
     assert!(retained.retain);
     assert_eq!(retained.properties.map(|p| p.subscription_identifiers), Some(vec![42]));
+    // Again with "send retained only for a new subscription" (1): nothing;
+    // again with "send retained" (0): the retained message once more.
+    let mut if_new = filter(&presence);
+    if_new.retain_forward_rule = RetainForwardRule::OnNewSubscribe;
+    wire.subscribe(2, vec![if_new], None).await;
+    assert!(tokio::time::timeout(QUIET, wire.next()).await.is_err(), "retain handling 1 on an existing subscription");
+    wire.subscribe(3, vec![filter(&presence)], None).await;
+    assert!(publish_on(&mut wire, &presence).await.retain);
     // "Do not send retained" (2) on a fresh connection: nothing.
     let (mut other, _) = Wire::connect(&app, "alice-v5-b", "alice", ConnectProperties::new()).await;
     let mut never = filter(&presence);

@@ -992,11 +992,19 @@ impl Router {
             self.scheduler.track(id, request);
             self.scheduler.reschedule(id, ScheduleReason::NewFilter);
             debug_assert!(self.scheduler.check_tracker_duplicates(id).is_none())
+        } else if forward_retained && filter.retain_forward_rule == protocol::RetainForwardRule::OnEverySubscribe {
+            // Patched for mqchat: a repeated SUBSCRIBE of a filter sends its
+            // retained messages again (MQTT 3.1.1 §3.8.4; MQTT 5 retain
+            // handling 0, not 1), through the request the filter already has —
+            // parked among the log's waiters, or pending in the tracker.
+            if let Some(mut request) = self.datalog.remove_waiters_for_id(id, filter_path) {
+                request.forward_retained = true;
+                self.scheduler.track(id, request);
+            } else {
+                self.scheduler.forward_retained_again(id, filter_path);
+            }
+            self.scheduler.reschedule(id, ScheduleReason::NewFilter);
         }
-
-        // TODO: figure out how we can update existing DataRequest
-        // helpful in re-subscriptions and forwarding retained messages on
-        // every subscribe
 
         let meter = &mut self.ibufs.get_mut(id).unwrap().meter;
         meter.register_subscription(filter_path.clone());

@@ -49,6 +49,21 @@ impl Scheduler {
         tracker.register_data_request(request);
     }
 
+    /// Patched for mqchat: the connection's pending request on `filter`
+    /// sends the retained messages again; whether it had one.
+    pub fn forward_retained_again(&mut self, id: ConnectionId, filter: &Filter) -> bool {
+        let Some(tracker) = self.trackers.get_mut(id) else {
+            return false;
+        };
+        match tracker.data_requests.iter_mut().find(|request| &request.filter == filter) {
+            Some(request) => {
+                request.forward_retained = true;
+                true
+            }
+            None => false,
+        }
+    }
+
     pub fn untrack(&mut self, id: ConnectionId, filter: &Filter) {
         let tracker = self.trackers.get_mut(id).unwrap();
         tracker.unregister_data_request(filter.clone());

@@ -4,6 +4,7 @@
 mod acks;
 mod aliases;
 mod connect;
+mod downstream;
 mod frames;
 mod refusals;
 mod screen;

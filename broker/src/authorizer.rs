@@ -2,6 +2,7 @@
 //! projects and memberships (the binary, over the chat engine).
 use async_trait::async_trait;
 
+use crate::acl::Subject;
 use crate::identity::{IdentityClaims, TokenError, UserId};
 
 /// Who a connection is, once its CONNECT was accepted.
@@ -11,6 +12,13 @@ pub struct Principal {
     pub user_id: UserId,
     /// The verified token's claims (profile, `exp`).
     pub claims: IdentityClaims,
+}
+
+impl Principal {
+    /// Who the chat ACL (`acl`) judges for this connection.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject { project_id: &self.project_id, user_id: self.user_id.as_str() }
+    }
 }
 
 /// Why a CONNECT was refused, split by the CONNACK code it maps to.

@@ -13,7 +13,7 @@ use super::frames::{self, Version};
 use super::transport::{ClientReader, ClientWriter};
 use super::wills::Will;
 use super::{aliases, Context};
-use crate::acl::{self, Subject};
+use crate::acl;
 use crate::authorizer::{AuthError, Principal};
 use crate::plain::{PlainLogin, PlainUser};
 
@@ -214,9 +214,7 @@ pub(crate) async fn handshake(
         (Some(will), account) => {
             let topic = std::str::from_utf8(&will.topic).map_err(|_| malformed("will topic is not UTF-8".into()))?;
             let allowed = match account {
-                Account::Chat(principal) => {
-                    acl::will(Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() }, topic)
-                }
+                Account::Chat(principal) => acl::will(principal.subject(), topic),
                 Account::Plain(user) => context.plain.will(user, topic).is_ok(),
             };
             if !allowed {

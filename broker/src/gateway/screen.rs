@@ -11,7 +11,7 @@ use rumqttd::protocol::Packet;
 
 use super::frames::{self, Version};
 use super::{aliases, typing};
-use crate::acl::{self, Subject};
+use crate::acl;
 use crate::authorizer::Principal;
 use crate::identity::{IdentityClaims, UserId};
 
@@ -25,7 +25,7 @@ pub fn screen_client_bytes(bytes: &[u8], max_packet_size: usize) -> Result<usize
     let claims = IdentityClaims { sub: "alice".into(), name: None, email: None, avatar_url: None, iat: 0, exp: 0, iss: None };
     let user_id = UserId::parse(&claims.sub).map_err(|error| Closed(error.to_string()))?;
     let principal = Principal { project_id: "prj_screen".into(), user_id, claims };
-    let subject = Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() };
+    let subject = principal.subject();
     let version = match frames::connect_protocol_level(bytes) {
         Some(5) => Version::V5,
         _ => Version::V4,

@@ -33,7 +33,7 @@ use super::transport::{ClientReader, ClientWriter};
 use super::typing;
 use super::wills::Will;
 use super::Context;
-use crate::acl::{self, Decision, Subject};
+use crate::acl::{self, Decision};
 use crate::identity::now_unix;
 use crate::registry::Control;
 use crate::persistence::{RetainedMessage, StateChange, StoredSubscription};
@@ -471,19 +471,21 @@ impl<'c> Session<'c> {
     /// The ACL's answer for a PUBLISH: the chat rules (with membership) for
     /// a chat identity, the plain namespace's for a plain client.
     async fn may_publish(&mut self, topic: &str, properties: Option<&PublishProperties>) -> Result<Result<(), &'static str>, End> {
-        let principal = match &self.account {
+        let (decision, response_topic_allowed) = match &self.account {
             Account::Plain(user) => return Ok(self.context.plain.publish(user, topic)),
-            Account::Chat(principal) => principal.clone(),
-        };
-        let subject = Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() };
-        let verdict = self.allowed(acl::publish(subject, topic)).await?;
-        // The platform answers a command on its response topic: only the
-        // sender's own inbox may be named there.
-        let response_topic = properties.and_then(|properties| properties.response_topic.as_deref());
-        if let (Ok(()), Some(response_topic)) = (verdict, response_topic) {
-            if acl::parse_outbox_topic(topic).is_some() && !acl::response_topic(subject, response_topic) {
-                return Ok(Err("a command's response topic must be the sender's own inbox or below it"));
+            Account::Chat(principal) => {
+                // The platform answers a command on its response topic: only
+                // the sender's own inbox may be named there.
+                let response_topic = properties.and_then(|properties| properties.response_topic.as_deref());
+                let allowed = response_topic.is_none_or(|response_topic| {
+                    acl::parse_outbox_topic(topic).is_none() || acl::response_topic(principal.subject(), response_topic)
+                });
+                (acl::publish(principal.subject(), topic), allowed)
             }
+        };
+        let verdict = self.allowed(decision).await?;
+        if verdict.is_ok() && !response_topic_allowed {
+            return Ok(Err("a command's response topic must be the sender's own inbox or below it"));
         }
         Ok(verdict)
     }
@@ -491,11 +493,10 @@ impl<'c> Session<'c> {
     /// The ACL's answer for one SUBSCRIBE filter, and the conversation it
     /// reads (to cut it when the membership ends).
     async fn may_subscribe(&mut self, filter: &str) -> Result<(Result<(), &'static str>, Option<String>), End> {
-        let principal = match &self.account {
+        let decision = match &self.account {
             Account::Plain(user) => return Ok((self.context.plain.subscribe(user, filter), None)),
-            Account::Chat(principal) => principal.clone(),
+            Account::Chat(principal) => acl::subscribe(principal.subject(), filter),
         };
-        let decision = acl::subscribe(Subject { project_id: &principal.project_id, user_id: principal.user_id.as_str() }, filter);
         let conversation = match &decision {
             Decision::IfMember(conversation_id) => Some((*conversation_id).to_owned()),
             _ => None,

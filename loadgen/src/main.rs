@@ -247,7 +247,7 @@ async fn pubsub(
     let mut subscriber_tasks = Vec::new();
     for index in 0..subscribers {
         let (client, mut events) = mqtt::connect(target, publishers + index, "sub", 10).await?;
-        client.subscribe(&topic, qos_level).await?;
+        client.subscribe(&topic, qos).await?;
         loop {
             if let mqtt::Incoming::SubAck { granted } = events.next().await? {
                 anyhow::ensure!(granted, "subscription refused");
@@ -321,7 +321,7 @@ async fn pubsub(
                 if in_order {
                     send_times.lock().expect("send times lock").push(stamp);
                 }
-                if client.publish(&topic, qos_level, body.clone()).await.is_err() {
+                if client.publish(&topic, qos, body.clone()).await.is_err() {
                     break;
                 }
                 if now >= start && now <= end {

@@ -25,19 +25,12 @@ pub enum Incoming {
     Other,
 }
 
-fn qos4(level: u8) -> rumqttc::QoS {
-    match level {
-        0 => rumqttc::QoS::AtMostOnce,
-        1 => rumqttc::QoS::AtLeastOnce,
-        _ => rumqttc::QoS::ExactlyOnce,
-    }
-}
-
-fn qos5(level: u8) -> rumqttc::v5::mqttbytes::QoS {
-    match level {
-        0 => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
-        1 => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
-        _ => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
+/// The MQTT 5 client's name for a QoS (`crate::qos` checked the level).
+fn qos5(qos: rumqttc::QoS) -> rumqttc::v5::mqttbytes::QoS {
+    match qos {
+        rumqttc::QoS::AtMostOnce => rumqttc::v5::mqttbytes::QoS::AtMostOnce,
+        rumqttc::QoS::AtLeastOnce => rumqttc::v5::mqttbytes::QoS::AtLeastOnce,
+        rumqttc::QoS::ExactlyOnce => rumqttc::v5::mqttbytes::QoS::ExactlyOnce,
     }
 }
 
@@ -72,17 +65,17 @@ pub async fn connect(target: &Target, index: usize, role: &str, capacity: usize)
 }
 
 impl Client {
-    pub async fn publish(&self, topic: &str, qos: u8, payload: Vec<u8>) -> anyhow::Result<()> {
+    pub async fn publish(&self, topic: &str, qos: rumqttc::QoS, payload: Vec<u8>) -> anyhow::Result<()> {
         match self {
-            Client::V4(client) => client.publish(topic, qos4(qos), false, payload).await?,
+            Client::V4(client) => client.publish(topic, qos, false, payload).await?,
             Client::V5(client) => client.publish(topic, qos5(qos), false, payload).await?,
         }
         Ok(())
     }
 
-    pub async fn subscribe(&self, filter: &str, qos: u8) -> anyhow::Result<()> {
+    pub async fn subscribe(&self, filter: &str, qos: rumqttc::QoS) -> anyhow::Result<()> {
         match self {
-            Client::V4(client) => client.subscribe(filter, qos4(qos)).await?,
+            Client::V4(client) => client.subscribe(filter, qos).await?,
             Client::V5(client) => client.subscribe(filter, qos5(qos)).await?,
         }
         Ok(())

@@ -4,24 +4,38 @@
 //! UNSUBSCRIBE of an unknown filter, zero-length client ids.
 use std::time::Duration;
 
-use rumqttc::{MqttOptions, Packet, QoS};
+use rumqttc::mqttbytes::v4::{Connect, LastWill};
+use rumqttc::{Packet, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::{granted, TestApp, TestClient, PATIENCE};
+use crate::plain::plain_options;
 
 async fn open_app() -> TestApp {
     TestApp::spawn_with(|settings| settings.mosquitto.allow_anonymous = true).await
 }
 
-fn anonymous(app: &TestApp, client_id: &str) -> MqttOptions {
-    let mut options = MqttOptions::new(client_id, app.app_mqtt.ip().to_string(), app.app_mqtt.port());
-    options.set_keep_alive(Duration::from_secs(30));
-    options
+/// An anonymous rumqttc client.
+async fn client(app: &TestApp, client_id: &str) -> TestClient {
+    crate::plain::plain(app, client_id, None).await
 }
 
-async fn client(app: &TestApp, client_id: &str) -> TestClient {
-    TestClient::connect(anonymous(app, client_id)).await.expect("anonymous client connects")
+/// A 3.1.1 CONNECT without credentials.
+fn connect(client_id: &str, keep_alive: u16, clean_session: bool) -> Connect {
+    let mut connect = Connect::new(client_id);
+    connect.keep_alive = keep_alive;
+    connect.clean_session = clean_session;
+    connect
+}
+
+/// A raw socket that sent `connect`; what the server answers is the caller's to read.
+async fn raw_connect(app: &TestApp, connect: Connect) -> TcpStream {
+    let mut out = bytes::BytesMut::new();
+    connect.write(&mut out).unwrap();
+    let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
+    stream.write_all(&out).await.unwrap();
+    stream
 }
 
 #[tokio::test]
@@ -52,13 +66,10 @@ async fn retained_messages_are_set_replaced_and_cleared() {
 }
 
 /// A 3.1.1 CONNECT with a will on `will_topic`, no credentials.
-fn connect_with_will(client_id: &str, keep_alive: u16, will_topic: &str) -> Vec<u8> {
-    let mut connect = rumqttc::mqttbytes::v4::Connect::new(client_id);
-    connect.keep_alive = keep_alive;
-    connect.last_will = Some(rumqttc::mqttbytes::v4::LastWill::new(will_topic, "gone", QoS::AtLeastOnce, false));
-    let mut out = bytes::BytesMut::new();
-    connect.write(&mut out).unwrap();
-    out.to_vec()
+fn connect_with_will(client_id: &str, keep_alive: u16, will_topic: &str) -> Connect {
+    let mut connect = connect(client_id, keep_alive, true);
+    connect.last_will = Some(LastWill::new(will_topic, "gone", QoS::AtLeastOnce, false));
+    connect
 }
 
 #[tokio::test]
@@ -68,14 +79,12 @@ async fn wills_go_out_on_keep_alive_expiry_and_not_after_disconnect() {
     assert!(granted(&watcher.subscribe("wills/#").await));
 
     // Said DISCONNECT: no will.
-    let mut polite = TcpStream::connect(app.app_mqtt).await.unwrap();
-    polite.write_all(&connect_with_will("polite", 30, "wills/polite")).await.unwrap();
+    let mut polite = raw_connect(&app, connect_with_will("polite", 30, "wills/polite")).await;
     let mut connack = [0u8; 4];
     polite.read_exact(&mut connack).await.unwrap();
     polite.write_all(&[0xe0, 0x00]).await.unwrap();
     // Silent past 1.5 × its keep-alive of 1 s: the will.
-    let mut silent = TcpStream::connect(app.app_mqtt).await.unwrap();
-    silent.write_all(&connect_with_will("silent", 1, "wills/silent")).await.unwrap();
+    let mut silent = raw_connect(&app, connect_with_will("silent", 1, "wills/silent")).await;
     silent.read_exact(&mut connack).await.unwrap();
     assert_eq!(connack, [0x20, 2, 0, 0]);
 
@@ -127,12 +136,7 @@ async fn topic_names_and_filters_follow_the_specification() {
     }
     // `#` not last, `+` sharing a level: refused filters (SUBACK 0x80; the
     // connection stays). rumqttc will not even send them: a raw socket does.
-    let mut raw = TcpStream::connect(app.app_mqtt).await.unwrap();
-    let mut connect = rumqttc::mqttbytes::v4::Connect::new("wild");
-    connect.keep_alive = 30;
-    let mut out = bytes::BytesMut::new();
-    connect.write(&mut out).unwrap();
-    raw.write_all(&out).await.unwrap();
+    let mut raw = raw_connect(&app, connect("wild", 30, true)).await;
     let mut connack = [0u8; 4];
     raw.read_exact(&mut connack).await.unwrap();
     for (pkid, filter) in [(1u8, "a/#/b"), (2, "a/b+"), (3, "a/#b")] {
@@ -158,12 +162,7 @@ async fn zero_length_client_ids() {
     // With a clean session the server names the client (3.1.1 §3.1.3-6).
     let _unnamed = client(&app, "").await;
     // Without one it cannot keep a session for nobody: CONNACK 2 (§3.1.3-8).
-    let mut raw = TcpStream::connect(app.app_mqtt).await.unwrap();
-    let mut connect = rumqttc::mqttbytes::v4::Connect::new("");
-    connect.clean_session = false;
-    let mut out = bytes::BytesMut::new();
-    connect.write(&mut out).unwrap();
-    raw.write_all(&out).await.unwrap();
+    let mut raw = raw_connect(&app, connect("", 30, false)).await;
     let mut answer = Vec::new();
     tokio::time::timeout(PATIENCE, raw.read_to_end(&mut answer)).await.unwrap().unwrap();
     assert_eq!(answer, vec![0x20, 2, 0, 2]);
@@ -172,13 +171,7 @@ async fn zero_length_client_ids() {
 /// A raw 3.1.1 client without clean session: CONNECT, and CONNACK's
 /// session-present flag.
 async fn persistent_raw(app: &TestApp, client_id: &str) -> (TcpStream, bool) {
-    let mut stream = TcpStream::connect(app.app_mqtt).await.unwrap();
-    let mut connect = rumqttc::mqttbytes::v4::Connect::new(client_id);
-    connect.clean_session = false;
-    connect.keep_alive = 30;
-    let mut out = bytes::BytesMut::new();
-    connect.write(&mut out).unwrap();
-    stream.write_all(&out).await.unwrap();
+    let mut stream = raw_connect(app, connect(client_id, 30, false)).await;
     let mut connack = [0u8; 4];
     stream.read_exact(&mut connack).await.unwrap();
     assert_eq!(connack[3], 0, "accepted");
@@ -222,7 +215,7 @@ async fn a_resumed_session_finds_at_most_max_queued_messages() {
         settings.router.max_queued_messages = 3;
     })
     .await;
-    let mut options = anonymous(&app, "meter");
+    let mut options = plain_options(&app, "meter", None);
     options.set_clean_session(false);
     let mut meter = TestClient::connect(options.clone()).await.unwrap();
     assert!(granted(&meter.subscribe("readings/#").await));

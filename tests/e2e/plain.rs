@@ -64,7 +64,7 @@ async fn plain_app(allow_anonymous: bool) -> (TestApp, tempfile::TempDir) {
     (app, dir)
 }
 
-fn plain_options(app: &TestApp, client_id: &str, login: Option<(&str, &str)>) -> MqttOptions {
+pub(crate) fn plain_options(app: &TestApp, client_id: &str, login: Option<(&str, &str)>) -> MqttOptions {
     let mut options = MqttOptions::new(client_id, app.app_mqtt.ip().to_string(), app.app_mqtt.port());
     if let Some((username, password)) = login {
         options.set_credentials(username, password);
@@ -73,7 +73,7 @@ fn plain_options(app: &TestApp, client_id: &str, login: Option<(&str, &str)>) ->
     options
 }
 
-async fn plain(app: &TestApp, client_id: &str, login: Option<(&str, &str)>) -> TestClient {
+pub(crate) async fn plain(app: &TestApp, client_id: &str, login: Option<(&str, &str)>) -> TestClient {
     TestClient::connect(plain_options(app, client_id, login)).await.expect("plain client connects")
 }
 

@@ -325,12 +325,8 @@ pattern read devices/%u/#
 
     #[test]
     fn bad_lines_name_their_line() {
-        for (text, line) in [("topic", 1), ("user alice\ntopic read a/#/b", 2), ("allow all", 1), ("user", 1)] {
-            match AclFile::parse(text, "acl") {
-                Err(FileError::Line { line: found, .. }) => assert_eq!(found, line, "{text}"),
-                other => panic!("{text}: {other:?}"),
-            }
-        }
+        let cases = [("topic", 1), ("user alice\ntopic read a/#/b", 2), ("allow all", 1), ("user", 1)];
+        crate::assert_fails_at_lines(|text| AclFile::parse(text, "acl"), &cases);
     }
 
     #[test]

@@ -140,11 +140,7 @@ log_dest file /var/log/mosquitto.log
 
     #[test]
     fn bad_values_name_their_line() {
-        for (text, line) in [("listener x", 1), ("\nallow_anonymous yes", 2), ("protocol mqtt", 1), ("max_keepalive 70000", 1)] {
-            match MosquittoConf::parse(text, "c", Path::new(".")) {
-                Err(FileError::Line { line: found, .. }) => assert_eq!(found, line, "{text}"),
-                other => panic!("{text}: {other:?}"),
-            }
-        }
+        let cases = [("listener x", 1), ("\nallow_anonymous yes", 2), ("protocol mqtt", 1), ("max_keepalive 70000", 1)];
+        crate::assert_fails_at_lines(|text| MosquittoConf::parse(text, "c", Path::new(".")), &cases);
     }
 }

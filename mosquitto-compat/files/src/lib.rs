@@ -26,6 +26,17 @@ pub enum FileError {
     Line { path: String, line: usize, message: String },
 }
 
+/// Test support: each text, read by `parse`, fails at the line given.
+#[cfg(test)]
+fn assert_fails_at_lines<T: std::fmt::Debug>(parse: impl Fn(&str) -> Result<T, FileError>, cases: &[(&str, usize)]) {
+    for &(text, line) in cases {
+        match parse(text) {
+            Err(FileError::Line { line: found, .. }) => assert_eq!(found, line, "{text}"),
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+}
+
 /// Reads a whole file for one of the readers.
 fn read(path: &std::path::Path) -> Result<String, FileError> {
     std::fs::read_to_string(path).map_err(|error| FileError::Read { path: path.display().to_string(), error })

@@ -2,24 +2,8 @@
 //! projects and memberships (the binary, over the chat engine).
 use async_trait::async_trait;
 
-use crate::acl::Subject;
-use crate::identity::{IdentityClaims, TokenError, UserId};
-
-/// Who a connection is, once its CONNECT was accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    pub project_id: String,
-    pub user_id: UserId,
-    /// The verified token's claims (profile, `exp`).
-    pub claims: IdentityClaims,
-}
-
-impl Principal {
-    /// Who the chat ACL (`acl`) judges for this connection.
-    pub fn subject(&self) -> Subject<'_> {
-        Subject { project_id: &self.project_id, user_id: self.user_id.as_str() }
-    }
-}
+pub use mqchat_access::Principal;
+use crate::identity::TokenError;
 
 /// Why a CONNECT was refused, split by the CONNACK code it maps to.
 #[derive(Debug, thiserror::Error)]

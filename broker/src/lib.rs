@@ -3,8 +3,8 @@
 //!
 //! Clients never reach rumqttd: it listens on loopback and cannot authorize
 //! SUBSCRIBE or PUBLISH (see docs/ARCHITECTURE in DESIGN §2). Modules:
-//! - `identity`: identity and session tokens (HS256 JWT) and the `sub` rule;
-//! - `acl`: which topics a user may subscribe or publish to (pure rules);
+//! - `identity`, `acl`: tokens and topic rules, from `mqchat-access` (the
+//!   same rules judge clients of mqchat's Mosquitto plugin);
 //! - `authorizer`: the trait through which the gateway asks who a client is
 //!   and whether it belongs to a conversation — implemented by the binary over
 //!   the chat engine, so this crate knows nothing about storage;
@@ -18,11 +18,10 @@
 //!   messages, persistent sessions), handed to whoever stores it.
 #![forbid(unsafe_code)]
 
-pub mod acl;
+pub use mqchat_access::{acl, identity};
 pub mod authorizer;
 pub mod embedded;
 pub mod gateway;
-pub mod identity;
 pub mod plain;
 pub mod persistence;
 pub mod registry;

@@ -10,9 +10,8 @@ mod refusals;
 mod screen;
 mod session;
 mod transport;
-mod typing;
 mod wills;
-pub use typing::TYPING_EVENT;
+pub use mqchat_access::typing::TYPING_EVENT;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -10,7 +10,8 @@ use bytes::BytesMut;
 use rumqttd::protocol::Packet;
 
 use super::frames::{self, Version};
-use super::{aliases, typing};
+use super::aliases;
+use mqchat_access::typing;
 use crate::acl;
 use crate::authorizer::Principal;
 use crate::identity::{IdentityClaims, UserId};

@@ -30,7 +30,7 @@ use super::connect::{self, Account, Accepted};
 use super::frames::{self, Version};
 use super::refusals::{Refusals, Verdict};
 use super::transport::{ClientReader, ClientWriter};
-use super::typing;
+use mqchat_access::typing;
 use super::wills::Will;
 use super::Context;
 use crate::acl::{self, Decision};

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::authorizer::Principal;
+use crate::Principal;
 
 /// How long an indicator lasts unless renewed (seed 000: 5 seconds).
 pub const EXPIRY: Duration = Duration::from_secs(5);

@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn the_fuzzing_corpus_replays_without_a_panic() {
         const NOW: i64 = 1_795_000_000;
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/identity_tokens");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/identity_tokens");
         let inputs: Vec<_> = std::fs::read_dir(&dir).map(|entries| entries.flatten().collect()).unwrap_or_default();
         assert!(!inputs.is_empty(), "no corpus in {}", dir.display());
         for input in inputs {

@@ -42,7 +42,7 @@ fn own_project_levels<'t>(subject: Subject<'_>, topic: &'t str) -> Result<Vec<&'
 
 /// May `subject` subscribe to `filter`?
 pub fn subscribe<'t>(subject: Subject<'_>, filter: &'t str) -> Decision<'t> {
-    if !rumqttd::protocol::valid_filter(filter) {
+    if !crate::topics::valid_filter(filter) {
         return Decision::Deny("invalid topic filter");
     }
     let levels = match own_project_levels(subject, filter) {
@@ -65,7 +65,7 @@ pub fn subscribe<'t>(subject: Subject<'_>, filter: &'t str) -> Decision<'t> {
 
 /// May `subject` publish to `topic`?
 pub fn publish<'t>(subject: Subject<'_>, topic: &'t str) -> Decision<'t> {
-    if !rumqttd::protocol::valid_topic(topic) {
+    if !crate::topics::valid_topic(topic) {
         return Decision::Deny("invalid topic name");
     }
     let levels = match own_project_levels(subject, topic) {
@@ -83,7 +83,7 @@ pub fn publish<'t>(subject: Subject<'_>, topic: &'t str) -> Decision<'t> {
 /// (where the platform publishes the reply)? Only the user's own inbox or
 /// one level below it.
 pub fn response_topic(subject: Subject<'_>, topic: &str) -> bool {
-    if !rumqttd::protocol::valid_topic(topic) || topic.contains(['+', '#']) {
+    if !crate::topics::valid_topic(topic) {
         return false;
     }
     let inbox = inbox_topic(subject.project_id, subject.user_id);

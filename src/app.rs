@@ -1,5 +1,6 @@
-//! Building (`App::build`: database, rumqttd, bound sockets) and running
-//! (`App::run`: gateway + HTTP until a shutdown signal) the whole service.
+//! Building (`App::build`: database, the broker side — rumqttd and the
+//! gateway's sockets, or a connection to an external broker — and the HTTP
+//! socket) and running (`App::run`: until a shutdown signal) the service.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,37 +23,66 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::authorizer::ChatAuthorizer;
-use crate::chat::{self, MqttOutlet};
-use crate::http::{self, ApiState};
+use crate::chat::{self, Command, MqttOutlet};
+use crate::external::{self, BrokerLink, ExternalBroker, RemoteOutlet, StatusMessage};
+use crate::http::{self, ApiState, PlatformAccess};
 use crate::plain_state::{self, DatabaseState};
-use crate::settings::{MosquittoSettings, Settings};
+use crate::settings::{BrokerMode, MosquittoSettings, Settings};
 use crate::tls;
 
 /// Time given to in-flight work after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct App {
-    pub mqtt_addr: SocketAddr,
-    pub websocket_addr: SocketAddr,
     pub http_addr: SocketAddr,
-    /// rumqttd's router: links into it see what the gateway let through
-    /// (tests and diagnostics; clients never get one).
-    pub router: RouterHandle,
     pub db: DatabaseConnection,
-    pub registry: Arc<Registry>,
-    /// The platform's way to publish on any topic (conversation events).
-    pub publisher: PlatformPublisher,
-    gateway: Gateway,
-    /// Commands from the outboxes, and the engine that runs them.
-    commands: TopicFeed,
+    /// The embedded broker's parts; `None` with an external broker.
+    pub embedded: Option<EmbeddedParts>,
+    front: Front,
     engine: Arc<Engine>,
     presence: Arc<PresenceTracker>,
-    presence_changes: mpsc::UnboundedReceiver<PresenceChange>,
     /// Delivers webhooks and callbacks from the outbox.
     dispatcher: Dispatcher,
     http_listener: TcpListener,
     api: Arc<ApiState>,
     shutdown: watch::Sender<bool>,
+}
+
+/// What clients reach in embedded mode.
+pub struct EmbeddedParts {
+    pub mqtt_addr: SocketAddr,
+    pub websocket_addr: SocketAddr,
+    /// rumqttd's router: links into it see what the gateway let through
+    /// (tests and diagnostics; clients never get one).
+    pub router: RouterHandle,
+    pub registry: Arc<Registry>,
+    /// The platform's way to publish on any topic (conversation events).
+    pub publisher: PlatformPublisher,
+}
+
+/// Where commands and presence come from.
+enum Front {
+    /// The gateway, with rumqttd's outbox subscription and the registry's
+    /// connection events.
+    Gateway { gateway: Gateway, commands: TopicFeed, presence_changes: mpsc::UnboundedReceiver<PresenceChange> },
+    /// An external broker: commands and status messages over MQTT.
+    External { commands: mpsc::Receiver<Command>, statuses: mpsc::UnboundedReceiver<StatusMessage> },
+}
+
+/// Whether the broker answers (readiness).
+#[derive(Clone)]
+pub enum BrokerProbe {
+    Embedded(PlatformPublisher),
+    External(BrokerLink),
+}
+
+impl BrokerProbe {
+    pub fn probe(&self) -> Result<(), String> {
+        match self {
+            BrokerProbe::Embedded(publisher) => publisher.probe(),
+            BrokerProbe::External(link) => link.probe(),
+        }
+    }
 }
 
 pub async fn connect_and_migrate(url: &str) -> anyhow::Result<DatabaseConnection> {
@@ -111,105 +141,92 @@ fn raise_open_files_limit(max_connections: usize) {
     }
 }
 
+/// The broker side of the service, before the engine is wired to it.
+struct BrokerSide {
+    outlet: Arc<dyn Outlet>,
+    /// `Some` in external mode: how mqchat tells the broker's plugin what changed.
+    remote: Option<Arc<RemoteOutlet>>,
+    probe: BrokerProbe,
+    mqtt_url: String,
+    websocket_url: String,
+    /// The embedded broker's pieces the gateway is built from.
+    embedded: Option<(EmbeddedParts, Listeners, TopicFeed)>,
+    external: Option<(mpsc::Receiver<Command>, mpsc::UnboundedReceiver<StatusMessage>)>,
+}
+
 impl App {
     pub async fn build(settings: &Settings) -> anyhow::Result<App> {
-        raise_open_files_limit(settings.gateway.max_connections);
         let db = connect_and_migrate(&settings.database.url).await?;
-        let tls = match (&settings.tls.cert, &settings.tls.key) {
-            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-            _ => None,
-        };
-        let embedded = EmbeddedBroker::start(&settings.router, settings.gateway.max_connections).await?;
-        let mqtt = bind(settings.mqtt.listen, "MQTT").await?;
-        let websocket = bind(settings.websocket.listen, "WebSocket").await?;
         let http_listener = bind(settings.http.listen, "HTTP").await?;
-        let (mqtt_addr, websocket_addr, http_addr) =
-            (mqtt.local_addr()?, websocket.local_addr()?, http_listener.local_addr()?);
-
-        let EmbeddedBroker { router, publisher, commands } = embedded;
-        let registry = Arc::new(Registry::default());
-        let outlet = Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) });
-        // Before any client can connect: the plain namespace's retained
-        // messages and persistent sessions are back, and what a crash left
-        // online goes offline.
-        let restored = plain_state::restore(&db, &publisher, &router).await?;
-        if restored.retained + restored.sessions > 0 {
-            tracing::info!(retained = restored.retained, sessions = restored.sessions, "plain-MQTT state restored");
-        }
+        let http_addr = http_listener.local_addr()?;
+        let side = match settings.broker.mode() {
+            BrokerMode::Embedded => embedded_side(settings, &db, http_addr).await?,
+            BrokerMode::External => external_side(settings, http_addr).await?,
+        };
         let outbox = Arc::new(Outbox::load(&db).await.context("loading webhook endpoints")?);
         let dispatcher = Dispatcher::new(db.clone(), Arc::clone(&outbox), settings.webhooks.clone())
             .context("starting the webhook dispatcher")?;
-        let presence = Arc::new(
-            PresenceTracker::start(db.clone(), Arc::clone(&outlet) as Arc<dyn Outlet>, Arc::clone(&outbox)).await?,
-        );
-        let presence_changes = registry.presence_changes().context("presence changes already taken")?;
+        // With an external broker, connections outlive this process (and
+        // other instances share them): nothing left online is stale.
+        let reconcile = side.embedded.is_some();
+        let presence = Arc::new(PresenceTracker::start(db.clone(), Arc::clone(&side.outlet), Arc::clone(&outbox), reconcile).await?);
         let cache = Arc::new(EngineCache::default());
         let http_url = settings.http.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
         let files = FileStore::open(settings.attachments.clone(), &http_url)
             .with_context(|| format!("opening the attachments directory {}", settings.attachments.dir.display()))?;
-        let engine =
-            Arc::new(Engine::start(db.clone(), settings.chat, outlet, Arc::clone(&cache), Arc::new(files), outbox));
+        let engine = Arc::new(Engine::start(db.clone(), settings.chat, Arc::clone(&side.outlet), Arc::clone(&cache), Arc::new(files), outbox));
         let authorizer = Arc::new(ChatAuthorizer::new(db.clone(), Arc::clone(&cache)));
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let secure = tls.is_some();
-        let services = GatewayServices {
-            authorizer: Arc::clone(&authorizer) as Arc<dyn mqchat_broker::Authorizer>,
-            registry: Arc::clone(&registry),
-            router: router.clone(),
-            publisher: publisher.clone(),
-            plain: Arc::new(plain_realm(&settings.mosquitto)?),
-            state: Some(DatabaseState::start(db.clone()) as Arc<dyn PlainState>),
-        };
-        let gateway = Gateway::new(settings.gateway.clone(), services, Listeners { mqtt, websocket: Some(websocket), tls }, shutdown_rx);
         let api = Arc::new(ApiState {
             db: db.clone(),
-            authorizer,
+            authorizer: Arc::clone(&authorizer),
             engine: Arc::clone(&engine),
-            mqtt_url: settings
-                .mqtt
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("{}://{mqtt_addr}", if secure { "mqtts" } else { "mqtt" })),
-            websocket_url: settings
-                .websocket
-                .public_url
-                .clone()
-                .unwrap_or_else(|| format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" })),
+            mqtt_url: settings.mqtt.public_url.clone().unwrap_or(side.mqtt_url),
+            websocket_url: settings.websocket.public_url.clone().unwrap_or(side.websocket_url),
             session_ttl: settings.session.ttl,
             webhook_targets: TargetPolicy::from_settings(&settings.webhooks),
             webhook_sender: dispatcher.sender(),
-            publisher: publisher.clone(),
+            broker: side.probe,
+            platform: settings.broker.platform_secret.clone().map(|secret| PlatformAccess { secret, plugin: side.remote.clone() }),
             origins: Default::default(),
         });
-        tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, tls = secure, "mqchat listening");
-        Ok(App {
-            mqtt_addr,
-            websocket_addr,
-            http_addr,
-            router,
-            db,
-            registry,
-            publisher,
-            gateway,
-            commands,
-            engine,
-            presence,
-            presence_changes,
-            dispatcher,
-            http_listener,
-            api,
-            shutdown,
-        })
+        let (embedded, front) = match (side.embedded, side.external) {
+            (Some((parts, listeners, commands)), _) => {
+                let presence_changes = parts.registry.presence_changes().context("presence changes already taken")?;
+                let services = GatewayServices {
+                    authorizer: authorizer as Arc<dyn mqchat_broker::Authorizer>,
+                    registry: Arc::clone(&parts.registry),
+                    router: parts.router.clone(),
+                    publisher: parts.publisher.clone(),
+                    plain: Arc::new(plain_realm(&settings.mosquitto)?),
+                    state: Some(DatabaseState::start(db.clone()) as Arc<dyn PlainState>),
+                };
+                let gateway = Gateway::new(settings.gateway.clone(), services, listeners, shutdown_rx);
+                (Some(parts), Front::Gateway { gateway, commands, presence_changes })
+            }
+            (None, Some((commands, statuses))) => (None, Front::External { commands, statuses }),
+            (None, None) => anyhow::bail!("no broker side was built"),
+        };
+        Ok(App { http_addr, db, embedded, front, engine, presence, dispatcher, http_listener, api, shutdown })
     }
 
     /// Serves until `signal` resolves, then stops accepting, ends sessions
     /// and lets in-flight HTTP requests finish (bounded by `DRAIN_TIMEOUT`).
     pub async fn run(self, signal: impl Future<Output = ()>) {
-        let App { gateway, commands, engine, presence, presence_changes, dispatcher, http_listener, api, shutdown, .. } = self;
+        let App { front, engine, presence, dispatcher, http_listener, api, shutdown, .. } = self;
         let mut http_stop = shutdown.subscribe();
-        let gateway = tokio::spawn(gateway.run());
-        tokio::spawn(chat::run(commands, engine));
-        tokio::spawn(crate::presence::run(presence_changes, presence));
+        let gateway = match front {
+            Front::Gateway { gateway, commands, presence_changes } => {
+                tokio::spawn(chat::run(commands, engine));
+                tokio::spawn(crate::presence::run(presence_changes, presence));
+                Some(tokio::spawn(gateway.run()))
+            }
+            Front::External { commands, statuses } => {
+                tokio::spawn(chat::run(commands, engine));
+                tokio::spawn(crate::presence::run_statuses(statuses, presence));
+                None
+            }
+        };
         let dispatcher = tokio::spawn(dispatcher.run(shutdown.subscribe()));
         let server = warp::serve(http::routes(api))
             .incoming(http_listener)
@@ -222,7 +239,9 @@ impl App {
         tracing::info!("shutting down");
         let _ = shutdown.send(true);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
-            let _ = gateway.await;
+            if let Some(gateway) = gateway {
+                let _ = gateway.await;
+            }
             let _ = http.await;
             let _ = dispatcher.await;
         })
@@ -231,4 +250,61 @@ impl App {
             tracing::warn!("shutdown drain timed out");
         }
     }
+}
+
+/// rumqttd, the gateway's listeners and the plain namespace's restored state.
+async fn embedded_side(settings: &Settings, db: &DatabaseConnection, http_addr: SocketAddr) -> anyhow::Result<BrokerSide> {
+    raise_open_files_limit(settings.gateway.max_connections);
+    let tls = match (&settings.tls.cert, &settings.tls.key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
+    let EmbeddedBroker { router, publisher, commands } =
+        EmbeddedBroker::start(&settings.router, settings.gateway.max_connections).await?;
+    let mqtt = bind(settings.mqtt.listen, "MQTT").await?;
+    let websocket = bind(settings.websocket.listen, "WebSocket").await?;
+    let (mqtt_addr, websocket_addr) = (mqtt.local_addr()?, websocket.local_addr()?);
+    let registry = Arc::new(Registry::default());
+    // Before any client can connect: the plain namespace's retained
+    // messages and persistent sessions are back.
+    let restored = plain_state::restore(db, &publisher, &router).await?;
+    if restored.retained + restored.sessions > 0 {
+        tracing::info!(retained = restored.retained, sessions = restored.sessions, "plain-MQTT state restored");
+    }
+    let secure = tls.is_some();
+    tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, tls = secure, "mqchat listening");
+    Ok(BrokerSide {
+        outlet: Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) }),
+        remote: None,
+        probe: BrokerProbe::Embedded(publisher.clone()),
+        mqtt_url: format!("{}://{mqtt_addr}", if secure { "mqtts" } else { "mqtt" }),
+        websocket_url: format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" }),
+        embedded: Some((
+            EmbeddedParts { mqtt_addr, websocket_addr, router, registry, publisher },
+            Listeners { mqtt, websocket: Some(websocket), tls },
+            commands,
+        )),
+        external: None,
+    })
+}
+
+/// One MQTT connection to the operator's broker; no listener of mqchat's own.
+async fn external_side(settings: &Settings, http_addr: SocketAddr) -> anyhow::Result<BrokerSide> {
+    tracing::info!(
+        broker = settings.broker.url.as_deref().unwrap_or_default(),
+        "external broker: mqchat opens no MQTT or WebSocket listener; the [mqtt], [websocket], [tls], [gateway] and [mosquitto] settings are ignored"
+    );
+    let client_id = settings.broker.client_id.clone().unwrap_or_else(|| external::default_client_id(http_addr.port()));
+    let ExternalBroker { outlet, commands, statuses, link } = ExternalBroker::connect(&settings.broker, client_id).await?;
+    let url = settings.broker.url.clone().unwrap_or_default();
+    tracing::info!(%http_addr, broker = %url, "mqchat listening");
+    Ok(BrokerSide {
+        outlet: Arc::clone(&outlet) as Arc<dyn Outlet>,
+        remote: Some(outlet),
+        probe: BrokerProbe::External(link),
+        websocket_url: url.replacen("mqtt://", "ws://", 1),
+        mqtt_url: url,
+        embedded: None,
+        external: Some((commands, statuses)),
+    })
 }

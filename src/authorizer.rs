@@ -9,7 +9,7 @@ use mqchat_bridge::projects::Project;
 use mqchat_bridge::users::UserProfile;
 use mqchat_bridge::messages::Sender;
 use mqchat_bridge::{projects, users, DatabaseConnection};
-use mqchat_broker::identity::{self, now_unix, SigningKeys, TokenError};
+use mqchat_broker::identity::{self, now_unix, IdentityClaims, SigningKeys, TokenError, UserId};
 use mqchat_broker::{AuthError, Authorizer, Principal};
 
 /// How long a project's keys are trusted without reading them again.
@@ -60,8 +60,14 @@ impl ChatAuthorizer {
     pub async fn verify_token(&self, project: &Project, token: &str) -> Result<Principal, AuthError> {
         let keys = SigningKeys { current: &project.secret_key, previous: project.previous_key(chrono::Utc::now()) };
         let verified = identity::verify_with(keys, token, now_unix())?;
-        let claims = verified.claims;
-        let revoked_at = users::sessions_revoked_at(&self.db, &project.project_id, &claims.sub)
+        self.admit(&project.project_id, verified.user_id, verified.claims).await
+    }
+
+    /// Lets in a user whose token was verified (here, or by the broker's
+    /// plugin with the same code): refuses a token issued before the
+    /// user's sessions were revoked, and records the profile it carries.
+    pub async fn admit(&self, project_id: &str, user_id: UserId, claims: IdentityClaims) -> Result<Principal, AuthError> {
+        let revoked_at = users::sessions_revoked_at(&self.db, project_id, &claims.sub)
             .await
             .map_err(|error| AuthError::Unavailable(error.to_string()))?;
         if revoked_at.is_some_and(|at| claims.iat <= at.timestamp()) {
@@ -73,12 +79,12 @@ impl ChatAuthorizer {
             email: claims.email.clone(),
             avatar_url: claims.avatar_url.clone(),
         };
-        users::upsert(&self.db, &project.project_id, &profile)
+        users::upsert(&self.db, project_id, &profile)
             .await
             .map_err(|error| AuthError::Unavailable(error.to_string()))?;
         let sender = Sender { id: claims.sub.clone(), name: claims.name.clone(), avatar_url: claims.avatar_url.clone() };
-        self.cache.remember_sender(&project.project_id, sender);
-        Ok(Principal { project_id: project.project_id.clone(), user_id: verified.user_id, claims })
+        self.cache.remember_sender(project_id, sender);
+        Ok(Principal { project_id: project_id.to_owned(), user_id, claims })
     }
 }
 

@@ -1,13 +1,15 @@
-//! Wiring of the chat engine to MQTT: commands from rumqttd's outbox
-//! subscription to the engine, and the engine's output to topics.
+//! Wiring of the chat engine to MQTT: commands from the outboxes (rumqttd's
+//! in-process link, or the external broker's connection) to the engine, and
+//! the engine's output to topics.
 use std::collections::hash_map::DefaultHasher;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use mqchat_bridge::commands::{Engine, Outlet, ReplyRoute};
 use mqchat_broker::acl;
-use mqchat_broker::embedded::TopicFeed;
+use mqchat_broker::embedded::{FeedMessage, TopicFeed};
 use mqchat_broker::registry::Control;
 use mqchat_broker::{PlatformPublisher, Registry};
 use tokio::sync::mpsc;
@@ -63,22 +65,57 @@ impl MqttOutlet {
     }
 }
 
-/// Reads commands until rumqttd stops, spreading them over the workers.
-pub async fn run(mut feed: TopicFeed, engine: Arc<Engine>) {
-    let workers: Vec<mpsc::Sender<(String, String, Bytes, ReplyRoute)>> = (0..WORKERS)
+/// Called once a command is answered (for a send: stored). External mode
+/// acknowledges the command to the broker then.
+pub type Done = Box<dyn FnOnce() + Send>;
+
+/// One command read from an outbox.
+pub struct Command {
+    pub message: FeedMessage,
+    pub done: Option<Done>,
+}
+
+/// Where commands come from: rumqttd's in-process link, or the external
+/// broker's connection (`external`).
+pub trait CommandSource: Send + 'static {
+    fn next(&mut self) -> impl Future<Output = Option<Command>> + Send;
+}
+
+impl CommandSource for TopicFeed {
+    async fn next(&mut self) -> Option<Command> {
+        TopicFeed::next(self).await.map(|message| Command { message, done: None })
+    }
+}
+
+impl CommandSource for mpsc::Receiver<Command> {
+    async fn next(&mut self) -> Option<Command> {
+        self.recv().await
+    }
+}
+
+type Work = (String, String, Bytes, ReplyRoute, Option<Done>);
+
+/// Reads commands until their source ends, spreading them over the workers.
+pub async fn run(mut source: impl CommandSource, engine: Arc<Engine>) {
+    let workers: Vec<mpsc::Sender<Work>> = (0..WORKERS)
         .map(|_| {
-            let (tx, mut rx) = mpsc::channel::<(String, String, Bytes, ReplyRoute)>(WORKER_QUEUE);
+            let (tx, mut rx) = mpsc::channel::<Work>(WORKER_QUEUE);
             let engine = Arc::clone(&engine);
             tokio::spawn(async move {
-                while let Some((project_id, user_id, payload, route)) = rx.recv().await {
-                    engine.handle(&project_id, &user_id, &payload, route).await;
+                while let Some((project_id, user_id, payload, route, done)) = rx.recv().await {
+                    engine.handle(&project_id, &user_id, &payload, route, done.unwrap_or_else(|| Box::new(|| {}))).await;
                 }
             });
             tx
         })
         .collect();
-    while let Some(message) = feed.next().await {
-        let Some((project_id, user_id)) = acl::parse_outbox_topic(&message.topic) else { continue };
+    while let Some(Command { message, done }) = source.next().await {
+        let Some((project_id, user_id)) = acl::parse_outbox_topic(&message.topic) else {
+            if let Some(done) = done {
+                done();
+            }
+            continue;
+        };
         // The gateway let the command through only with a response topic
         // under the sender's own inbox.
         let route = match message.response_topic {
@@ -88,7 +125,7 @@ pub async fn run(mut feed: TopicFeed, engine: Arc<Engine>) {
         let mut hasher = DefaultHasher::new();
         (project_id, user_id).hash(&mut hasher);
         let worker = &workers[(hasher.finish() % WORKERS as u64) as usize];
-        if worker.send((project_id.to_owned(), user_id.to_owned(), message.payload, route)).await.is_err() {
+        if worker.send((project_id.to_owned(), user_id.to_owned(), message.payload, route, done)).await.is_err() {
             return;
         }
     }

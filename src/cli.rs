@@ -40,6 +40,11 @@ pub enum Command {
         /// max_packet_size, persistence).
         #[arg(long, value_name = "FILE")]
         mosquitto_conf: Option<PathBuf>,
+        /// An existing broker to run on instead of the embedded one
+        /// (`mqtt://host:port`; Mosquitto with mqchat's plugin, or EMQX):
+        /// no MQTT or WebSocket listener of mqchat's own is opened.
+        #[arg(long, value_name = "URL")]
+        broker: Option<String>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -95,13 +100,14 @@ impl Cli {
 
     pub async fn run(self) -> anyhow::Result<()> {
         match &self.command {
-            Command::Serve { mqtt_listen, ws_listen, http_listen, mosquitto_conf } => {
+            Command::Serve { mqtt_listen, ws_listen, http_listen, mosquitto_conf, broker } => {
                 let overrides = Overrides {
                     mqtt_listen: *mqtt_listen,
                     ws_listen: *ws_listen,
                     http_listen: *http_listen,
                     database_url: None,
                     mosquitto_conf: mosquitto_conf.clone(),
+                    broker_url: broker.clone(),
                 };
                 let settings = self.settings(overrides)?;
                 // Handlers first: a signal that arrives while starting still shuts down cleanly.

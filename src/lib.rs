@@ -7,6 +7,7 @@ pub mod app;
 pub mod authorizer;
 mod chat;
 pub mod cli;
+mod external;
 pub mod http;
 mod plain_state;
 mod presence;

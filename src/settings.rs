@@ -25,6 +25,7 @@ pub struct Settings {
     pub attachments: AttachmentSettings,
     pub webhooks: WebhookSettings,
     pub mosquitto: MosquittoSettings,
+    pub broker: BrokerSettings,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,6 +138,61 @@ pub struct MosquittoSettings {
     pub unknown_directives: Vec<String>,
 }
 
+/// Which broker carries the clients' MQTT traffic (docs/SCALING.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrokerMode {
+    /// mqchat's own gateway over rumqttd, in this process.
+    #[default]
+    Embedded,
+    /// An existing broker (Mosquitto with mqchat's plugin, EMQX) at `url`;
+    /// mqchat opens no MQTT listener and reaches it as one client.
+    External,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BrokerSettings {
+    /// `embedded` unless `url` is set (`--broker`), which means `external`.
+    pub mode: Option<BrokerMode>,
+    /// `mqtt://host:port` of the external broker.
+    pub url: Option<String>,
+    /// Shared with the broker's plugin: the password of mqchat's own
+    /// connection (username `mqchat-platform`) and the bearer token of the
+    /// internal API the plugin and EMQX call. Also enables that API in
+    /// embedded mode (EMQX in front, see docs/SCALING.md).
+    pub platform_secret: Option<String>,
+    /// Client id of this instance's persistent session at the broker;
+    /// unique per instance. Default `mqchat-{hostname}-{http port}`.
+    pub client_id: Option<String>,
+}
+
+/// Shortest platform secret accepted: it guards the internal API.
+const MIN_PLATFORM_SECRET: usize = 16;
+
+impl BrokerSettings {
+    pub fn mode(&self) -> BrokerMode {
+        self.mode.unwrap_or(if self.url.is_some() { BrokerMode::External } else { BrokerMode::Embedded })
+    }
+
+    fn problem(&self) -> Option<String> {
+        if let Some(secret) = &self.platform_secret {
+            if secret.len() < MIN_PLATFORM_SECRET {
+                return Some(format!("broker.platform_secret must have at least {MIN_PLATFORM_SECRET} characters"));
+            }
+        }
+        match (self.mode(), &self.url, &self.platform_secret) {
+            (BrokerMode::External, None, _) => Some("broker.mode = external needs broker.url (--broker mqtt://host:port)".into()),
+            (BrokerMode::External, Some(_), None) => Some("an external broker needs broker.platform_secret (MQCHAT_BROKER__PLATFORM_SECRET)".into()),
+            (BrokerMode::External, Some(url), Some(_)) if !url.starts_with("mqtt://") => {
+                Some(format!("broker.url must be mqtt://host:port, not {url:?}"))
+            }
+            (BrokerMode::Embedded, Some(_), _) => Some("broker.url is set but broker.mode = embedded".into()),
+            _ => None,
+        }
+    }
+}
+
 /// Command-line flags that override every other layer.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
@@ -145,6 +201,7 @@ pub struct Overrides {
     pub http_listen: Option<SocketAddr>,
     pub database_url: Option<String>,
     pub mosquitto_conf: Option<PathBuf>,
+    pub broker_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,6 +239,7 @@ impl Settings {
             ("http.listen", overrides.http_listen.map(|a| a.to_string())),
             ("database.url", overrides.database_url.clone()),
             ("mosquitto.conf", overrides.mosquitto_conf.as_ref().map(|path| path.display().to_string())),
+            ("broker.url", overrides.broker_url.clone()),
         ];
         for (key, value) in flags {
             builder = builder.set_override_option(key, value)?;
@@ -250,6 +308,9 @@ impl Settings {
         if self.attachments.max_bytes == 0 || self.attachments.url_ttl.is_zero() {
             return Err(SettingsError::Rule("attachments.max_bytes and attachments.url_ttl must be positive".into()));
         }
+        if let Some(problem) = self.broker.problem() {
+            return Err(SettingsError::Rule(problem));
+        }
         if let Some(problem) = self.webhooks.problem() {
             return Err(SettingsError::Rule(problem.into()));
         }
@@ -266,6 +327,9 @@ impl Settings {
         masked.database.url = mask_url_password(&masked.database.url);
         if masked.attachments.signing_key.is_some() {
             masked.attachments.signing_key = Some("****".into());
+        }
+        if masked.broker.platform_secret.is_some() {
+            masked.broker.platform_secret = Some("****".into());
         }
         toml::to_string_pretty(&masked)
     }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use entity::{conversation, conversation_member};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
     QueryOrder, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
@@ -306,6 +306,19 @@ pub async fn is_member(db: &impl ConnectionTrait, project_id: &str, id: &str, us
         .count(db)
         .await?;
     Ok(count > 0)
+}
+
+/// Every conversation `user_id` belongs to in `project_id`: what a broker
+/// plugin caches to judge the user's subscriptions and deliveries.
+pub async fn memberships_of(db: &impl ConnectionTrait, project_id: &str, user_id: &str) -> Result<Vec<String>, DbErr> {
+    conversation_member::Entity::find()
+        .select_only()
+        .column(conversation_member::Column::ConversationId)
+        .filter(conversation_member::Column::ProjectId.eq(project_id))
+        .filter(conversation_member::Column::UserId.eq(user_id))
+        .into_tuple()
+        .all(db)
+        .await
 }
 
 pub(crate) async fn find_row(

@@ -70,9 +70,14 @@ pub struct PresenceTracker {
 }
 
 impl PresenceTracker {
-    /// Reconciles what a previous run left online (it cannot still be: no
-    /// connection survives a restart) and publishes those users as offline.
-    pub async fn start(db: DatabaseConnection, outlet: Arc<dyn Outlet>, outbox: Arc<Outbox>) -> Result<PresenceTracker, DbErr> {
+    /// With `reconcile` (the embedded broker: no connection survives a
+    /// restart), sets what a previous run left online offline and
+    /// publishes it. An external broker's connections outlive this process,
+    /// so there the stored state stands.
+    pub async fn start(db: DatabaseConnection, outlet: Arc<dyn Outlet>, outbox: Arc<Outbox>, reconcile: bool) -> Result<PresenceTracker, DbErr> {
+        if !reconcile {
+            return Ok(PresenceTracker { db, outlet, outbox, epochs: DashMap::new() });
+        }
         let stale = user_presence::Entity::find()
             .filter(user_presence::Column::Status.eq(Status::Online.as_str()))
             .all(&db)

@@ -6,6 +6,7 @@ mod assets;
 mod conversations;
 mod cors;
 mod errors;
+mod internal;
 mod presence;
 mod project;
 mod sdk;
@@ -25,6 +26,7 @@ use warp::{Filter, Rejection, Reply};
 
 use crate::authorizer::ChatAuthorizer;
 pub use errors::ApiError;
+pub use internal::PlatformAccess;
 
 /// Largest JSON body accepted by the API.
 const MAX_BODY_BYTES: u64 = 64 * 1024;
@@ -45,7 +47,10 @@ pub struct ApiState {
     /// Sends test events (the dispatcher's client).
     pub webhook_sender: mqchat_delivery::Sender,
     /// The broker, probed by `/readyz`.
-    pub publisher: mqchat_broker::PlatformPublisher,
+    pub broker: crate::app::BrokerProbe,
+    /// The internal API for the broker's plugin and EMQX, when a platform
+    /// secret is set.
+    pub platform: Option<PlatformAccess>,
     /// Every origin some project allows (CORS preflights).
     pub origins: cors::KnownOrigins,
 }
@@ -64,6 +69,7 @@ pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Respo
         .or(users::routes(Arc::clone(&state)))
         .or(project::routes(Arc::clone(&state)))
         .or(webhooks::routes(Arc::clone(&state)))
+        .or(internal::routes(Arc::clone(&state)))
         .map(Reply::into_response)
         .recover(errors::recover)
         .unify();
@@ -87,7 +93,7 @@ async fn readiness(state: Arc<ApiState>) -> warp::reply::Response {
         Ok(Err(error)) => Err(error.to_string()),
         Err(_) => Err("no answer in time".to_owned()),
     };
-    let broker = state.publisher.probe();
+    let broker = state.broker.probe();
     let ready = database.is_ok() && broker.is_ok();
     let check = |result: &Result<(), String>| match result {
         Ok(()) => serde_json::json!("ok"),

@@ -88,6 +88,9 @@ async fn rotate(state: Arc<ApiState>, project: Project, body: Rotate) -> Result<
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "project_not_found", "the project is gone"))?;
     state.authorizer.forget(&rotated.public_key);
+    if let Some(platform) = &state.platform {
+        platform.project_changed(&rotated.public_key);
+    }
     Ok(warp::reply::json(&rotated).into_response())
 }
 
@@ -112,6 +115,9 @@ async fn change(state: Arc<ApiState>, project: Project, body: Changes) -> Result
         state.origins.forget();
     }
     state.authorizer.forget(&project.public_key);
+    if let Some(platform) = &state.platform {
+        platform.project_changed(&project.public_key);
+    }
     Ok(warp::reply::json(&updated).into_response())
 }
 

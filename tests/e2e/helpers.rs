@@ -66,12 +66,13 @@ impl TestApp {
         let app = App::build(&settings).await.expect("app builds");
         let project = projects::create(&app.db, "Test project").await.expect("project");
         let (shutdown, stop) = oneshot::channel::<()>();
+        let embedded = app.embedded.as_ref().expect("the test app runs the embedded broker");
         let test_app = TestApp {
-            app_mqtt: app.mqtt_addr,
-            app_ws: app.websocket_addr,
+            app_mqtt: embedded.mqtt_addr,
+            app_ws: embedded.websocket_addr,
             app_http: app.http_addr,
-            router: app.router.clone(),
-            publisher: app.publisher.clone(),
+            router: embedded.router.clone(),
+            publisher: embedded.publisher.clone(),
             db: app.db.clone(),
             project,
             http: reqwest::Client::new(),

@@ -260,12 +260,19 @@ impl Engine {
     /// Returns once the command is decided — for a send, once it is queued
     /// for storing; its reply follows when it committed. Handling one user's
     /// commands one after another therefore keeps their order without
-    /// waiting for each commit.
-    pub async fn handle(&self, project_id: &str, user_id: &str, payload: &[u8], route: ReplyRoute) {
+    /// waiting for each commit. `done` runs once the reply is out (after
+    /// the commit, for a send).
+    pub async fn handle(&self, project_id: &str, user_id: &str, payload: &[u8], route: ReplyRoute, done: impl FnOnce() + Send + 'static) {
         let (reply_to, result) = self.decide(project_id, user_id, payload).await;
         match result {
-            Ok(Answer::Now(data)) => reply(&*self.outlet, project_id, user_id, &route, reply_body(&reply_to, Ok(data))),
-            Err(error) => reply(&*self.outlet, project_id, user_id, &route, reply_body(&reply_to, Err(error))),
+            Ok(Answer::Now(data)) => {
+                reply(&*self.outlet, project_id, user_id, &route, reply_body(&reply_to, Ok(data)));
+                done();
+            }
+            Err(error) => {
+                reply(&*self.outlet, project_id, user_id, &route, reply_body(&reply_to, Err(error)));
+                done();
+            }
             Ok(Answer::WhenStored(pending)) => {
                 let outlet = Arc::clone(&self.outlet);
                 let (project_id, user_id) = (project_id.to_owned(), user_id.to_owned());
@@ -276,6 +283,7 @@ impl Engine {
                         .map(|outcome| json!({"message": outcome.message, "duplicate": outcome.duplicate}))
                         .map_err(CommandError::from);
                     reply(&*outlet, &project_id, &user_id, &route, reply_body(&reply_to, result));
+                    done();
                 });
             }
         }

@@ -1,0 +1,241 @@
+//! The C types of Mosquitto's plugin interface v5 (`mosquitto_broker.h`,
+//! `mosquitto_plugin.h` of Mosquitto 2.0) this plugin uses, written out so
+//! that building the plugin needs no headers. The test at the end compiles
+//! a C program against the real headers and checks every size and field
+//! offset here against them.
+use std::ffi::{c_char, c_int, c_void};
+
+pub const MOSQ_PLUGIN_VERSION: c_int = 5;
+
+pub const MOSQ_EVT_ACL_CHECK: c_int = 2;
+pub const MOSQ_EVT_BASIC_AUTH: c_int = 3;
+pub const MOSQ_EVT_CONTROL: c_int = 6;
+pub const MOSQ_EVT_MESSAGE: c_int = 7;
+pub const MOSQ_EVT_TICK: c_int = 9;
+pub const MOSQ_EVT_DISCONNECT: c_int = 10;
+
+pub const MOSQ_ERR_SUCCESS: c_int = 0;
+pub const MOSQ_ERR_NOMEM: c_int = 1;
+pub const MOSQ_ERR_INVAL: c_int = 3;
+pub const MOSQ_ERR_AUTH: c_int = 11;
+pub const MOSQ_ERR_ACL_DENIED: c_int = 12;
+pub const MOSQ_ERR_PLUGIN_DEFER: c_int = 17;
+
+pub const MOSQ_ACL_READ: c_int = 0x01;
+pub const MOSQ_ACL_WRITE: c_int = 0x02;
+pub const MOSQ_ACL_SUBSCRIBE: c_int = 0x04;
+pub const MOSQ_ACL_UNSUBSCRIBE: c_int = 0x08;
+
+pub const MOSQ_LOG_INFO: c_int = 1 << 0;
+pub const MOSQ_LOG_WARNING: c_int = 1 << 2;
+pub const MOSQ_LOG_ERR: c_int = 1 << 3;
+
+/// `struct mosquitto`: opaque.
+#[repr(C)]
+pub struct Client {
+    _private: [u8; 0],
+}
+
+/// `mosquitto_plugin_id_t`: opaque.
+#[repr(C)]
+pub struct PluginId {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+pub struct MosquittoOpt {
+    pub key: *mut c_char,
+    pub value: *mut c_char,
+}
+
+#[repr(C)]
+pub struct EvtAclCheck {
+    pub future: *mut c_void,
+    pub client: *mut Client,
+    pub topic: *const c_char,
+    pub payload: *const c_void,
+    pub properties: *mut c_void,
+    pub access: c_int,
+    pub payloadlen: u32,
+    pub qos: u8,
+    pub retain: bool,
+    pub future2: [*mut c_void; 4],
+}
+
+#[repr(C)]
+pub struct EvtBasicAuth {
+    pub future: *mut c_void,
+    pub client: *mut Client,
+    pub username: *mut c_char,
+    pub password: *mut c_char,
+    pub future2: [*mut c_void; 4],
+}
+
+#[repr(C)]
+pub struct EvtControl {
+    pub future: *mut c_void,
+    pub client: *mut Client,
+    pub topic: *const c_char,
+    pub payload: *const c_void,
+    pub properties: *const c_void,
+    pub reason_string: *mut c_char,
+    pub payloadlen: u32,
+    pub qos: u8,
+    pub reason_code: u8,
+    pub retain: bool,
+    pub future2: [*mut c_void; 4],
+}
+
+#[repr(C)]
+pub struct EvtMessage {
+    pub future: *mut c_void,
+    pub client: *mut Client,
+    pub topic: *mut c_char,
+    pub payload: *mut c_void,
+    pub properties: *mut c_void,
+    pub reason_string: *mut c_char,
+    pub payloadlen: u32,
+    pub qos: u8,
+    pub reason_code: u8,
+    pub retain: bool,
+    pub future2: [*mut c_void; 4],
+}
+
+#[repr(C)]
+pub struct EvtDisconnect {
+    pub future: *mut c_void,
+    pub client: *mut Client,
+    pub reason: c_int,
+    pub future2: [*mut c_void; 4],
+}
+
+pub type GenericCallback = extern "C" fn(event: c_int, event_data: *mut c_void, userdata: *mut c_void) -> c_int;
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+    use std::process::Command;
+
+    use super::*;
+
+    /// What the C compiler says about the real headers, as `name value` lines.
+    fn from_headers() -> std::collections::HashMap<String, usize> {
+        let dir = std::env::temp_dir().join(format!("mqchat-mosquitto-abi-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = dir.join("abi.c");
+        let mut program = String::from("#include <stdio.h>\n#include <stddef.h>\n#include <mosquitto_broker.h>\n#include <mosquitto_plugin.h>\n#include <mosquitto.h>\nint main(void){\n");
+        let structs: [(&str, &[&str]); 6] = [
+            ("mosquitto_opt", &["key", "value"]),
+            ("mosquitto_evt_acl_check", &["client", "topic", "payload", "properties", "access", "payloadlen", "qos", "retain", "future2"]),
+            ("mosquitto_evt_basic_auth", &["client", "username", "password", "future2"]),
+            ("mosquitto_evt_control", &["client", "topic", "payload", "properties", "reason_string", "payloadlen", "qos", "reason_code", "retain", "future2"]),
+            ("mosquitto_evt_message", &["client", "topic", "payload", "properties", "reason_string", "payloadlen", "qos", "reason_code", "retain", "future2"]),
+            ("mosquitto_evt_disconnect", &["client", "reason", "future2"]),
+        ];
+        for (name, fields) in structs {
+            program += &format!("printf(\"{name} %zu\\n\", sizeof(struct {name}));\n");
+            for field in fields {
+                program += &format!("printf(\"{name}.{field} %zu\\n\", offsetof(struct {name}, {field}));\n");
+            }
+        }
+        for constant in [
+            "MOSQ_PLUGIN_VERSION", "MOSQ_EVT_ACL_CHECK", "MOSQ_EVT_BASIC_AUTH", "MOSQ_EVT_CONTROL", "MOSQ_EVT_MESSAGE", "MOSQ_EVT_TICK",
+            "MOSQ_EVT_DISCONNECT", "MOSQ_ERR_SUCCESS", "MOSQ_ERR_NOMEM", "MOSQ_ERR_INVAL", "MOSQ_ERR_AUTH", "MOSQ_ERR_ACL_DENIED",
+            "MOSQ_ERR_PLUGIN_DEFER", "MOSQ_ACL_READ", "MOSQ_ACL_WRITE", "MOSQ_ACL_SUBSCRIBE", "MOSQ_ACL_UNSUBSCRIBE", "MOSQ_LOG_INFO",
+            "MOSQ_LOG_WARNING", "MOSQ_LOG_ERR",
+        ] {
+            program += &format!("printf(\"{constant} %d\\n\", (int){constant});\n");
+        }
+        program += "return 0;}\n";
+        std::fs::write(&source, program).unwrap();
+        let binary = dir.join("abi");
+        let compiled = Command::new("cc").arg(&source).arg("-o").arg(&binary).output().expect("a C compiler (cc)");
+        assert!(compiled.status.success(), "compiling against Mosquitto's headers (Debian: mosquitto-dev) failed: {}", String::from_utf8_lossy(&compiled.stderr));
+        let output = Command::new(&binary).output().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.split_once(' ').map(|(name, value)| (name.to_owned(), value.parse().unwrap())))
+            .collect()
+    }
+
+    #[test]
+    fn the_types_match_mosquittos_headers() {
+        let c = from_headers();
+        let rust: Vec<(&str, usize)> = vec![
+            ("mosquitto_opt", size_of::<MosquittoOpt>()),
+            ("mosquitto_opt.key", offset_of!(MosquittoOpt, key)),
+            ("mosquitto_opt.value", offset_of!(MosquittoOpt, value)),
+            ("mosquitto_evt_acl_check", size_of::<EvtAclCheck>()),
+            ("mosquitto_evt_acl_check.client", offset_of!(EvtAclCheck, client)),
+            ("mosquitto_evt_acl_check.topic", offset_of!(EvtAclCheck, topic)),
+            ("mosquitto_evt_acl_check.payload", offset_of!(EvtAclCheck, payload)),
+            ("mosquitto_evt_acl_check.properties", offset_of!(EvtAclCheck, properties)),
+            ("mosquitto_evt_acl_check.access", offset_of!(EvtAclCheck, access)),
+            ("mosquitto_evt_acl_check.payloadlen", offset_of!(EvtAclCheck, payloadlen)),
+            ("mosquitto_evt_acl_check.qos", offset_of!(EvtAclCheck, qos)),
+            ("mosquitto_evt_acl_check.retain", offset_of!(EvtAclCheck, retain)),
+            ("mosquitto_evt_acl_check.future2", offset_of!(EvtAclCheck, future2)),
+            ("mosquitto_evt_basic_auth", size_of::<EvtBasicAuth>()),
+            ("mosquitto_evt_basic_auth.client", offset_of!(EvtBasicAuth, client)),
+            ("mosquitto_evt_basic_auth.username", offset_of!(EvtBasicAuth, username)),
+            ("mosquitto_evt_basic_auth.password", offset_of!(EvtBasicAuth, password)),
+            ("mosquitto_evt_basic_auth.future2", offset_of!(EvtBasicAuth, future2)),
+            ("mosquitto_evt_control", size_of::<EvtControl>()),
+            ("mosquitto_evt_control.client", offset_of!(EvtControl, client)),
+            ("mosquitto_evt_control.topic", offset_of!(EvtControl, topic)),
+            ("mosquitto_evt_control.payload", offset_of!(EvtControl, payload)),
+            ("mosquitto_evt_control.properties", offset_of!(EvtControl, properties)),
+            ("mosquitto_evt_control.reason_string", offset_of!(EvtControl, reason_string)),
+            ("mosquitto_evt_control.payloadlen", offset_of!(EvtControl, payloadlen)),
+            ("mosquitto_evt_control.qos", offset_of!(EvtControl, qos)),
+            ("mosquitto_evt_control.reason_code", offset_of!(EvtControl, reason_code)),
+            ("mosquitto_evt_control.retain", offset_of!(EvtControl, retain)),
+            ("mosquitto_evt_control.future2", offset_of!(EvtControl, future2)),
+            ("mosquitto_evt_message", size_of::<EvtMessage>()),
+            ("mosquitto_evt_message.client", offset_of!(EvtMessage, client)),
+            ("mosquitto_evt_message.topic", offset_of!(EvtMessage, topic)),
+            ("mosquitto_evt_message.payload", offset_of!(EvtMessage, payload)),
+            ("mosquitto_evt_message.properties", offset_of!(EvtMessage, properties)),
+            ("mosquitto_evt_message.reason_string", offset_of!(EvtMessage, reason_string)),
+            ("mosquitto_evt_message.payloadlen", offset_of!(EvtMessage, payloadlen)),
+            ("mosquitto_evt_message.qos", offset_of!(EvtMessage, qos)),
+            ("mosquitto_evt_message.reason_code", offset_of!(EvtMessage, reason_code)),
+            ("mosquitto_evt_message.retain", offset_of!(EvtMessage, retain)),
+            ("mosquitto_evt_message.future2", offset_of!(EvtMessage, future2)),
+            ("mosquitto_evt_disconnect", size_of::<EvtDisconnect>()),
+            ("mosquitto_evt_disconnect.client", offset_of!(EvtDisconnect, client)),
+            ("mosquitto_evt_disconnect.reason", offset_of!(EvtDisconnect, reason)),
+            ("mosquitto_evt_disconnect.future2", offset_of!(EvtDisconnect, future2)),
+        ];
+        let constants: Vec<(&str, c_int)> = vec![
+            ("MOSQ_PLUGIN_VERSION", MOSQ_PLUGIN_VERSION),
+            ("MOSQ_EVT_ACL_CHECK", MOSQ_EVT_ACL_CHECK),
+            ("MOSQ_EVT_BASIC_AUTH", MOSQ_EVT_BASIC_AUTH),
+            ("MOSQ_EVT_CONTROL", MOSQ_EVT_CONTROL),
+            ("MOSQ_EVT_MESSAGE", MOSQ_EVT_MESSAGE),
+            ("MOSQ_EVT_TICK", MOSQ_EVT_TICK),
+            ("MOSQ_EVT_DISCONNECT", MOSQ_EVT_DISCONNECT),
+            ("MOSQ_ERR_SUCCESS", MOSQ_ERR_SUCCESS),
+            ("MOSQ_ERR_NOMEM", MOSQ_ERR_NOMEM),
+            ("MOSQ_ERR_INVAL", MOSQ_ERR_INVAL),
+            ("MOSQ_ERR_AUTH", MOSQ_ERR_AUTH),
+            ("MOSQ_ERR_ACL_DENIED", MOSQ_ERR_ACL_DENIED),
+            ("MOSQ_ERR_PLUGIN_DEFER", MOSQ_ERR_PLUGIN_DEFER),
+            ("MOSQ_ACL_READ", MOSQ_ACL_READ),
+            ("MOSQ_ACL_WRITE", MOSQ_ACL_WRITE),
+            ("MOSQ_ACL_SUBSCRIBE", MOSQ_ACL_SUBSCRIBE),
+            ("MOSQ_ACL_UNSUBSCRIBE", MOSQ_ACL_UNSUBSCRIBE),
+            ("MOSQ_LOG_INFO", MOSQ_LOG_INFO),
+            ("MOSQ_LOG_WARNING", MOSQ_LOG_WARNING),
+            ("MOSQ_LOG_ERR", MOSQ_LOG_ERR),
+        ];
+        for (name, value) in rust {
+            assert_eq!(c.get(name), Some(&value), "{name}");
+        }
+        for (name, value) in constants {
+            assert_eq!(c.get(name), Some(&(value as usize)), "{name}");
+        }
+    }
+}

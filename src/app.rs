@@ -52,6 +52,8 @@ pub struct App {
 pub struct EmbeddedParts {
     pub mqtt_addr: SocketAddr,
     pub websocket_addr: SocketAddr,
+    /// Whether both listeners speak TLS.
+    pub tls: bool,
     /// rumqttd's router: links into it see what the gateway let through
     /// (tests and diagnostics; clients never get one).
     pub router: RouterHandle,
@@ -160,7 +162,7 @@ impl App {
         let http_listener = bind(settings.http.listen, "HTTP").await?;
         let http_addr = http_listener.local_addr()?;
         let side = match settings.broker.mode() {
-            BrokerMode::Embedded => embedded_side(settings, &db, http_addr).await?,
+            BrokerMode::Embedded => embedded_side(settings, &db).await?,
             BrokerMode::External => external_side(settings, http_addr).await?,
         };
         let outbox = Arc::new(Outbox::load(&db).await.context("loading webhook endpoints")?);
@@ -207,6 +209,10 @@ impl App {
             (None, Some((commands, statuses))) => (None, Front::External { commands, statuses }),
             (None, None) => anyhow::bail!("no broker side was built"),
         };
+        match &embedded {
+            Some(parts) => tracing::info!(mqtt_addr = %parts.mqtt_addr, websocket_addr = %parts.websocket_addr, %http_addr, tls = parts.tls, "mqchat listening"),
+            None => tracing::info!(%http_addr, broker = settings.broker.url.as_deref().unwrap_or_default(), "mqchat listening"),
+        }
         Ok(App { http_addr, db, embedded, front, engine, presence, dispatcher, http_listener, api, shutdown })
     }
 
@@ -253,7 +259,7 @@ impl App {
 }
 
 /// rumqttd, the gateway's listeners and the plain namespace's restored state.
-async fn embedded_side(settings: &Settings, db: &DatabaseConnection, http_addr: SocketAddr) -> anyhow::Result<BrokerSide> {
+async fn embedded_side(settings: &Settings, db: &DatabaseConnection) -> anyhow::Result<BrokerSide> {
     raise_open_files_limit(settings.gateway.max_connections);
     let tls = match (&settings.tls.cert, &settings.tls.key) {
         (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
@@ -272,7 +278,6 @@ async fn embedded_side(settings: &Settings, db: &DatabaseConnection, http_addr: 
         tracing::info!(retained = restored.retained, sessions = restored.sessions, "plain-MQTT state restored");
     }
     let secure = tls.is_some();
-    tracing::info!(%mqtt_addr, %websocket_addr, %http_addr, tls = secure, "mqchat listening");
     Ok(BrokerSide {
         outlet: Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) }),
         remote: None,
@@ -280,7 +285,7 @@ async fn embedded_side(settings: &Settings, db: &DatabaseConnection, http_addr: 
         mqtt_url: format!("{}://{mqtt_addr}", if secure { "mqtts" } else { "mqtt" }),
         websocket_url: format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" }),
         embedded: Some((
-            EmbeddedParts { mqtt_addr, websocket_addr, router, registry, publisher },
+            EmbeddedParts { mqtt_addr, websocket_addr, tls: secure, router, registry, publisher },
             Listeners { mqtt, websocket: Some(websocket), tls },
             commands,
         )),
@@ -297,7 +302,6 @@ async fn external_side(settings: &Settings, http_addr: SocketAddr) -> anyhow::Re
     let client_id = settings.broker.client_id.clone().unwrap_or_else(|| external::default_client_id(http_addr.port()));
     let ExternalBroker { outlet, commands, statuses, link } = ExternalBroker::connect(&settings.broker, client_id).await?;
     let url = settings.broker.url.clone().unwrap_or_default();
-    tracing::info!(%http_addr, broker = %url, "mqchat listening");
     Ok(BrokerSide {
         outlet: Arc::clone(&outlet) as Arc<dyn Outlet>,
         remote: Some(outlet),

@@ -13,7 +13,7 @@ async fn member_receives_platform_events_and_non_member_is_refused() {
     assert!(granted(&alice.subscribe(&topic).await));
     assert_eq!(mallory.subscribe(&topic).await, vec![SubscribeReasonCode::Failure]);
 
-    app.publisher.publish(topic.clone(), r#"{"type":"message.created","data":{"content":"hi"}}"#).unwrap();
+    app.publisher().publish(topic.clone(), r#"{"type":"message.created","data":{"content":"hi"}}"#).unwrap();
     let event = alice.publish_on(&topic).await;
     assert_eq!(payload_json(&event)["data"]["content"], "hi");
     mallory.assert_no_publish().await;

@@ -16,7 +16,7 @@ fn sign(secret: &str, algorithm: Algorithm, claims: &Value) -> String {
 }
 
 /// Tokens that must all be refused, with why.
-fn bad_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
+pub fn bad_tokens(app: &TestApp) -> Vec<(&'static str, String)> {
     let secret = &app.project.secret_key;
     let now = now_unix();
     let good = json!({"sub": "alice", "iat": now, "exp": now + 600});

@@ -19,11 +19,14 @@ pub struct TestApp {
     pub app_mqtt: std::net::SocketAddr,
     pub app_ws: std::net::SocketAddr,
     pub app_http: std::net::SocketAddr,
-    pub router: mqchat_broker::embedded::RouterHandle,
-    pub publisher: mqchat_broker::PlatformPublisher,
+    /// rumqttd's router and the platform's publisher; `None` when the app
+    /// runs on an external broker.
+    embedded: Option<(mqchat_broker::embedded::RouterHandle, mqchat_broker::PlatformPublisher)>,
     pub db: sea_orm::DatabaseConnection,
     pub project: Project,
     pub http: reqwest::Client,
+    /// The external broker the app runs on, stopped with the app.
+    _mosquitto: Option<crate::mosquitto::Mosquitto>,
     _shutdown: oneshot::Sender<()>,
     _dir: tempfile::TempDir,
 }
@@ -58,24 +61,46 @@ impl TestApp {
     }
 
     pub async fn spawn_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-        init_tracing();
+        Self::spawn_in(tempfile::tempdir().expect("temp dir"), None, tweak).await
+    }
+
+    /// The app in external mode, on a real Mosquitto with mqchat's plugin:
+    /// clients connect to Mosquitto (`app_mqtt`, `app_ws`).
+    pub async fn on_mosquitto() -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
+        let http_port = crate::mosquitto::free_port();
+        let mosquitto = crate::mosquitto::Mosquitto::start(&dir, http_port).await;
+        let broker_url = mosquitto.url();
+        Self::spawn_in(dir, Some(mosquitto), |settings| {
+            settings.http.listen = ([127, 0, 0, 1], http_port).into();
+            settings.broker.url = Some(broker_url);
+            settings.broker.platform_secret = Some(crate::mosquitto::PLATFORM_SECRET.into());
+        })
+        .await
+    }
+
+    async fn spawn_in(dir: tempfile::TempDir, mosquitto: Option<crate::mosquitto::Mosquitto>, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+        init_tracing();
         let mut settings = test_settings_with(tweak);
         settings.database.url = fresh_database_url(&dir).await;
         settings.attachments.dir = dir.path().join("uploads");
         let app = App::build(&settings).await.expect("app builds");
         let project = projects::create(&app.db, "Test project").await.expect("project");
         let (shutdown, stop) = oneshot::channel::<()>();
-        let embedded = app.embedded.as_ref().expect("the test app runs the embedded broker");
+        let (app_mqtt, app_ws) = match (&app.embedded, &mosquitto) {
+            (Some(embedded), _) => (embedded.mqtt_addr, embedded.websocket_addr),
+            (None, Some(mosquitto)) => (mosquitto.mqtt_addr(), mosquitto.websocket_addr()),
+            (None, None) => panic!("an external broker needs a Mosquitto"),
+        };
         let test_app = TestApp {
-            app_mqtt: embedded.mqtt_addr,
-            app_ws: embedded.websocket_addr,
+            app_mqtt,
+            app_ws,
             app_http: app.http_addr,
-            router: embedded.router.clone(),
-            publisher: embedded.publisher.clone(),
+            embedded: app.embedded.as_ref().map(|embedded| (embedded.router.clone(), embedded.publisher.clone())),
             db: app.db.clone(),
             project,
             http: reqwest::Client::new(),
+            _mosquitto: mosquitto,
             _shutdown: shutdown,
             _dir: dir,
         };
@@ -163,10 +188,20 @@ impl TestApp {
         TestClient::connect(self.options(&client_id, &self.token(sub))).await.expect("client connects")
     }
 
+    /// rumqttd's router (embedded mode only).
+    pub fn router(&self) -> &mqchat_broker::embedded::RouterHandle {
+        &self.embedded.as_ref().expect("the embedded broker").0
+    }
+
+    /// The platform's in-process publisher (embedded mode only).
+    pub fn publisher(&self) -> &mqchat_broker::PlatformPublisher {
+        &self.embedded.as_ref().expect("the embedded broker").1
+    }
+
     /// A link straight into rumqttd's router, seeing every message the
     /// gateway let through (diagnostics only: clients never get one).
     pub async fn observer(&self) -> Observer {
-        Observer { feed: self.router.subscribe("observer", "#").await.expect("observer link") }
+        Observer { feed: self.router().subscribe("observer", "#").await.expect("observer link") }
     }
 }
 

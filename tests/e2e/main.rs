@@ -19,6 +19,7 @@ mod helpers;
 mod history;
 mod http_api;
 mod membership;
+mod mosquitto;
 mod mqtt5;
 mod mqtt_features;
 mod plain;

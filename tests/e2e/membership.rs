@@ -19,7 +19,7 @@ async fn removing_a_member_cuts_delivery_on_its_live_connection() {
     for client in [&mut alice, &mut alice_tablet, &mut bob] {
         assert!(granted(&client.subscribe(&format!("{topic}/#")).await));
     }
-    app.publisher.publish(topic.clone(), "before").unwrap();
+    app.publisher().publish(topic.clone(), "before").unwrap();
     assert_eq!(&alice.publish_on(&topic).await.payload[..], b"before");
     assert_eq!(&alice_tablet.publish_on(&topic).await.payload[..], b"before");
     assert_eq!(&bob.publish_on(&topic).await.payload[..], b"before");
@@ -31,7 +31,7 @@ async fn removing_a_member_cuts_delivery_on_its_live_connection() {
     while alice.next_publish_within(Duration::from_millis(100)).await.is_some() {}
     while alice_tablet.next_publish_within(Duration::from_millis(100)).await.is_some() {}
 
-    app.publisher.publish(topic.clone(), "after").unwrap();
+    app.publisher().publish(topic.clone(), "after").unwrap();
     bob.payload_on(&topic, b"after").await;
     alice.assert_no_publish().await;
     alice_tablet.assert_no_publish().await;

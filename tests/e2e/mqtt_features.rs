@@ -55,8 +55,8 @@ async fn same_client_id_for_two_users_does_not_kick_either() {
     let mut bob = TestClient::connect(app.options("phone", &app.token("bob"))).await.unwrap();
     assert!(granted(&alice.subscribe(&inbox("alice")).await));
     assert!(granted(&bob.subscribe(&inbox("bob")).await));
-    app.publisher.publish(inbox("alice"), "for alice").unwrap();
-    app.publisher.publish(inbox("bob"), "for bob").unwrap();
+    app.publisher().publish(inbox("alice"), "for alice").unwrap();
+    app.publisher().publish(inbox("bob"), "for bob").unwrap();
     assert_eq!(&alice.publish_on(&inbox("alice")).await.payload[..], b"for alice");
     assert_eq!(&bob.publish_on(&inbox("bob")).await.payload[..], b"for bob");
 }

@@ -62,7 +62,7 @@ async fn garbage_truncated_and_oversize_packets_close_only_their_connection() {
         // Only a CONNACK (accepted CONNECT) may come back before the close.
         assert!(answer.is_empty() || answer.starts_with(&[0x20, 0x02]), "{why}: {answer:?}");
     }
-    app.publisher.publish(inbox.clone(), "still here").unwrap();
+    app.publisher().publish(inbox.clone(), "still here").unwrap();
     assert_eq!(&bystander.publish_on(&inbox).await.payload[..], b"still here");
     assert_still_serving(&app).await;
 }

@@ -91,8 +91,8 @@ async fn paho_with_a_pyjwt_token() {
     let ready = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().unwrap();
     assert_eq!(ready, "SUBACK 1 128", "paho's view of the SUBACK codes");
     let topic = app.conversation_topic(&conversation);
-    app.publisher.publish(topic.clone(), r#"{"type":"message.created","data":{"content":"hello paho"}}"#).unwrap();
-    app.publisher.publish(app.conversation_topic(&other_conversation), "secret").unwrap();
+    app.publisher().publish(topic.clone(), r#"{"type":"message.created","data":{"content":"hello paho"}}"#).unwrap();
+    app.publisher().publish(app.conversation_topic(&other_conversation), "secret").unwrap();
     let received = tokio::time::timeout(PATIENCE, lines.next_line()).await.unwrap().unwrap().unwrap();
     assert_eq!(received, format!("MESSAGE {topic} hello paho"));
     let status = tokio::time::timeout(PATIENCE, child.wait()).await.unwrap().unwrap();
@@ -101,7 +101,12 @@ async fn paho_with_a_pyjwt_token() {
 
 #[tokio::test]
 async fn paho_sends_edits_and_deletes_and_a_rumqttc_member_sees_it_all() {
-    let app = TestApp::spawn().await;
+    paho_chats_with_a_rumqttc_member(&TestApp::spawn().await).await;
+}
+
+/// paho sends, edits and deletes; rumqttc's bob sees each event (also run
+/// through Mosquitto with mqchat's plugin).
+pub async fn paho_chats_with_a_rumqttc_member(app: &TestApp) {
     let conversation = app.create_conversation("group", &["paho", "bob"]).await;
     let topic = app.conversation_topic(&conversation);
     let mut bob = app.client("bob").await;

@@ -10,7 +10,7 @@ async fn chat_over(app: &TestApp, options: MqttOptions) {
     let topic = app.conversation_topic(&conversation);
     let mut alice = TestClient::connect(options).await.expect("connects");
     assert!(granted(&alice.subscribe(&topic).await));
-    app.publisher.publish(topic.clone(), r#"{"type":"message.created","data":{"seq":1}}"#).unwrap();
+    app.publisher().publish(topic.clone(), r#"{"type":"message.created","data":{"seq":1}}"#).unwrap();
     assert_eq!(payload_json(&alice.publish_on(&topic).await)["data"]["seq"], 1);
 }
 
@@ -26,7 +26,7 @@ async fn chat_over_v5(app: &TestApp, mut options: rumqttc::v5::MqttOptions) {
         loop {
             match eventloop.poll().await.expect("MQTT 5 connection") {
                 rumqttc::v5::Event::Incoming(Packet::SubAck(_)) => {
-                    app.publisher.publish(topic.clone(), r#"{"type":"message.created","data":{"seq":1}}"#).unwrap();
+                    app.publisher().publish(topic.clone(), r#"{"type":"message.created","data":{"seq":1}}"#).unwrap();
                 }
                 rumqttc::v5::Event::Incoming(Packet::Publish(publish)) => return publish,
                 _ => {}

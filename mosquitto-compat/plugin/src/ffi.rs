@@ -281,7 +281,7 @@ extern "C" fn on_control(_event: c_int, event_data: *mut c_void, userdata: *mut 
 extern "C" fn on_tick(_event: c_int, _event_data: *mut c_void, userdata: *mut c_void) -> c_int {
     with_state(userdata, MOSQ_ERR_SUCCESS, |state| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_secs() as i64);
-        kick(state.plugin.expired(now), "its token expired");
+        kick(state.plugin.tick(now), "its token expired");
         MOSQ_ERR_SUCCESS
     })
 }

@@ -63,6 +63,8 @@ enum Who {
 
 #[derive(Debug)]
 struct Connection {
+    /// Tells this connection from a later one at the same address.
+    generation: u64,
     client_id: String,
     who: Who,
     online: bool,
@@ -98,6 +100,11 @@ pub struct Plugin<A: Api> {
     connections: HashMap<ClientKey, Connection>,
     by_client_id: HashMap<String, ClientKey>,
     last_expiry_check: Option<i64>,
+    generations: u64,
+    /// Clean sessions that ended, forgotten at the next tick: Mosquitto
+    /// checks a connection's will against the ACL after it reported the
+    /// disconnection.
+    departed: Vec<(ClientKey, u64)>,
 }
 
 fn same_secret(given: &str, expected: &str) -> bool {
@@ -106,7 +113,7 @@ fn same_secret(given: &str, expected: &str) -> bool {
 
 impl<A: Api> Plugin<A> {
     pub fn new(api: A, platform_secret: String) -> Self {
-        Plugin { api, platform_secret, projects: HashMap::new(), users: HashMap::new(), connections: HashMap::new(), by_client_id: HashMap::new(), last_expiry_check: None }
+        Plugin { api, platform_secret, projects: HashMap::new(), users: HashMap::new(), connections: HashMap::new(), by_client_id: HashMap::new(), last_expiry_check: None, generations: 0, departed: Vec::new() }
     }
 
     /// MOSQ_EVT_BASIC_AUTH: `username` is a project's public key and
@@ -187,7 +194,9 @@ impl<A: Api> Plugin<A> {
             }
         }
         self.by_client_id.insert(client_id.to_owned(), key);
-        self.connections.insert(key, Connection { client_id: client_id.to_owned(), who, online: true, clean });
+        self.generations += 1;
+        let connection = Connection { generation: self.generations, client_id: client_id.to_owned(), who, online: true, clean };
+        self.connections.insert(key, connection);
     }
 
     fn forget(&mut self, key: ClientKey) {
@@ -206,13 +215,15 @@ impl<A: Api> Plugin<A> {
         }
     }
 
-    /// MOSQ_EVT_DISCONNECT: a clean session is forgotten; a persistent one
-    /// stays judged as its user until it is resumed or replaced.
+    /// MOSQ_EVT_DISCONNECT: a clean session is forgotten at the next tick
+    /// (its will is judged after this event); a persistent one stays
+    /// judged as its user until it is resumed or replaced.
     pub fn disconnect(&mut self, key: ClientKey) {
-        match self.connections.get_mut(&key) {
-            Some(connection) if connection.clean => self.forget(key),
-            Some(connection) => connection.online = false,
-            None => {}
+        if let Some(connection) = self.connections.get_mut(&key) {
+            connection.online = false;
+            if connection.clean {
+                self.departed.push((key, connection.generation));
+            }
         }
     }
 
@@ -296,9 +307,15 @@ impl<A: Api> Plugin<A> {
         })
     }
 
-    /// MOSQ_EVT_TICK (every turn of Mosquitto's loop; looked at once a
-    /// second): client ids whose token expired while connected.
-    pub fn expired(&mut self, now_unix: i64) -> Vec<String> {
+    /// MOSQ_EVT_TICK (every turn of Mosquitto's loop): forgets departed
+    /// clean sessions; once a second, the client ids whose token expired
+    /// while connected.
+    pub fn tick(&mut self, now_unix: i64) -> Vec<String> {
+        for (key, generation) in std::mem::take(&mut self.departed) {
+            if self.connections.get(&key).is_some_and(|connection| connection.generation == generation) {
+                self.forget(key);
+            }
+        }
         if self.last_expiry_check == Some(now_unix) {
             return Vec::new();
         }

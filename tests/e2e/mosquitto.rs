@@ -1,0 +1,309 @@
+//! mqchat on a real Mosquitto (Debian's 2.0) with mqchat's plugin, in
+//! external-broker mode: clients connect to Mosquitto, mqchat is one more
+//! MQTT client of it (docs/SCALING.md).
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use mqchat_broker::identity::{now_unix, IdentityClaims};
+use rumqttc::{ConnectReturnCode, ConnectionError, LastWill, QoS, SubscribeReasonCode};
+use serde_json::json;
+use tokio::process::{Child, Command};
+
+use crate::helpers::{granted, payload_json, TestApp, TestClient, PATIENCE};
+
+/// Shared by the plugin and mqchat in these tests.
+pub const PLATFORM_SECRET: &str = "e2e-platform-secret-0123456789";
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|listener| listener.local_addr()).expect("a free port").port()
+}
+
+/// `libmqchat_mosquitto.so`, built by cargo with this test binary's profile
+/// into the same target directory (once per test process).
+fn plugin_library() -> &'static PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        // …/target/<profile>/deps/e2e-<hash>
+        let exe = std::env::current_exe().expect("test binary path");
+        let profile_dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").to_path_buf();
+        let target_dir = profile_dir.parent().expect("target directory").to_path_buf();
+        let mut build = std::process::Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "-p", "mqchat-mosquitto"]).env("CARGO_TARGET_DIR", &target_dir);
+        if profile_dir.file_name().is_some_and(|name| name == "release") {
+            build.arg("--release");
+        }
+        let status = build.status().expect("cargo runs");
+        assert!(status.success(), "building the Mosquitto plugin failed");
+        profile_dir.join("libmqchat_mosquitto.so")
+    })
+}
+
+/// Debian's `mosquitto` with mqchat's plugin, on loopback ports of its own,
+/// stopped when dropped.
+pub struct Mosquitto {
+    _child: Child,
+    mqtt_port: u16,
+    websocket_port: u16,
+    log: PathBuf,
+}
+
+impl Mosquitto {
+    /// Starts it in `dir` (made world-readable: Mosquitto drops to its own
+    /// user before loading the plugin), pointed at mqchat on `mqchat_http_port`.
+    pub async fn start(dir: &tempfile::TempDir, mqchat_http_port: u16) -> Mosquitto {
+        use std::os::unix::fs::PermissionsExt;
+        let world_readable = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(dir.path(), world_readable.clone()).unwrap();
+        let library = dir.path().join("libmqchat_mosquitto.so");
+        std::fs::copy(plugin_library(), &library).expect("copy the plugin");
+        std::fs::set_permissions(&library, world_readable).unwrap();
+        let (mqtt_port, websocket_port) = (free_port(), free_port());
+        let conf = dir.path().join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "per_listener_settings false\nallow_anonymous false\npersistence false\n\
+                 listener {mqtt_port} 127.0.0.1\nlistener {websocket_port} 127.0.0.1\nprotocol websockets\n\
+                 plugin {}\nplugin_opt_mqchat_url http://127.0.0.1:{mqchat_http_port}\nplugin_opt_platform_secret {PLATFORM_SECRET}\n\
+                 log_type error\nlog_type warning\nlog_type notice\nlog_type information\n",
+                library.display()
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("mosquitto.log");
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("mosquitto is installed (apt-get install mosquitto)");
+        let mosquitto = Mosquitto { _child: child, mqtt_port, websocket_port, log };
+        let up = tokio::time::timeout(PATIENCE, async {
+            while tokio::net::TcpStream::connect(mosquitto.mqtt_addr()).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert!(up.is_ok(), "mosquitto did not start: {}", mosquitto.log());
+        mosquitto
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.mqtt_port)
+    }
+
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.mqtt_port).into()
+    }
+
+    pub fn websocket_addr(&self) -> SocketAddr {
+        ([127, 0, 0, 1], self.websocket_port).into()
+    }
+
+    /// What Mosquitto logged so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+fn refused_by_mosquitto(result: Result<TestClient, ConnectionError>) -> bool {
+    // Mosquitto answers every failed login with CONNACK 5.
+    matches!(result, Err(ConnectionError::ConnectionRefused(ConnectReturnCode::NotAuthorized)))
+}
+
+/// A client with mqchat's own credentials, watching every status topic.
+async fn platform_watcher(app: &TestApp) -> TestClient {
+    let mut options = rumqttc::MqttOptions::new(format!("watcher-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", app.app_mqtt.port());
+    options.set_credentials("mqchat-platform", PLATFORM_SECRET);
+    let mut watcher = TestClient::connect(options).await.expect("the platform logs in");
+    assert!(granted(&watcher.subscribe("chat/+/user/+/status").await));
+    watcher
+}
+
+#[tokio::test]
+async fn chat_through_mosquitto_send_edit_receive_and_history() {
+    let app = TestApp::on_mosquitto().await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let topic = app.conversation_topic(&conversation);
+    let mut bob = app.client("bob").await;
+    assert!(granted(&bob.subscribe(&topic).await));
+    let mut alice = app.client("alice").await;
+    let inbox = format!("chat/{}/user/alice/inbox", app.project_id());
+    assert!(granted(&alice.subscribe(&inbox).await));
+
+    // mosquitto_pub sends (a stock libmosquitto client, QoS 1).
+    let outbox = format!("chat/{}/user/alice/outbox", app.project_id());
+    let send = json!({"id": "r1", "op": "message.send", "conversation_id": conversation, "content": "hello through mosquitto"});
+    let status = Command::new("mosquitto_pub")
+        .args(["-h", "127.0.0.1", "-p", &app.app_mqtt.port().to_string(), "-u", &app.project.public_key, "-P", &app.token("alice")])
+        .args(["-t", &outbox, "-q", "1", "-m", &send.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let created = payload_json(&bob.publish_on(&topic).await);
+    assert_eq!((created["type"].as_str(), created["data"]["content"].as_str()), (Some("message.created"), Some("hello through mosquitto")));
+    assert_eq!(created["data"]["sender"]["name"], "alice name");
+    let message_id = created["data"]["id"].as_str().unwrap().to_owned();
+    let reply = payload_json(&alice.publish_on(&inbox).await);
+    assert_eq!((reply["reply_to"].as_str(), reply["ok"].as_bool()), (Some("r1"), Some(true)), "{reply}");
+
+    // rumqttc edits; the reply and the event come back through Mosquitto.
+    let edit = json!({"id": "r2", "op": "message.edit", "message_id": message_id, "content": "edited"});
+    alice.client.publish(&outbox, QoS::AtLeastOnce, false, edit.to_string()).await.unwrap();
+    let updated = payload_json(&bob.publish_on(&topic).await);
+    assert_eq!((updated["type"].as_str(), updated["data"]["content"].as_str()), (Some("message.updated"), Some("edited")));
+
+    // Typing: stamped by the plugin with the connection's identity.
+    let typing = format!("{topic}/typing");
+    assert!(granted(&bob.subscribe(&typing).await));
+    alice.client.publish(&typing, QoS::AtMostOnce, false, r#"{"user_id":"bob","name":"Bob"}"#).await.unwrap();
+    let stamped = payload_json(&bob.publish_on(&typing).await);
+    assert_eq!((stamped["data"]["user_id"].as_str(), stamped["data"]["name"].as_str()), (Some("alice"), Some("alice name")));
+
+    // History over HTTP has the edited message.
+    let (status, history) = app.api(reqwest::Method::GET, &format!("/api/v1/conversations/{conversation}/messages"), None).await;
+    assert_eq!(status, 200, "{history}");
+    let messages = history["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1);
+    assert_eq!((messages[0]["content"].as_str(), messages[0]["edited"].as_bool()), (Some("edited"), Some(true)));
+}
+
+#[tokio::test]
+async fn paho_chats_through_mosquitto() {
+    crate::stock_clients::paho_chats_with_a_rumqttc_member(&TestApp::on_mosquitto().await).await;
+}
+
+#[tokio::test]
+async fn the_acl_attack_list_through_mosquitto() {
+    let app = TestApp::on_mosquitto().await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let p = app.project_id().to_owned();
+    let mut alice = app.client("alice").await;
+    for filter in [
+        "#".to_owned(),
+        "+/#".to_owned(),
+        "chat/#".to_owned(),
+        format!("chat/+/conv/{conversation}"),
+        format!("chat/{p}/#"),
+        format!("chat/{p}/conv/+"),
+        format!("chat/{p}/user/+/inbox"),
+        format!("chat/{p}/user/bob/inbox"),
+        format!("chat/{p}/user/bob/outbox"),
+        "chat/prj_other/user/alice/inbox".to_owned(),
+        "$SYS/#".to_owned(),
+        "$CONTROL/mqchat/v1".to_owned(),
+    ] {
+        assert_eq!(alice.subscribe(&filter).await, vec![SubscribeReasonCode::Failure], "{filter}");
+    }
+    // A non-member is refused the conversation; a member is not.
+    let mut mallory = app.client("mallory").await;
+    assert_eq!(mallory.subscribe(&app.conversation_topic(&conversation)).await, vec![SubscribeReasonCode::Failure]);
+    let topic = app.conversation_topic(&conversation);
+    let mut bob = app.client("bob").await;
+    assert!(granted(&bob.subscribe(&topic).await));
+    assert!(granted(&bob.subscribe(&format!("{topic}/typing")).await));
+
+    // Publishing on the conversation topic, or as bob on bob's outbox, or a
+    // control message: dropped, never delivered nor acted on.
+    alice.client.publish(&topic, QoS::AtLeastOnce, false, r#"{"type":"message.created","data":{"content":"forged"}}"#).await.unwrap();
+    let forged = json!({"id": "x", "op": "message.send", "conversation_id": conversation, "content": "as bob"});
+    alice.client.publish(format!("chat/{p}/user/bob/outbox"), QoS::AtLeastOnce, false, forged.to_string()).await.unwrap();
+    alice.client.publish("$CONTROL/mqchat/v1", QoS::AtLeastOnce, false, r#"{"op":"disconnect","project_id":"x","user_id":"bob"}"#).await.unwrap();
+    mallory.client.publish(format!("{topic}/typing"), QoS::AtMostOnce, false, "{}").await.unwrap();
+    bob.assert_no_publish().await;
+    let (_, history) = app.api(reqwest::Method::GET, &format!("/api/v1/conversations/{conversation}/messages"), None).await;
+    assert_eq!(history["messages"].as_array().map(Vec::len), Some(0), "{history}");
+
+    // Bad tokens, an unknown project, a will on someone else's status topic.
+    for (why, token) in crate::auth::bad_tokens(&app) {
+        assert!(refused_by_mosquitto(TestClient::connect(app.options("alice-x", &token)).await), "{why} accepted");
+    }
+    let mut unknown = app.options("alice-y", &app.token("alice"));
+    unknown.set_credentials("pk_unknown", app.token("alice"));
+    assert!(refused_by_mosquitto(TestClient::connect(unknown).await));
+
+    // A will on someone else's status topic is never published (Mosquitto
+    // judges a will when it would publish it); one on the user's own is.
+    let mut watcher = platform_watcher(&app).await;
+    for (client_id, user) in [("alice-will-bob", "bob"), ("alice-will-own", "alice")] {
+        let mut options = app.options(client_id, &app.token("alice"));
+        let will = json!({"status": "offline", "epoch": 1, "by": client_id}).to_string();
+        options.set_last_will(LastWill::new(format!("chat/{p}/user/{user}/status"), will, QoS::AtLeastOnce, false));
+        // Dropped without DISCONNECT: the will is due.
+        drop(TestClient::connect(options).await.expect("connects"));
+    }
+    let will = watcher.publish_on(&format!("chat/{p}/user/alice/status")).await;
+    assert_eq!(payload_json(&will)["by"], "alice-will-own");
+    watcher.assert_no_publish().await;
+
+    // Bob's live client id cannot be taken by alice; bob may reconnect it.
+    let mut bob_device = app.options("bob-phone", &app.token("bob"));
+    bob_device.set_clean_session(false);
+    let _bob_phone = TestClient::connect(bob_device.clone()).await.expect("bob connects");
+    assert!(refused_by_mosquitto(TestClient::connect(app.options("bob-phone", &app.token("alice"))).await));
+    assert!(TestClient::connect(bob_device).await.is_ok());
+    // Still serving.
+    assert!(granted(&alice.subscribe(&format!("chat/{p}/user/alice/inbox")).await));
+}
+
+#[tokio::test]
+async fn a_removed_member_stops_receiving_at_once() {
+    let app = TestApp::on_mosquitto().await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let topic = app.conversation_topic(&conversation);
+    let mut bob = app.client("bob").await;
+    assert!(granted(&bob.subscribe(&topic).await));
+    let (status, _) = app.api(reqwest::Method::DELETE, &format!("/api/v1/conversations/{conversation}/members/bob"), None).await;
+    assert_eq!(status, 204);
+    // Whatever the removal itself announced, nothing after it reaches bob.
+    while bob.next_publish_within(Duration::from_millis(300)).await.is_some() {}
+    let mut alice = app.client("alice").await;
+    let send = json!({"id": "r1", "op": "message.send", "conversation_id": conversation, "content": "after bob left"});
+    let inbox = format!("chat/{}/user/alice/inbox", app.project_id());
+    assert!(granted(&alice.subscribe(&inbox).await));
+    alice.client.publish(format!("chat/{}/user/alice/outbox", app.project_id()), QoS::AtLeastOnce, false, send.to_string()).await.unwrap();
+    assert_eq!(payload_json(&alice.publish_on(&inbox).await)["ok"], true);
+    bob.assert_no_publish().await;
+    // And bob cannot subscribe again.
+    assert_eq!(bob.subscribe(&topic).await, vec![SubscribeReasonCode::Failure]);
+}
+
+#[tokio::test]
+async fn expiring_tokens_and_revoked_sessions_close_live_connections() {
+    let app = TestApp::on_mosquitto().await;
+    let now = now_unix();
+    let short = app.token_with(IdentityClaims { sub: "alice".into(), name: None, email: None, avatar_url: None, iat: now, exp: now + 2, iss: None });
+    let alice = TestClient::connect(app.options("alice-short", &short)).await.expect("connects while valid");
+    tokio::time::timeout(PATIENCE, alice.closed()).await.expect("closed once the token expired");
+
+    let bob = app.client("bob").await;
+    let (status, body) = app.api(reqwest::Method::POST, "/api/v1/users/bob/sessions/revoke", None).await;
+    assert_eq!(status, 200, "{body}");
+    tokio::time::timeout(PATIENCE, bob.closed()).await.expect("closed once its sessions were revoked");
+    // A token issued before the revocation no longer logs in.
+    let old = app.token_with(IdentityClaims { sub: "bob".into(), name: None, email: None, avatar_url: None, iat: now - 5, exp: now + 600, iss: None });
+    assert!(refused_by_mosquitto(TestClient::connect(app.options("bob-again", &old)).await));
+}
+
+#[tokio::test]
+async fn websocket_clients_chat_through_mosquitto() {
+    let app = TestApp::on_mosquitto().await;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let topic = app.conversation_topic(&conversation);
+    let mut options = rumqttc::MqttOptions::new("bob-ws", format!("ws://{}/mqtt", app.app_ws), app.app_ws.port());
+    options.set_transport(rumqttc::Transport::Ws);
+    options.set_credentials(app.project.public_key.clone(), app.token("bob"));
+    let mut bob = TestClient::connect(options).await.expect("bob connects over WebSocket");
+    assert!(granted(&bob.subscribe(&topic).await));
+    let alice = app.client("alice").await;
+    let send = json!({"id": "r1", "op": "message.send", "conversation_id": conversation, "content": "to the browser"});
+    alice.client.publish(format!("chat/{}/user/alice/outbox", app.project_id()), QoS::AtLeastOnce, false, send.to_string()).await.unwrap();
+    assert_eq!(payload_json(&bob.publish_on(&topic).await)["data"]["content"], "to the browser");
+}

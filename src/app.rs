@@ -148,6 +148,9 @@ struct BrokerSide {
     outlet: Arc<dyn Outlet>,
     /// `Some` in external mode: how mqchat tells the broker's plugin what changed.
     remote: Option<Arc<RemoteOutlet>>,
+    /// This instance's name among those sharing the database (its broker
+    /// client id; the one embedded instance is `embedded`).
+    instance: String,
     probe: BrokerProbe,
     mqtt_url: String,
     websocket_url: String,
@@ -166,7 +169,7 @@ impl App {
             BrokerMode::External => external_side(settings, http_addr).await?,
         };
         let outbox = Arc::new(Outbox::load(&db).await.context("loading webhook endpoints")?);
-        let dispatcher = Dispatcher::new(db.clone(), Arc::clone(&outbox), settings.webhooks.clone())
+        let dispatcher = Dispatcher::new(db.clone(), Arc::clone(&outbox), settings.webhooks.clone(), side.instance.clone())
             .context("starting the webhook dispatcher")?;
         // With an external broker, connections outlive this process (and
         // other instances share them): nothing left online is stale.
@@ -281,6 +284,7 @@ async fn embedded_side(settings: &Settings, db: &DatabaseConnection) -> anyhow::
     Ok(BrokerSide {
         outlet: Arc::new(MqttOutlet { publisher: publisher.clone(), registry: Arc::clone(&registry) }),
         remote: None,
+        instance: "embedded".into(),
         probe: BrokerProbe::Embedded(publisher.clone()),
         mqtt_url: format!("{}://{mqtt_addr}", if secure { "mqtts" } else { "mqtt" }),
         websocket_url: format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" }),
@@ -300,11 +304,12 @@ async fn external_side(settings: &Settings, http_addr: SocketAddr) -> anyhow::Re
         "external broker: mqchat opens no MQTT or WebSocket listener; the [mqtt], [websocket], [tls], [gateway] and [mosquitto] settings are ignored"
     );
     let client_id = settings.broker.client_id.clone().unwrap_or_else(|| external::default_client_id(http_addr.port()));
-    let ExternalBroker { outlet, commands, statuses, link } = ExternalBroker::connect(&settings.broker, client_id).await?;
+    let ExternalBroker { outlet, commands, statuses, link } = ExternalBroker::connect(&settings.broker, client_id.clone()).await?;
     let url = settings.broker.url.clone().unwrap_or_default();
     Ok(BrokerSide {
         outlet: Arc::clone(&outlet) as Arc<dyn Outlet>,
         remote: Some(outlet),
+        instance: client_id,
         probe: BrokerProbe::External(link),
         websocket_url: url.replacen("mqtt://", "ws://", 1),
         mqtt_url: url,

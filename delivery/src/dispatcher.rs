@@ -40,6 +40,9 @@ const FAN_OUT_BATCH: u64 = 2000;
 /// How long in-flight requests may finish after a shutdown signal; the
 /// rest stay pending and are sent again after the restart.
 const DRAIN: Duration = Duration::from_secs(2);
+/// A claimed delivery is this much longer than the request timeout out of
+/// other processes' reach (several mqchat instances on one database).
+const LEASE_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -57,6 +60,8 @@ pub struct Dispatcher {
     sender: Sender,
     senders: SendPool,
     settings: WebhookSettings,
+    /// This instance's name in claims (several instances may share the database).
+    instance: String,
 }
 
 type Finished = (DueDelivery, Attempt);
@@ -68,23 +73,24 @@ const MAX_READY: usize = 4096;
 /// Where an endpoint's next deliveries come from.
 #[derive(Default)]
 struct Queue {
-    /// Every delivery due now is in flight or in `ready`: new ones from the
-    /// fan-out queue up here and need no query. Otherwise the next ones are
-    /// read from the database (at start, after a poll, after a backlog).
+    /// Every delivery due now is in flight or in `ready`. Otherwise more
+    /// are read from the database (at start, after a poll, after a backlog).
     caught_up: bool,
+    /// New deliveries from the fan-out, claimed by this instance: they
+    /// need no query.
     ready: VecDeque<DueDelivery>,
 }
 
 impl Queue {
-    fn push(&mut self, delivery: DueDelivery) {
-        if !self.caught_up {
-            return;
-        }
+    /// Keeps a fresh delivery; when the queue is full, returns it to be
+    /// released (due again for whoever reads the database next).
+    fn push(&mut self, delivery: DueDelivery) -> Option<i64> {
         if self.ready.len() < MAX_READY {
             self.ready.push_back(delivery);
+            None
         } else {
             self.caught_up = false;
-            self.ready.clear();
+            Some(delivery.id)
         }
     }
 }
@@ -105,11 +111,13 @@ fn read_root_certificates(paths: &[std::path::PathBuf]) -> Result<Vec<reqwest::C
 }
 
 impl Dispatcher {
-    pub fn new(db: DatabaseConnection, outbox: Arc<Outbox>, settings: WebhookSettings) -> Result<Dispatcher, StartError> {
+    /// `instance` names this process in delivery claims: the same across
+    /// its restarts, different from every other instance's.
+    pub fn new(db: DatabaseConnection, outbox: Arc<Outbox>, settings: WebhookSettings, instance: String) -> Result<Dispatcher, StartError> {
         let roots = read_root_certificates(&settings.extra_root_certificates)?;
         let sender = Sender::new(TargetPolicy::from_settings(&settings), settings.timeout, roots)?;
         let senders = SendPool::start(settings.niceness)?;
-        Ok(Dispatcher { db, outbox, sender, senders, settings })
+        Ok(Dispatcher { db, outbox, sender, senders, settings, instance })
     }
 
     /// The client the test action uses too.
@@ -119,6 +127,11 @@ impl Dispatcher {
 
     /// Delivers until `shutdown` turns true.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        match webhooks::release_claims(&self.db, &self.instance).await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(released, "deliveries this instance had claimed before it stopped are due again"),
+            Err(error) => tracing::error!(%error, "releasing this instance's earlier delivery claims failed"),
+        }
         let mut in_flight: JoinSet<Finished> = JoinSet::new();
         let mut sending: HashSet<i64> = HashSet::new();
         let mut per_endpoint: HashMap<String, usize> = HashMap::new();
@@ -136,10 +149,12 @@ impl Dispatcher {
         loop {
             if fan_out_at.is_some_and(|at| at <= Instant::now()) {
                 last_fan_out = Instant::now();
-                fan_out_at = match self.outbox.fan_out(&self.db, FAN_OUT_BATCH).await {
+                fan_out_at = match self.outbox.fan_out(&self.db, FAN_OUT_BATCH, &self.claim()).await {
                     Ok((read, fresh)) => {
-                        for delivery in fresh {
-                            queues.entry(delivery.endpoint_id.clone()).or_default().push(delivery);
+                        let overflow: Vec<i64> =
+                            fresh.into_iter().filter_map(|delivery| queues.entry(delivery.endpoint_id.clone()).or_default().push(delivery)).collect();
+                        if let Err(error) = webhooks::release(&self.db, &overflow).await {
+                            tracing::error!(%error, "releasing deliveries beyond the queue failed; they are due when their claim ends");
                         }
                         // A full batch: more are waiting.
                         (read as u64 == FAN_OUT_BATCH).then(Instant::now)
@@ -177,14 +192,14 @@ impl Dispatcher {
                 () = self.outbox.woken() => {
                     if self.outbox.take_rescan() {
                         // Re-enabled endpoints or retried deliveries: pending rows the queues do not hold.
-                        queues.clear();
+                        mark_behind(&mut queues);
                     }
                     fan_out_at.get_or_insert(last_fan_out + FAN_OUT_GAP);
                 }
                 () = tokio::time::sleep_until(fan_out_at.unwrap_or_else(Instant::now)), if fan_out_at.is_some() => {}
                 _ = poll.tick() => {
                     // Retries fall due in the database: read each endpoint from there again.
-                    queues.clear();
+                    mark_behind(&mut queues);
                     fan_out_at.get_or_insert_with(Instant::now);
                 }
                 _ = purge.tick() => self.purge().await,
@@ -197,6 +212,12 @@ impl Dispatcher {
             }
         })
         .await;
+    }
+
+    /// Deliveries taken now stay this instance's until the request
+    /// timeout and a margin have passed.
+    fn claim(&self) -> webhooks::Claim {
+        webhooks::Claim { instance: self.instance.clone(), until: Utc::now() + self.settings.timeout + LEASE_MARGIN }
     }
 
     /// Starts sending what is due and has room, endpoint by endpoint;
@@ -218,17 +239,15 @@ impl Dispatcher {
             if room == 0 || (queue.caught_up && queue.ready.is_empty()) {
                 continue;
             }
-            let next: Vec<DueDelivery> = if queue.caught_up {
-                let take = room.min(queue.ready.len());
-                queue.ready.drain(..take).collect()
-            } else {
-                // Its in-flight rows are still pending: ask for enough to see past them.
-                let limit = room + busy;
-                let rows = webhooks::due(&self.db, &endpoint, now, limit as u64).await?;
+            let take = room.min(queue.ready.len());
+            let mut next: Vec<DueDelivery> = queue.ready.drain(..take).collect();
+            if !queue.caught_up && next.len() < room {
+                let limit = room - next.len();
+                let rows = webhooks::due(&self.db, &endpoint, now, limit as u64, &self.claim()).await?;
                 // Fewer than asked: every delivery due now is in flight or starting.
                 queue.caught_up = rows.len() < limit;
-                rows.into_iter().filter(|row| !sending.contains(&row.id)).take(room).collect()
-            };
+                next.extend(rows.into_iter().filter(|row| !sending.contains(&row.id)));
+            }
             for row in next {
                 *per_endpoint.entry(row.endpoint_id.clone()).or_default() += 1;
                 sending.insert(row.id);
@@ -327,6 +346,14 @@ impl Dispatcher {
             Ok(deleted) => tracing::info!(deleted, "webhook delivery log purged"),
             Err(error) => tracing::error!(%error, "purging the webhook delivery log failed"),
         }
+    }
+}
+
+/// Every endpoint reads the database again; what the queues hold (claimed
+/// by this instance) is still sent from them.
+fn mark_behind(queues: &mut HashMap<String, Queue>) {
+    for queue in queues.values_mut() {
+        queue.caught_up = false;
     }
 }
 

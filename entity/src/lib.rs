@@ -2,7 +2,7 @@
 //!
 //! One module per table (`project`, `user`, `conversation`,
 //! `conversation_member`, `message`, `reaction`, `read_receipt`,
-//! `attachment`, `launcher_icon`, `user_presence`, `webhook_endpoint`,
+//! `attachment`, `launcher_icon`, `user_presence`, `presence_device`, `webhook_endpoint`,
 //! `webhook_event`, `webhook_fanout`, `webhook_delivery`, `webhook_attempt`,
 //! `retained_message`, `mqtt_session`). Entities only describe data; the queries that use
 //! them live in the `bridge` crate, and the schema is created by the
@@ -15,6 +15,7 @@ pub mod conversation_member;
 pub mod launcher_icon;
 pub mod message;
 pub mod mqtt_session;
+pub mod presence_device;
 pub mod reaction;
 pub mod read_receipt;
 pub mod retained_message;

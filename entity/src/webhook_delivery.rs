@@ -16,6 +16,9 @@ pub struct Model {
     pub attempts: i32,
     /// When a pending delivery is due.
     pub next_attempt_at: DateTimeUtc,
+    /// The mqchat instance sending it now, until `next_attempt_at` (its
+    /// lease); `None` when no instance holds it.
+    pub claimed_by: Option<String>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

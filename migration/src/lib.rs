@@ -17,6 +17,7 @@ mod m20261122_000007_webhook_events;
 mod m20261130_000008_hardening;
 mod m20261201_000009_browser;
 mod m20261201_000010_mqtt_state;
+mod m20261201_000011_instances;
 
 pub struct Migrator;
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_hardening::Migration),
             Box::new(m20261201_000009_browser::Migration),
             Box::new(m20261201_000010_mqtt_state::Migration),
+            Box::new(m20261201_000011_instances::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, NotSet, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait,
 };
+use sea_orm::sea_query::{LockBehavior, LockType};
 use serde::Serialize;
 
 use super::endpoints::any_endpoint;
@@ -61,18 +62,52 @@ pub struct DueDelivery {
     pub body: String,
 }
 
-/// Up to `limit` pending deliveries of `endpoint` due at `now`, oldest first.
-pub async fn due(db: &DatabaseConnection, endpoint: &Endpoint, now: DateTime<Utc>, limit: u64) -> Result<Vec<DueDelivery>, DbErr> {
-    let rows = webhook_delivery::Entity::find()
+/// Who takes deliveries, and until when no other instance may.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The instance's name, the same across its restarts.
+    pub instance: String,
+    pub until: DateTime<Utc>,
+}
+
+/// Claims up to `limit` pending deliveries of `endpoint` due at `now`,
+/// oldest first: their next attempt moves to the claim's end, so no other
+/// instance sharing the database takes them while this one sends (rows
+/// another instance is claiming are skipped, not waited for). If this
+/// instance dies they are due again when the claim ends, or as soon as it
+/// restarts (`release_claims`).
+pub async fn due(db: &DatabaseConnection, endpoint: &Endpoint, now: DateTime<Utc>, limit: u64, claim: &Claim) -> Result<Vec<DueDelivery>, DbErr> {
+    let txn = db.begin().await?;
+    let ids: Vec<i64> = webhook_delivery::Entity::find()
+        .select_only()
+        .column(webhook_delivery::Column::Id)
         .filter(webhook_delivery::Column::EndpointId.eq(endpoint.id.as_str()))
         .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
         .filter(webhook_delivery::Column::NextAttemptAt.lte(now))
         .order_by_asc(webhook_delivery::Column::NextAttemptAt)
         .order_by_asc(webhook_delivery::Column::Id)
         .limit(limit)
-        .all(db)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .into_tuple()
+        .all(&txn)
         .await?;
-    let events = events_of(db, rows.iter().map(|row| row.event_seq)).await?;
+    if ids.is_empty() {
+        txn.commit().await?;
+        return Ok(Vec::new());
+    }
+    webhook_delivery::Entity::update_many()
+        .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(claim.until))
+        .col_expr(webhook_delivery::Column::ClaimedBy, Expr::value(claim.instance.clone()))
+        .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
+        .exec(&txn)
+        .await?;
+    let rows = webhook_delivery::Entity::find()
+        .filter(webhook_delivery::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(webhook_delivery::Column::Id)
+        .all(&txn)
+        .await?;
+    let events = events_of(&txn, rows.iter().map(|row| row.event_seq)).await?;
+    txn.commit().await?;
     Ok(rows
         .into_iter()
         .filter_map(|row| {
@@ -89,6 +124,32 @@ pub async fn due(db: &DatabaseConnection, endpoint: &Endpoint, now: DateTime<Utc
             })
         })
         .collect())
+}
+
+/// Gives up this instance's claim on these deliveries: due now, for
+/// whichever instance reads them first.
+pub async fn release(db: &DatabaseConnection, ids: &[i64]) -> Result<(), DbErr> {
+    for chunk in ids.chunks(1000) {
+        webhook_delivery::Entity::update_many()
+            .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(crate::clock::now()))
+            .col_expr(webhook_delivery::Column::ClaimedBy, Expr::value(Option::<String>::None))
+            .filter(webhook_delivery::Column::Id.is_in(chunk.iter().copied()))
+            .exec(db)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Makes what `instance` had claimed before it restarted due now.
+pub async fn release_claims(db: &DatabaseConnection, instance: &str) -> Result<u64, DbErr> {
+    let result = webhook_delivery::Entity::update_many()
+        .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(crate::clock::now()))
+        .col_expr(webhook_delivery::Column::ClaimedBy, Expr::value(Option::<String>::None))
+        .filter(webhook_delivery::Column::ClaimedBy.eq(instance))
+        .filter(webhook_delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// The events with these sequence numbers, bodies included.
@@ -153,6 +214,7 @@ pub async fn record_attempts(db: &DatabaseConnection, records: &[AttemptRecord])
                 webhook_delivery::Entity::update_many()
                     .col_expr(webhook_delivery::Column::Attempts, Expr::value(record.attempt))
                     .col_expr(webhook_delivery::Column::NextAttemptAt, Expr::value(at))
+                    .col_expr(webhook_delivery::Column::ClaimedBy, Expr::value(Option::<String>::None))
                     .col_expr(webhook_delivery::Column::UpdatedAt, Expr::value(now))
                     .filter(webhook_delivery::Column::Id.eq(record.delivery_id))
                     .exec(&txn)

@@ -15,7 +15,7 @@ mod events;
 mod outbox;
 
 pub use deliveries::{
-    due, purge_older_than, record_attempts, retry, AttemptRecord, AttemptView, DeliveryStatus, DeliveryView, DueDelivery,
+    due, purge_older_than, record_attempts, release, release_claims, retry, AttemptRecord, Claim, AttemptView, DeliveryStatus, DeliveryView, DueDelivery,
     NextStep,
 };
 pub use endpoints::{

@@ -13,7 +13,7 @@ use sea_orm::{
 };
 use tokio::sync::{Mutex, Notify};
 
-use super::deliveries::{DeliveryStatus, DueDelivery};
+use super::deliveries::{Claim, DeliveryStatus, DueDelivery};
 use super::events::{Event, EventType};
 
 /// Rows per insert statement (at most 9 parameters each, far below the
@@ -194,10 +194,15 @@ impl Outbox {
     /// moves the cursor past them, in one transaction. Returns how many
     /// events it read (`limit` means more may be waiting) and the new
     /// deliveries with their bytes, oldest first, so the dispatcher can send
-    /// them without reading them back.
-    pub async fn fan_out(&self, db: &DatabaseConnection, limit: u64) -> Result<(usize, Vec<DueDelivery>), DbErr> {
+    /// them without reading them back; they are claimed (see `due`). Processes sharing a PostgreSQL
+    /// database take turns: the cursor row is locked first.
+    pub async fn fan_out(&self, db: &DatabaseConnection, limit: u64, claim: &Claim) -> Result<(usize, Vec<DueDelivery>), DbErr> {
         let txn = db.begin().await?;
-        let cursor = fanned_out_through(&txn).await?;
+        webhook_fanout::Entity::insert(webhook_fanout::ActiveModel { id: Set(FANOUT_CURSOR), last_seq: Set(0) })
+            .on_conflict(OnConflict::column(webhook_fanout::Column::Id).do_nothing().to_owned())
+            .exec_without_returning(&txn)
+            .await?;
+        let cursor = webhook_fanout::Entity::find_by_id(FANOUT_CURSOR).lock_exclusive().one(&txn).await?.map_or(0, |row| row.last_seq);
         let events = webhook_event::Entity::find()
             .filter(webhook_event::Column::Seq.gt(cursor))
             .order_by_asc(webhook_event::Column::Seq)
@@ -227,7 +232,8 @@ impl Outbox {
             project_id: Set(event.project_id.clone()),
             status: Set(DeliveryStatus::Pending.as_str().to_owned()),
             attempts: Set(0),
-            next_attempt_at: Set(event.created_at),
+            next_attempt_at: Set(claim.until),
+            claimed_by: Set(Some(claim.instance.clone())),
             created_at: Set(event.created_at),
             updated_at: Set(event.created_at),
             })

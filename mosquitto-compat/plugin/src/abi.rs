@@ -3,6 +3,8 @@
 //! that building the plugin needs no headers. The test at the end compiles
 //! a C program against the real headers and checks every size and field
 //! offset here against them.
+// Parts used only by `ffi`, which unit tests do not build.
+#![cfg_attr(test, allow(dead_code))]
 use std::ffi::{c_char, c_int, c_void};
 
 pub const MOSQ_PLUGIN_VERSION: c_int = 5;

@@ -1,6 +1,8 @@
 //! mqchat's internal API as the plugin calls it: blocking HTTP on
 //! loopback (Mosquitto runs plugins on its one thread), answers cached by
 //! the caller.
+// Parts used only by `ffi`, which unit tests do not build.
+#![cfg_attr(test, allow(dead_code))]
 use std::time::Duration;
 
 use mqchat_access::identity::IdentityClaims;

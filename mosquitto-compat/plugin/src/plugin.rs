@@ -22,8 +22,9 @@ const PUBLIC_KEY_PREFIX: &str = "pk_";
 /// How long a project's keys are used without asking again (mqchat also
 /// says when they change).
 const KEYS_TTL: Duration = Duration::from_secs(60);
-/// Shortest time between two membership fetches for one user.
-const REFETCH_EVERY: Duration = Duration::from_secs(1);
+/// Shortest time between two membership fetches for one user after its
+/// login (a client retrying refused subscriptions cannot flood mqchat).
+const REFETCH_EVERY: Duration = Duration::from_millis(250);
 
 /// Identifies one connection: the address of Mosquitto's client struct,
 /// unique among live connections.
@@ -75,7 +76,8 @@ struct Connection {
 
 struct Memberships {
     conversations: HashSet<String>,
-    fetched_at: Instant,
+    /// When a refused subscribe or publish last asked mqchat again.
+    refetched_at: Option<Instant>,
     /// Connections (live or persistent) of the user.
     connections: usize,
 }
@@ -154,9 +156,8 @@ impl<A: Api> Plugin<A> {
             Err(error) => return Login::Refused(error),
         };
         let user = (principal.project_id.clone(), principal.user_id.as_str().to_owned());
-        let memberships = self.users.entry(user).or_insert_with(|| Memberships { conversations: HashSet::new(), fetched_at: Instant::now(), connections: 0 });
+        let memberships = self.users.entry(user).or_insert_with(|| Memberships { conversations: HashSet::new(), refetched_at: None, connections: 0 });
         memberships.conversations = conversations.into_iter().collect();
-        memberships.fetched_at = Instant::now();
         self.admit(key, client_id, clean, Who::Chat(Arc::new(principal)));
         Login::Accepted
     }
@@ -264,10 +265,10 @@ impl<A: Api> Plugin<A> {
         if memberships.conversations.contains(conversation) {
             return true;
         }
-        if !may_fetch || memberships.fetched_at.elapsed() < REFETCH_EVERY {
+        if !may_fetch || memberships.refetched_at.is_some_and(|at| at.elapsed() < REFETCH_EVERY) {
             return false;
         }
-        memberships.fetched_at = Instant::now();
+        memberships.refetched_at = Some(Instant::now());
         match self.api.memberships(&user.0, &user.1) {
             Ok(conversations) => {
                 memberships.conversations = conversations.into_iter().collect();
@@ -330,5 +331,187 @@ impl<A: Api> Plugin<A> {
             .filter(|connection| matches!(&connection.who, Who::Chat(principal) if matches(principal)))
             .map(|connection| connection.client_id.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use mqchat_access::identity::{self, IdentityClaims};
+
+    use super::*;
+
+    const SECRET: &str = "sk_test_secret_key_0123456789";
+    const PLATFORM: &str = "platform-secret-0123";
+
+    /// mqchat's answers, in memory: one project, memberships per user.
+    #[derive(Default)]
+    struct Fake {
+        memberships: RefCell<HashMap<String, Vec<String>>>,
+        revoked: RefCell<Vec<String>>,
+        calls: RefCell<Vec<String>>,
+    }
+
+    impl Api for Fake {
+        fn keys(&self, public_key: &str) -> Result<Option<ProjectKeys>, String> {
+            self.calls.borrow_mut().push(format!("keys {public_key}"));
+            Ok((public_key == "pk_a").then(|| ProjectKeys { project_id: "prj_a".into(), secret_key: SECRET.into(), previous_key: None }))
+        }
+
+        fn login(&self, _project_id: &str, claims: &IdentityClaims) -> Result<LoginAnswer, String> {
+            self.calls.borrow_mut().push(format!("login {}", claims.sub));
+            if self.revoked.borrow().contains(&claims.sub) {
+                return Ok(LoginAnswer::Revoked);
+            }
+            Ok(LoginAnswer::Admitted(self.memberships.borrow().get(&claims.sub).cloned().unwrap_or_default()))
+        }
+
+        fn memberships(&self, _project_id: &str, user_id: &str) -> Result<Vec<String>, String> {
+            self.calls.borrow_mut().push(format!("memberships {user_id}"));
+            Ok(self.memberships.borrow().get(user_id).cloned().unwrap_or_default())
+        }
+    }
+
+    fn plugin() -> Plugin<Fake> {
+        let fake = Fake::default();
+        fake.memberships.borrow_mut().insert("alice".into(), vec!["c1".into()]);
+        Plugin::new(fake, PLATFORM.into())
+    }
+
+    fn token(sub: &str, lifetime: i64) -> String {
+        let now = identity::now_unix();
+        let claims = IdentityClaims { sub: sub.into(), name: Some(format!("{sub} name")), email: None, avatar_url: None, iat: now, exp: now + lifetime, iss: None };
+        identity::sign(SECRET, &claims).unwrap()
+    }
+
+    fn login(plugin: &mut Plugin<Fake>, key: ClientKey, client_id: &str, sub: &str) -> Login {
+        plugin.basic_auth(key, client_id, true, Some("pk_a"), Some(&token(sub, 600)))
+    }
+
+    #[test]
+    fn chat_logins_and_the_gateways_acl() {
+        let mut plugin = plugin();
+        assert_eq!(login(&mut plugin, 1, "phone", "alice"), Login::Accepted);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/user/alice/inbox", Access::Subscribe), Verdict::Allow);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/user/bob/inbox", Access::Subscribe), Verdict::Deny);
+        assert_eq!(plugin.acl_check(1, "#", Access::Subscribe), Verdict::Deny);
+        assert_eq!(plugin.acl_check(1, "#", Access::Unsubscribe), Verdict::Allow);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c1", Access::Subscribe), Verdict::Allow);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c1", Access::Read), Verdict::Allow);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c1", Access::Write), Verdict::Deny);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c1/typing", Access::Write), Verdict::Allow);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/user/alice/outbox", Access::Write), Verdict::Allow);
+        assert_eq!(plugin.acl_check(1, "chat/prj_b/user/alice/outbox", Access::Write), Verdict::Deny);
+        assert_eq!(plugin.acl_check(1, "$CONTROL/mqchat/v1", Access::Write), Verdict::Deny);
+        assert_eq!(plugin.acl_check(1, "devices/x", Access::Write), Verdict::Deny);
+        // Bad tokens and unknown projects.
+        assert!(matches!(plugin.basic_auth(2, "x", true, Some("pk_a"), Some("not.a.jwt")), Login::Refused(_)));
+        assert!(matches!(plugin.basic_auth(2, "x", true, Some("pk_zzz"), Some(&token("alice", 600))), Login::Refused(_)));
+        assert_eq!(plugin.acl_check(2, "chat/prj_a/user/alice/inbox", Access::Subscribe), Verdict::Deny);
+        // A revoked user's token is refused by mqchat.
+        plugin.api.revoked.borrow_mut().push("eve".into());
+        assert_eq!(login(&mut plugin, 3, "eve-phone", "eve"), Login::Refused("token revoked".into()));
+    }
+
+    #[test]
+    fn a_new_membership_is_fetched_on_a_refused_subscribe_but_never_on_a_delivery() {
+        let mut plugin = plugin();
+        login(&mut plugin, 1, "phone", "alice");
+        plugin.api.memberships.borrow_mut().insert("alice".into(), vec!["c1".into(), "c2".into()]);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c2", Access::Read), Verdict::Deny);
+        assert!(!plugin.api.calls.borrow().contains(&"memberships alice".to_owned()));
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c2", Access::Subscribe), Verdict::Allow);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c2", Access::Read), Verdict::Allow);
+        // Refused again at once: not asked again within REFETCH_EVERY.
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c3", Access::Subscribe), Verdict::Deny);
+        assert_eq!(plugin.api.calls.borrow().iter().filter(|call| *call == "memberships alice").count(), 1);
+    }
+
+    #[test]
+    fn the_platform_and_clients_mosquitto_authenticates() {
+        let mut plugin = plugin();
+        assert!(matches!(plugin.basic_auth(1, "mqchat-1", false, Some(PLATFORM_USERNAME), Some("wrong")), Login::Refused(_)));
+        assert_eq!(plugin.basic_auth(1, "mqchat-1", false, Some(PLATFORM_USERNAME), Some(PLATFORM)), Login::Accepted);
+        assert_eq!(plugin.acl_check(1, "$CONTROL/mqchat/v1", Access::Write), Verdict::Allow);
+        assert_eq!(plugin.acl_check(1, "$share/mqchat/chat/+/user/+/outbox", Access::Subscribe), Verdict::Allow);
+        assert_eq!(plugin.basic_auth(2, "sensor", true, Some("device"), Some("pw")), Login::Deferred);
+        assert_eq!(plugin.basic_auth(3, "anon", true, None, None), Login::Deferred);
+        assert_eq!(plugin.acl_check(2, "devices/temperature", Access::Write), Verdict::Defer);
+        assert_eq!(plugin.acl_check(2, "chat/prj_a/user/alice/inbox", Access::Read), Verdict::Deny);
+        assert_eq!(plugin.acl_check(2, "chat", Access::Subscribe), Verdict::Deny);
+    }
+
+    #[test]
+    fn client_ids_belong_to_their_user() {
+        let mut plugin = plugin();
+        assert_eq!(login(&mut plugin, 1, "phone", "alice"), Login::Accepted);
+        assert_eq!(login(&mut plugin, 2, "phone", "bob"), Login::Refused("client id held by another user".into()));
+        assert_eq!(plugin.basic_auth(2, "phone", true, Some("device"), Some("pw")), Login::Refused("client id held by a chat user".into()));
+        // The same user takes its own session over.
+        assert_eq!(login(&mut plugin, 3, "phone", "alice"), Login::Accepted);
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/user/alice/inbox", Access::Subscribe), Verdict::Deny);
+        assert_eq!(plugin.acl_check(3, "chat/prj_a/user/alice/inbox", Access::Subscribe), Verdict::Allow);
+        // Once the clean session is over (and its will judged), the id is free.
+        plugin.disconnect(3);
+        assert_eq!(plugin.acl_check(3, "chat/prj_a/user/alice/status", Access::Write), Verdict::Allow);
+        plugin.tick(identity::now_unix());
+        assert_eq!(login(&mut plugin, 4, "phone", "bob"), Login::Accepted);
+    }
+
+    #[test]
+    fn a_departed_connection_never_takes_a_newer_one_at_the_same_address_along() {
+        let mut plugin = plugin();
+        login(&mut plugin, 1, "phone", "alice");
+        plugin.disconnect(1);
+        // Mosquitto reused the address before the next tick.
+        login(&mut plugin, 1, "tablet", "bob");
+        plugin.tick(identity::now_unix());
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/user/bob/inbox", Access::Subscribe), Verdict::Allow);
+    }
+
+    #[test]
+    fn control_messages_revoke_disconnect_and_forget_keys() {
+        let mut plugin = plugin();
+        login(&mut plugin, 1, "phone", "alice");
+        login(&mut plugin, 2, "laptop", "alice");
+        plugin.basic_auth(9, "mqchat-1", false, Some(PLATFORM_USERNAME), Some(PLATFORM));
+        let revoke = br#"{"op":"revoke","project_id":"prj_a","user_id":"alice","conversation_id":"c1"}"#;
+        assert!(plugin.control(1, revoke).is_err(), "only mqchat's connection may send control messages");
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c1", Access::Read), Verdict::Allow);
+        assert_eq!(plugin.control(9, revoke), Ok(vec![]));
+        assert_eq!(plugin.acl_check(1, "chat/prj_a/conv/c1", Access::Read), Verdict::Deny);
+        let mut kicked = plugin.control(9, br#"{"op":"disconnect","project_id":"prj_a","user_id":"alice"}"#).unwrap();
+        kicked.sort();
+        assert_eq!(kicked, vec!["laptop".to_owned(), "phone".to_owned()]);
+        let keys_asked = |plugin: &Plugin<Fake>| plugin.api.calls.borrow().iter().filter(|call| call.starts_with("keys")).count();
+        login(&mut plugin, 3, "watch", "alice");
+        assert_eq!(keys_asked(&plugin), 1, "keys are cached");
+        assert_eq!(plugin.control(9, br#"{"op":"project","public_key":"pk_a"}"#), Ok(vec![]));
+        login(&mut plugin, 4, "desk", "alice");
+        assert_eq!(keys_asked(&plugin), 2);
+        assert!(plugin.control(9, b"\xff garbage").is_err());
+    }
+
+    #[test]
+    fn expired_tokens_are_reported_once_a_second() {
+        let mut plugin = plugin();
+        plugin.basic_auth(1, "short", true, Some("pk_a"), Some(&token("alice", 5)));
+        login(&mut plugin, 2, "long", "bob");
+        let later = identity::now_unix() + 10;
+        assert_eq!(plugin.tick(later), vec!["short".to_owned()]);
+        assert_eq!(plugin.tick(later), Vec::<String>::new());
+    }
+
+    #[test]
+    fn typing_is_stamped_with_the_connections_identity() {
+        let mut plugin = plugin();
+        login(&mut plugin, 1, "phone", "alice");
+        let stamped = plugin.message(1, "chat/prj_a/conv/c1/typing", br#"{"user_id":"bob"}"#).unwrap();
+        let stamped: serde_json::Value = serde_json::from_slice(&stamped).unwrap();
+        assert_eq!((stamped["data"]["user_id"].as_str(), stamped["data"]["name"].as_str()), (Some("alice"), Some("alice name")));
+        assert_eq!(plugin.message(1, "chat/prj_a/user/alice/outbox", b"{}"), None);
+        assert_eq!(plugin.message(7, "chat/prj_a/conv/c1/typing", b"{}"), None);
     }
 }

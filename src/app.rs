@@ -15,6 +15,7 @@ use mqchat_bridge::commands::{Engine, Outlet};
 use mqchat_bridge::presence::PresenceTracker;
 use mqchat_bridge::webhooks::Outbox;
 use mqchat_delivery::{Dispatcher, TargetPolicy};
+use mqchat_broker::acl;
 use mqchat_broker::embedded::{RouterHandle, TopicFeed};
 use mqchat_broker::plain::PlainRealm;
 use mqchat_broker::persistence::PlainState;
@@ -24,7 +25,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::authorizer::ChatAuthorizer;
 use crate::chat::{self, Command, MqttOutlet};
-use crate::external::{self, BrokerLink, ExternalBroker, RemoteOutlet, StatusMessage};
+use crate::external::{self, BrokerLink, ExternalBroker, RemoteOutlet};
+use crate::presence::StatusMessage;
 use crate::http::{self, ApiState, PlatformAccess};
 use crate::plain_state::{self, DatabaseState};
 use crate::settings::{BrokerMode, MosquittoSettings, Settings};
@@ -66,7 +68,12 @@ pub struct EmbeddedParts {
 enum Front {
     /// The gateway, with rumqttd's outbox subscription and the registry's
     /// connection events.
-    Gateway { gateway: Gateway, commands: TopicFeed, presence_changes: mpsc::UnboundedReceiver<PresenceChange> },
+    Gateway {
+        gateway: Gateway,
+        commands: TopicFeed,
+        presence_changes: mpsc::UnboundedReceiver<PresenceChange>,
+        statuses: TopicFeed,
+    },
     /// An external broker: commands and status messages over MQTT.
     External { commands: mpsc::Receiver<Command>, statuses: mpsc::UnboundedReceiver<StatusMessage> },
 }
@@ -155,7 +162,8 @@ struct BrokerSide {
     mqtt_url: String,
     websocket_url: String,
     /// The embedded broker's pieces the gateway is built from.
-    embedded: Option<(EmbeddedParts, Listeners, TopicFeed)>,
+    /// With the commands and status messages rumqttd routes to the platform.
+    embedded: Option<(EmbeddedParts, Listeners, TopicFeed, TopicFeed)>,
     external: Option<(mpsc::Receiver<Command>, mpsc::UnboundedReceiver<StatusMessage>)>,
 }
 
@@ -196,7 +204,7 @@ impl App {
             origins: Default::default(),
         });
         let (embedded, front) = match (side.embedded, side.external) {
-            (Some((parts, listeners, commands)), _) => {
+            (Some((parts, listeners, commands, statuses)), _) => {
                 let presence_changes = parts.registry.presence_changes().context("presence changes already taken")?;
                 let services = GatewayServices {
                     authorizer: authorizer as Arc<dyn mqchat_broker::Authorizer>,
@@ -207,7 +215,7 @@ impl App {
                     state: Some(DatabaseState::start(db.clone()) as Arc<dyn PlainState>),
                 };
                 let gateway = Gateway::new(settings.gateway.clone(), services, listeners, shutdown_rx);
-                (Some(parts), Front::Gateway { gateway, commands, presence_changes })
+                (Some(parts), Front::Gateway { gateway, commands, presence_changes, statuses })
             }
             (None, Some((commands, statuses))) => (None, Front::External { commands, statuses }),
             (None, None) => anyhow::bail!("no broker side was built"),
@@ -225,14 +233,14 @@ impl App {
         let App { front, engine, presence, dispatcher, http_listener, api, shutdown, .. } = self;
         let mut http_stop = shutdown.subscribe();
         let gateway = match front {
-            Front::Gateway { gateway, commands, presence_changes } => {
+            Front::Gateway { gateway, commands, presence_changes, statuses } => {
                 tokio::spawn(chat::run(commands, engine));
-                tokio::spawn(crate::presence::run(presence_changes, presence));
+                tokio::spawn(crate::presence::run(Some(presence_changes), crate::presence::statuses_of(statuses), presence));
                 Some(tokio::spawn(gateway.run()))
             }
             Front::External { commands, statuses } => {
                 tokio::spawn(chat::run(commands, engine));
-                tokio::spawn(crate::presence::run_statuses(statuses, presence));
+                tokio::spawn(crate::presence::run(None, statuses, presence));
                 None
             }
         };
@@ -273,6 +281,7 @@ async fn embedded_side(settings: &Settings, db: &DatabaseConnection) -> anyhow::
     let mqtt = bind(settings.mqtt.listen, "MQTT").await?;
     let websocket = bind(settings.websocket.listen, "WebSocket").await?;
     let (mqtt_addr, websocket_addr) = (mqtt.local_addr()?, websocket.local_addr()?);
+    let statuses = router.subscribe("platform-status", acl::STATUS_FILTER).await?;
     let registry = Arc::new(Registry::default());
     // Before any client can connect: the plain namespace's retained
     // messages and persistent sessions are back.
@@ -292,6 +301,7 @@ async fn embedded_side(settings: &Settings, db: &DatabaseConnection) -> anyhow::
             EmbeddedParts { mqtt_addr, websocket_addr, tls: secure, router, registry, publisher },
             Listeners { mqtt, websocket: Some(websocket), tls },
             commands,
+            statuses,
         )),
         external: None,
     })

@@ -29,7 +29,8 @@ use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
-use crate::chat::Command;
+use crate::chat::{Command, Done};
+use crate::presence::StatusMessage;
 use crate::settings::BrokerSettings;
 
 /// Username of mqchat's own connection; its password is the platform secret.
@@ -40,21 +41,13 @@ pub const CONTROL_TOPIC: &str = "$CONTROL/mqchat/v1";
 /// Every instance's share of the commands and status announcements.
 pub const OUTBOX_FILTER: &str = "$share/mqchat/chat/+/user/+/outbox";
 pub const STATUS_FILTER: &str = "$share/mqchat/chat/+/user/+/status";
+const _: () = assert!(matches!(acl::STATUS_FILTER.as_bytes(), b"chat/+/user/+/status"));
 /// How long the broker keeps this instance's session while it is away.
 const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
 /// Commands taken from the broker and not yet answered (MQTT receive maximum).
 const IN_FLIGHT: u16 = 1000;
 /// How long `connect` waits for the broker before start-up fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A status announcement or will read from a user's status topic.
-pub struct StatusMessage {
-    pub project_id: String,
-    pub user_id: String,
-    pub payload: Bytes,
-    /// Acknowledges the message to the broker once presence stored it.
-    pub done: Box<dyn FnOnce() + Send>,
-}
 
 /// mqchat's connection to the external broker.
 pub struct ExternalBroker {
@@ -243,8 +236,8 @@ impl Reader {
             let message = FeedMessage { topic, payload: publish.payload, response_topic, correlation_data };
             return self.commands.send(Command { message, done: Some(done) }).await.is_ok();
         }
-        if let Some((project_id, user_id)) = parse_status_topic(&topic) {
-            let status = StatusMessage { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: publish.payload, done };
+        if let Some((project_id, user_id)) = acl::parse_status_topic(&topic) {
+            let status = StatusMessage { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: publish.payload, done: Some(done) };
             return self.statuses.send(status).is_ok();
         }
         // Nothing else is subscribed; acknowledge whatever arrives anyway.
@@ -253,7 +246,7 @@ impl Reader {
     }
 }
 
-fn acknowledge(client: AsyncClient, publish: Publish) -> Box<dyn FnOnce() + Send> {
+fn acknowledge(client: AsyncClient, publish: Publish) -> Done {
     Box::new(move || {
         if publish.qos != QoS::AtMostOnce {
             tokio::spawn(async move {
@@ -263,13 +256,6 @@ fn acknowledge(client: AsyncClient, publish: Publish) -> Box<dyn FnOnce() + Send
             });
         }
     })
-}
-
-fn parse_status_topic(topic: &str) -> Option<(&str, &str)> {
-    match topic.split('/').collect::<Vec<_>>()[..] {
-        ["chat", project, "user", user, "status"] => Some((project, user)),
-        _ => None,
-    }
 }
 
 /// The engine's output as publishes to the external broker, and its cuts
@@ -331,11 +317,5 @@ mod tests {
         assert!(host_and_port("http://x:1").is_err());
         assert!(host_and_port("mqtt://:1883").is_err());
         assert!(host_and_port("mqtt://h:port").is_err());
-    }
-
-    #[test]
-    fn status_topics() {
-        assert_eq!(parse_status_topic("chat/p/user/u/status"), Some(("p", "u")));
-        assert_eq!(parse_status_topic("chat/p/user/u/outbox"), None);
     }
 }

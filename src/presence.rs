@@ -1,96 +1,136 @@
-//! Wiring of presence: the gateway registry's changes (embedded broker) or
-//! the status announcements and wills read from an external broker, to the
-//! chat engine's tracker, batched; and the periodic refresh of online
-//! users' last seen.
+//! Wiring of presence: the gateway registry's changes (embedded broker) and
+//! the status announcements and wills read from the broker (either mode),
+//! to the chat engine's tracker, batched; and the periodic refresh of
+//! online users' last seen.
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqchat_bridge::presence::{Change, PresenceTracker, MAX_BATCH};
+use bytes::Bytes;
+use mqchat_bridge::presence::{Change, PresenceTracker, GATEWAY_DEVICE, MAX_BATCH};
+use mqchat_broker::acl;
+use mqchat_broker::embedded::TopicFeed;
 use mqchat_broker::PresenceChange;
+use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::external::StatusMessage;
+use crate::chat::Done;
 
 /// How often online users' `last_seen_at` moves to now.
 const REFRESH_EVERY: Duration = Duration::from_secs(30);
 
-/// Applies changes until the registry is gone.
-pub async fn run(mut changes: mpsc::UnboundedReceiver<PresenceChange>, tracker: Arc<PresenceTracker>) {
+/// Applies the embedded gateway's changes (one device, `gateway`, per
+/// user) and the status messages read from the broker until both end; each
+/// status message is acknowledged once stored.
+pub async fn run(mut changes: Option<mpsc::UnboundedReceiver<PresenceChange>>, mut statuses: mpsc::UnboundedReceiver<StatusMessage>, tracker: Arc<PresenceTracker>) {
     let mut refresh = tokio::time::interval(REFRESH_EVERY);
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let (mut registry_batch, mut status_batch) = (Vec::with_capacity(MAX_BATCH), Vec::with_capacity(MAX_BATCH));
     loop {
-        tokio::select! {
-            received = changes.recv_many(&mut batch, MAX_BATCH) => {
+        let (applied, acknowledgements) = tokio::select! {
+            received = next_changes(&mut changes, &mut registry_batch), if changes.is_some() => {
                 if received == 0 {
-                    return;
+                    changes = None;
+                    continue;
                 }
-                let applied: Vec<Change> = batch
+                let applied = registry_batch
                     .drain(..)
                     .map(|change| Change {
                         project_id: change.project_id,
                         user_id: change.user_id,
+                        device: GATEWAY_DEVICE.to_owned(),
                         online: change.online,
-                        epoch: change.epoch,
+                        epoch: i64::try_from(change.epoch).unwrap_or(i64::MAX),
                     })
                     .collect();
-                if let Err(error) = tracker.apply(applied).await {
-                    tracing::error!(%error, "storing presence changes failed");
+                (applied, Vec::new())
+            }
+            received = statuses.recv_many(&mut status_batch, MAX_BATCH) => {
+                if received == 0 {
+                    return;
                 }
+                let mut applied = Vec::with_capacity(status_batch.len());
+                let mut acknowledgements = Vec::with_capacity(status_batch.len());
+                for message in status_batch.drain(..) {
+                    match serde_json::from_slice::<Announcement>(&message.payload) {
+                        Ok(announcement) => applied.push(announcement.change(message.project_id, message.user_id)),
+                        Err(error) => tracing::debug!(%error, "a status message without status and epoch is no presence change"),
+                    }
+                    acknowledgements.extend(message.done);
+                }
+                (applied, acknowledgements)
             }
             _ = refresh.tick() => {
                 if let Err(error) = tracker.refresh().await {
                     tracing::error!(%error, "refreshing last-seen times failed");
                 }
+                continue;
             }
+        };
+        match tracker.apply(applied).await {
+            Ok(()) => acknowledgements.into_iter().for_each(|done| done()),
+            // Not acknowledged: the broker delivers them again after a reconnect.
+            Err(error) => tracing::error!(%error, "storing presence changes failed"),
         }
     }
 }
 
-/// A status announcement or will, as clients publish them on
-/// `chat/{project}/user/{user}/status` (docs/PROTOCOL.md §4).
-#[derive(serde::Deserialize)]
+/// The status messages rumqttd routes to the platform (embedded broker).
+pub fn statuses_of(mut feed: TopicFeed) -> mpsc::UnboundedReceiver<StatusMessage> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(message) = feed.next().await {
+            let Some((project_id, user_id)) = acl::parse_status_topic(&message.topic) else { continue };
+            let status = StatusMessage { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: message.payload, done: None };
+            if tx.send(status).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn next_changes(changes: &mut Option<mpsc::UnboundedReceiver<PresenceChange>>, batch: &mut Vec<PresenceChange>) -> usize {
+    match changes {
+        Some(changes) => changes.recv_many(batch, MAX_BATCH).await,
+        None => 0,
+    }
+}
+
+/// A status message read from a user's status topic.
+pub struct StatusMessage {
+    pub project_id: String,
+    pub user_id: String,
+    pub payload: Bytes,
+    /// Acknowledges it to an external broker once stored.
+    pub done: Option<Done>,
+}
+
+/// What clients publish on their status topic (docs/PROTOCOL.md §4): an
+/// announcement when they connect, the same with `offline` as their will.
+#[derive(Deserialize)]
 struct Announcement {
     status: AnnouncedStatus,
     /// Grows with each connection of the device (the SDK uses the time it
-    /// connected, in milliseconds): a will older than the newest online
-    /// announcement is stale.
-    epoch: u64,
+    /// connected, in milliseconds).
+    epoch: i64,
+    /// The device's own name (the SDK: its client id); `""` when absent.
+    #[serde(default)]
+    device: String,
 }
 
-#[derive(serde::Deserialize, PartialEq)]
+#[derive(Deserialize, PartialEq)]
 #[serde(rename_all = "lowercase")]
 enum AnnouncedStatus {
     Online,
     Offline,
 }
 
-/// Applies status messages read from an external broker until it is gone;
-/// each is acknowledged once stored.
-pub async fn run_statuses(mut statuses: mpsc::UnboundedReceiver<StatusMessage>, tracker: Arc<PresenceTracker>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while statuses.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut changes = Vec::with_capacity(batch.len());
-        let mut acknowledgements = Vec::with_capacity(batch.len());
-        for message in batch.drain(..) {
-            match serde_json::from_slice::<Announcement>(&message.payload) {
-                Ok(announcement) => changes.push(Change {
-                    project_id: message.project_id,
-                    user_id: message.user_id,
-                    online: announcement.status == AnnouncedStatus::Online,
-                    epoch: announcement.epoch,
-                }),
-                Err(error) => tracing::debug!(%error, "a status message without status and epoch is not a presence change"),
-            }
-            acknowledgements.push(message.done);
-        }
-        if let Err(error) = tracker.apply(changes).await {
-            // Not acknowledged: the broker delivers them again.
-            tracing::error!(%error, "storing presence changes failed");
-            continue;
-        }
-        for done in acknowledgements {
-            done();
-        }
+impl Announcement {
+    fn change(self, project_id: String, user_id: String) -> Change {
+        let device: String = self.device.chars().take(MAX_DEVICE_CHARS).collect();
+        Change { project_id, user_id, device, online: self.status == AnnouncedStatus::Online, epoch: self.epoch }
     }
 }
+
+/// Longest device name kept (the column holds 128).
+const MAX_DEVICE_CHARS: usize = 128;

@@ -1,22 +1,31 @@
-//! Presence: a user is online while any of its devices is connected. The
-//! gateway reports each change in order (with an epoch that only grows);
-//! this module stores it with when the user was last seen and publishes it
-//! as the retained message of `chat/{project}/presence/{user}`, so a client
-//! that subscribes learns the current state at once.
+//! Presence: a user is online while any of its devices is. Each device
+//! speaks for itself with an epoch that grows with each of its connections:
+//! its status announcements and will (`chat/{project}/user/{user}/status`,
+//! read from any broker), and — with the embedded broker — the gateway's
+//! registry, which counts as one device (`gateway`). A message with an
+//! older epoch than the device's stored one is stale; an `offline` with the
+//! same epoch ends that connection. Device states are stored
+//! (`presence_devices`), so that every mqchat instance sharing the database
+//! decides a user's state from all of its devices; the user's state is
+//! stored with when it was last seen and published as the retained message
+//! of `chat/{project}/presence/{user}`, so a client that subscribes learns
+//! the current state at once.
 //!
-//! Changes are applied in batches — whatever waits, the last change per
-//! user wins — so a reconnect storm costs one transaction per batch, not a
-//! write per connection. While a user is online its `last_seen_at` is
-//! refreshed periodically; after a crash, start-up reconciliation marks
-//! everyone still stored as online offline, last seen at that refresh.
-use std::collections::HashMap;
+//! Changes are applied in batches, one transaction each (the users' rows
+//! are locked first, in order, so instances never interleave on one user).
+//! While a user is online its `last_seen_at` is refreshed periodically;
+//! with the embedded broker, start-up reconciliation marks everyone still
+//! stored as online offline, last seen at that refresh.
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use dashmap::DashMap;
-use entity::user_presence;
+use entity::{presence_device, user_presence};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set, TransactionTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect, Set,
+    TransactionTrait,
+};
 use serde::Serialize;
 
 use crate::commands::Outlet;
@@ -50,13 +59,19 @@ pub struct PresenceView {
     pub last_seen_at: Option<DateTime<Utc>>,
 }
 
-/// One change as the gateway reports it.
+/// The device name under which the embedded gateway reports a user's
+/// connections.
+pub const GATEWAY_DEVICE: &str = "gateway";
+
+/// One device's word on its presence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     pub project_id: String,
     pub user_id: String,
+    /// `""` for a client that does not name its device.
+    pub device: String,
     pub online: bool,
-    pub epoch: u64,
+    pub epoch: i64,
 }
 
 /// Applies changes and publishes the resulting states.
@@ -65,8 +80,6 @@ pub struct PresenceTracker {
     outlet: Arc<dyn Outlet>,
     /// `user.presence.changed` and presence callbacks, recorded with each change.
     outbox: Arc<Outbox>,
-    /// The newest epoch applied per (project, user): an older change is stale.
-    epochs: DashMap<(String, String), u64>,
 }
 
 impl PresenceTracker {
@@ -76,7 +89,7 @@ impl PresenceTracker {
     /// so there the stored state stands.
     pub async fn start(db: DatabaseConnection, outlet: Arc<dyn Outlet>, outbox: Arc<Outbox>, reconcile: bool) -> Result<PresenceTracker, DbErr> {
         if !reconcile {
-            return Ok(PresenceTracker { db, outlet, outbox, epochs: DashMap::new() });
+            return Ok(PresenceTracker { db, outlet, outbox });
         }
         let stale = user_presence::Entity::find()
             .filter(user_presence::Column::Status.eq(Status::Online.as_str()))
@@ -89,6 +102,8 @@ impl PresenceTracker {
                 (row.project_id, view)
             })
             .collect();
+        // No connection survived the restart: no device speaks any more.
+        presence_device::Entity::delete_many().exec(&db).await?;
         if !views.is_empty() {
             let txn = db.begin().await?;
             user_presence::Entity::update_many()
@@ -104,57 +119,69 @@ impl PresenceTracker {
             }
             tracing::info!(users = views.len(), "presence left online by the previous run set to offline");
         }
-        let tracker = PresenceTracker { db, outlet, outbox, epochs: DashMap::new() };
+        let tracker = PresenceTracker { db, outlet, outbox };
         for (project_id, view) in views {
             tracker.publish(&project_id, &view);
         }
         Ok(tracker)
     }
 
-    /// Applies a batch of changes in arrival order: stale ones are skipped,
-    /// the last one per user is stored (one transaction) and published.
+    /// Applies a batch of changes in arrival order, in one transaction:
+    /// each device keeps its newest epoch's word, then each user touched is
+    /// online while any of its devices is; the users' states are stored
+    /// and published.
     pub async fn apply(&self, changes: Vec<Change>) -> Result<(), DbErr> {
-        let mut latest: HashMap<(String, String), bool> = HashMap::new();
-        for change in changes {
-            let key = (change.project_id, change.user_id);
-            let newest = self.epochs.get(&key).map_or(0, |epoch| *epoch);
-            if change.epoch < newest {
-                tracing::debug!(user = %key.1, epoch = change.epoch, newest, "stale presence change ignored");
-                continue;
-            }
-            self.epochs.insert(key.clone(), change.epoch);
-            latest.insert(key, change.online);
-        }
-        if latest.is_empty() {
+        if changes.is_empty() {
             return Ok(());
         }
         let now = crate::clock::now();
-        let views: Vec<(String, PresenceView)> = latest
-            .into_iter()
-            .map(|((project_id, user_id), online)| {
-                (project_id, PresenceView { user_id, status: status(online), last_seen_at: Some(now) })
-            })
-            .collect();
-        let rows = views.iter().map(|(project_id, view)| user_presence::ActiveModel {
-            project_id: Set(project_id.clone()),
-            user_id: Set(view.user_id.clone()),
-            status: Set(view.status.as_str().to_owned()),
-            last_seen_at: Set(now),
-            updated_at: Set(now),
-        });
+        let users: BTreeSet<(String, String)> = changes.iter().map(|change| (change.project_id.clone(), change.user_id.clone())).collect();
         let txn = self.db.begin().await?;
-        user_presence::Entity::insert_many(rows)
-            .on_conflict(
-                OnConflict::columns([user_presence::Column::ProjectId, user_presence::Column::UserId])
-                    .update_columns([
-                        user_presence::Column::Status,
-                        user_presence::Column::LastSeenAt,
-                        user_presence::Column::UpdatedAt,
-                    ])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
-            .await?;
+        lock_users(&txn, &users, now).await?;
+        for change in &changes {
+            let row = presence_device::ActiveModel {
+                project_id: Set(change.project_id.clone()),
+                user_id: Set(change.user_id.clone()),
+                device: Set(change.device.clone()),
+                epoch: Set(change.epoch),
+                online: Set(change.online),
+                updated_at: Set(now),
+            };
+            // A newer epoch replaces; the same epoch may only go offline.
+            let newer = Expr::cust(
+                "presence_devices.epoch < excluded.epoch OR (presence_devices.epoch = excluded.epoch AND excluded.online = false)",
+            );
+            presence_device::Entity::insert(row)
+                .on_conflict(
+                    OnConflict::columns([presence_device::Column::ProjectId, presence_device::Column::UserId, presence_device::Column::Device])
+                        .update_columns([presence_device::Column::Epoch, presence_device::Column::Online, presence_device::Column::UpdatedAt])
+                        .action_and_where(newer)
+                        .to_owned(),
+                )
+                .exec_without_returning(&txn)
+                .await?;
+        }
+        let mut views = Vec::with_capacity(users.len());
+        for (project_id, user_id) in users {
+            let online = presence_device::Entity::find()
+                .filter(presence_device::Column::ProjectId.eq(project_id.as_str()))
+                .filter(presence_device::Column::UserId.eq(user_id.as_str()))
+                .filter(presence_device::Column::Online.eq(true))
+                .count(&txn)
+                .await?
+                > 0;
+            views.push((project_id, PresenceView { user_id, status: status(online), last_seen_at: Some(now) }));
+        }
+        for (project_id, view) in &views {
+            user_presence::Entity::update_many()
+                .col_expr(user_presence::Column::Status, Expr::value(view.status.as_str()))
+                .col_expr(user_presence::Column::LastSeenAt, Expr::value(now))
+                .col_expr(user_presence::Column::UpdatedAt, Expr::value(now))
+                .filter(user_presence::Column::ProjectId.eq(project_id.as_str()))
+                .filter(user_presence::Column::UserId.eq(view.user_id.as_str()))
+                .exec(&txn)
+                .await?;
+        }
         let recorded = record_changes(&txn, &self.outbox, &views).await?;
         txn.commit().await?;
         if recorded > 0 {
@@ -181,6 +208,26 @@ impl PresenceTracker {
         let payload = serde_json::to_string(view).unwrap_or_default();
         self.outlet.presence(project_id, &view.user_id, payload);
     }
+}
+
+/// Creates the users' rows where missing and locks them, in order
+/// (PostgreSQL; SQLite's write lock already serializes writers).
+async fn lock_users(txn: &DatabaseTransaction, users: &BTreeSet<(String, String)>, now: DateTime<Utc>) -> Result<(), DbErr> {
+    let rows = users.iter().map(|(project_id, user_id)| user_presence::ActiveModel {
+        project_id: Set(project_id.clone()),
+        user_id: Set(user_id.clone()),
+        status: Set(Status::Offline.as_str().to_owned()),
+        last_seen_at: Set(now),
+        updated_at: Set(now),
+    });
+    user_presence::Entity::insert_many(rows)
+        .on_conflict(OnConflict::columns([user_presence::Column::ProjectId, user_presence::Column::UserId]).do_nothing().to_owned())
+        .exec_without_returning(txn)
+        .await?;
+    for (project_id, user_id) in users {
+        user_presence::Entity::find_by_id((project_id.clone(), user_id.clone())).lock_exclusive().one(txn).await?;
+    }
+    Ok(())
 }
 
 /// Records `user.presence.changed` (and presence callbacks) for the

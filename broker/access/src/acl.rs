@@ -107,6 +107,17 @@ pub fn parse_outbox_topic(topic: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// `(project, user)` of a status topic `chat/{project}/user/{user}/status`.
+pub fn parse_status_topic(topic: &str) -> Option<(&str, &str)> {
+    match topic.split('/').collect::<Vec<_>>()[..] {
+        ["chat", project, "user", user, "status"] => Some((project, user)),
+        _ => None,
+    }
+}
+
+/// Every user's status topic: what the platform reads presence from.
+pub const STATUS_FILTER: &str = "chat/+/user/+/status";
+
 pub fn status_topic(project_id: &str, user_id: &str) -> String {
     format!("chat/{project_id}/user/{user_id}/status")
 }
@@ -214,6 +225,13 @@ mod tests {
         ] {
             assert!(!response_topic(ALICE, topic), "{topic} must be refused");
         }
+    }
+
+    #[test]
+    fn status_topics_name_their_user() {
+        assert_eq!(parse_status_topic("chat/p/user/u/status"), Some(("p", "u")));
+        assert_eq!(parse_status_topic("chat/p/user/u/outbox"), None);
+        assert_eq!(parse_status_topic("chat/p/user/u/status/x"), None);
     }
 
     #[test]

@@ -75,7 +75,7 @@ enum Front {
         statuses: TopicFeed,
     },
     /// An external broker: commands and status messages over MQTT.
-    External { commands: mpsc::Receiver<Command>, statuses: mpsc::UnboundedReceiver<StatusMessage> },
+    External { commands: mpsc::Receiver<Command>, statuses: mpsc::UnboundedReceiver<StatusMessage>, link: BrokerLink },
 }
 
 /// Whether the broker answers (readiness).
@@ -164,7 +164,7 @@ struct BrokerSide {
     /// The embedded broker's pieces the gateway is built from.
     /// With the commands and status messages rumqttd routes to the platform.
     embedded: Option<(EmbeddedParts, Listeners, TopicFeed, TopicFeed)>,
-    external: Option<(mpsc::Receiver<Command>, mpsc::UnboundedReceiver<StatusMessage>)>,
+    external: Option<(mpsc::Receiver<Command>, mpsc::UnboundedReceiver<StatusMessage>, BrokerLink)>,
 }
 
 impl App {
@@ -217,7 +217,7 @@ impl App {
                 let gateway = Gateway::new(settings.gateway.clone(), services, listeners, shutdown_rx);
                 (Some(parts), Front::Gateway { gateway, commands, presence_changes, statuses })
             }
-            (None, Some((commands, statuses))) => (None, Front::External { commands, statuses }),
+            (None, Some((commands, statuses, link))) => (None, Front::External { commands, statuses, link }),
             (None, None) => anyhow::bail!("no broker side was built"),
         };
         match &embedded {
@@ -232,13 +232,15 @@ impl App {
     pub async fn run(self, signal: impl Future<Output = ()>) {
         let App { front, engine, presence, dispatcher, http_listener, api, shutdown, .. } = self;
         let mut http_stop = shutdown.subscribe();
+        let mut external = None;
         let gateway = match front {
             Front::Gateway { gateway, commands, presence_changes, statuses } => {
                 tokio::spawn(chat::run(commands, engine));
                 tokio::spawn(crate::presence::run(Some(presence_changes), crate::presence::statuses_of(statuses), presence));
                 Some(tokio::spawn(gateway.run()))
             }
-            Front::External { commands, statuses } => {
+            Front::External { commands, statuses, link } => {
+                external = Some(link);
                 tokio::spawn(chat::run(commands, engine));
                 tokio::spawn(crate::presence::run(None, statuses, presence));
                 None
@@ -261,6 +263,9 @@ impl App {
             }
             let _ = http.await;
             let _ = dispatcher.await;
+            if let Some(link) = external {
+                link.close().await;
+            }
         })
         .await;
         if drained.is_err() {
@@ -320,10 +325,10 @@ async fn external_side(settings: &Settings, http_addr: SocketAddr) -> anyhow::Re
         outlet: Arc::clone(&outlet) as Arc<dyn Outlet>,
         remote: Some(outlet),
         instance: client_id,
-        probe: BrokerProbe::External(link),
+        probe: BrokerProbe::External(link.clone()),
         websocket_url: url.replacen("mqtt://", "ws://", 1),
         mqtt_url: url,
         embedded: None,
-        external: Some((commands, statuses)),
+        external: Some((commands, statuses, link)),
     })
 }

@@ -58,13 +58,24 @@ pub struct ExternalBroker {
     pub link: BrokerLink,
 }
 
-/// Whether the connection to the broker is up (readiness).
+/// Whether the connection to the broker is up (readiness), and its end.
 #[derive(Clone)]
 pub struct BrokerLink {
     connected: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
+    client: AsyncClient,
 }
 
 impl BrokerLink {
+    /// Disconnects for good (shutdown): the broker keeps the session and
+    /// queues what arrives until this instance is back.
+    pub async fn close(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        if let Err(error) = self.client.disconnect().await {
+            tracing::debug!(%error, "disconnecting from the external broker");
+        }
+    }
+
     pub fn probe(&self) -> Result<(), String> {
         if self.connected.load(Ordering::Relaxed) {
             Ok(())
@@ -110,14 +121,17 @@ impl ExternalBroker {
             .set_max_packet_size(Some(1 << 20));
         let (client, eventloop) = AsyncClient::new(options, 10_000);
         let connected = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::new(AtomicBool::new(false));
         let (commands_tx, commands) = mpsc::channel(usize::from(IN_FLIGHT));
         let (statuses_tx, statuses) = mpsc::unbounded_channel();
         let (subscribed_tx, mut subscribed) = watch::channel(None::<Result<(), String>>);
         let (outgoing_tx, outgoing) = mpsc::unbounded_channel();
         tokio::spawn(publish_outgoing(client.clone(), outgoing));
+        let link = BrokerLink { connected: Arc::clone(&connected), stopping: Arc::clone(&stopping), client: client.clone() };
         let reader = Reader {
             client,
-            connected: Arc::clone(&connected),
+            connected,
+            stopping,
             commands: commands_tx,
             statuses: statuses_tx,
             subscribed: subscribed_tx,
@@ -134,7 +148,7 @@ impl ExternalBroker {
             outlet: Arc::new(RemoteOutlet { outgoing: outgoing_tx }),
             commands,
             statuses,
-            link: BrokerLink { connected },
+            link,
         })
     }
 }
@@ -168,6 +182,7 @@ async fn publish_outgoing(client: AsyncClient, mut outgoing: mpsc::UnboundedRece
 struct Reader {
     client: AsyncClient,
     connected: Arc<AtomicBool>,
+    stopping: Arc<AtomicBool>,
     commands: mpsc::Sender<Command>,
     statuses: mpsc::UnboundedSender<StatusMessage>,
     subscribed: watch::Sender<Option<Result<(), String>>>,
@@ -208,6 +223,7 @@ impl Reader {
                     tracing::warn!(reason = ?disconnect.reason_code, "the external broker disconnected mqchat");
                 }
                 Ok(_) => {}
+                Err(_) if self.stopping.load(Ordering::Relaxed) => return,
                 Err(error) => {
                     let was_connected = self.connected.swap(false, Ordering::Relaxed);
                     if was_connected {

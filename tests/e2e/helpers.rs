@@ -27,8 +27,9 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The external broker the app runs on, stopped with the app.
     _mosquitto: Option<crate::mosquitto::Mosquitto>,
-    _shutdown: oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    /// Stops the app when dropped (`None`: an app this one only attaches to).
+    _shutdown: Option<oneshot::Sender<()>>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// A fresh database: SQLite in a temporary directory, or a new PostgreSQL
@@ -101,13 +102,30 @@ impl TestApp {
             project,
             http: reqwest::Client::new(),
             _mosquitto: mosquitto,
-            _shutdown: shutdown,
-            _dir: dir,
+            _shutdown: Some(shutdown),
+            _dir: Some(dir),
         };
         tokio::spawn(app.run(async move {
             let _ = stop.await;
         }));
         test_app
+    }
+
+    /// Helpers for an app running elsewhere (another task or process),
+    /// reached at these addresses.
+    pub fn attach(project: Project, db: sea_orm::DatabaseConnection, app_mqtt: std::net::SocketAddr, app_ws: std::net::SocketAddr, http_port: u16) -> TestApp {
+        TestApp {
+            app_mqtt,
+            app_ws,
+            app_http: ([127, 0, 0, 1], http_port).into(),
+            embedded: None,
+            db,
+            project,
+            http: reqwest::Client::new(),
+            _mosquitto: None,
+            _shutdown: None,
+            _dir: None,
+        }
     }
 
     pub fn project_id(&self) -> &str {

@@ -307,3 +307,79 @@ async fn websocket_clients_chat_through_mosquitto() {
     alice.client.publish(format!("chat/{}/user/alice/outbox", app.project_id()), QoS::AtLeastOnce, false, send.to_string()).await.unwrap();
     assert_eq!(payload_json(&bob.publish_on(&topic).await)["data"]["content"], "to the browser");
 }
+
+#[tokio::test]
+async fn wills_decide_presence_through_mosquitto() {
+    crate::presence::wills_decide_presence_per_device(&TestApp::on_mosquitto().await).await;
+}
+
+/// One mqchat instance in external mode, in this process, until `stop`.
+struct Instance {
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl Instance {
+    async fn start(settings: &mqchat::Settings) -> Instance {
+        let app = mqchat::App::build(settings).await.expect("instance builds");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        Instance { stop, running }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(PATIENCE, self.running).await.expect("stopped in time").unwrap();
+    }
+}
+
+#[tokio::test]
+async fn presence_is_reconciled_after_mqchat_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let mosquitto = Mosquitto::start(&dir, http_port).await;
+    let mut settings = crate::helpers::test_settings_with(|settings| {
+        settings.http.listen = ([127, 0, 0, 1], http_port).into();
+        settings.broker.url = Some(mosquitto.url());
+        settings.broker.platform_secret = Some(PLATFORM_SECRET.into());
+        settings.broker.client_id = Some("mqchat-restarting".into());
+    });
+    settings.database.url = crate::helpers::fresh_database_url(&dir).await;
+    settings.attachments.dir = dir.path().join("uploads");
+    let first = Instance::start(&settings).await;
+    let db = mqchat::app::connect_and_migrate(&settings.database.url).await.unwrap();
+    let project = mqchat_bridge::projects::create(&db, "Restarts").await.unwrap();
+    let app = crate::helpers::TestApp::attach(project, db, mosquitto.mqtt_addr(), mosquitto.websocket_addr(), http_port);
+    let status = |user: &str| {
+        let app = &app;
+        let user = user.to_owned();
+        async move { app.api(reqwest::Method::GET, &format!("/api/v1/users/{user}/presence"), None).await.1["status"].clone() }
+    };
+    let phone = crate::presence::announced_device(&app, "alice", "phone", 1).await;
+    let _tablet = crate::presence::announced_device(&app, "bob", "tablet", 1).await;
+    tokio::time::timeout(PATIENCE, async {
+        while status("alice").await != "online" || status("bob").await != "online" {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("both online");
+
+    // mqchat stops; alice's phone dies meanwhile; her will waits in the
+    // broker's session for mqchat.
+    first.stop().await;
+    drop(phone);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _second = Instance::start(&settings).await;
+    tokio::time::timeout(PATIENCE, async {
+        while status("alice").await != "offline" {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("alice's will, sent while mqchat was down, applied once it is back");
+    // Bob's device is still connected: nothing left online was reset.
+    assert_eq!(status("bob").await, "online");
+}

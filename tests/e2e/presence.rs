@@ -85,3 +85,104 @@ async fn a_dropped_connection_and_an_expired_keep_alive_go_offline() {
     watcher.assert_no_publish().await;
     drop(silent);
 }
+
+/// Connects one of `user`'s devices the way docs/PROTOCOL.md §4 asks: a
+/// will saying `offline` and an `online` announcement, with the device's
+/// name and the connection's epoch.
+pub async fn announced_device(app: &TestApp, user: &str, device: &str, epoch: i64) -> TestClient {
+    let status_topic = format!("chat/{}/user/{user}/status", app.project_id());
+    let mut options = app.options(&format!("{user}-{device}-{epoch}"), &app.token(user));
+    let will = serde_json::json!({"status": "offline", "epoch": epoch, "device": device}).to_string();
+    options.set_last_will(rumqttc::LastWill::new(&status_topic, will, QoS::AtLeastOnce, false));
+    let client = TestClient::connect(options).await.expect("device connects");
+    let online = serde_json::json!({"status": "online", "epoch": epoch, "device": device}).to_string();
+    client.client.publish(&status_topic, QoS::AtLeastOnce, false, online).await.unwrap();
+    client
+}
+
+/// Skips published states until `status`.
+pub async fn state_becomes(watcher: &mut TestClient, app: &TestApp, user: &str, status: &str) -> Value {
+    loop {
+        let state = next_state(watcher, app, user).await;
+        if state["status"] == status {
+            return state;
+        }
+    }
+}
+
+/// Nothing but `online` is published for a while, and the API agrees.
+async fn stays_online(watcher: &mut TestClient, app: &TestApp, user: &str) {
+    while let Some(publish) = watcher.next_publish_within(crate::helpers::QUIET).await {
+        assert_eq!(payload_json(&publish)["status"], "online", "{user} must stay online");
+    }
+    let (_, state) = app.api(reqwest::Method::GET, &format!("/api/v1/users/{user}/presence"), None).await;
+    assert_eq!(state["status"], "online", "{state}");
+}
+
+/// Wills and announcements decide presence per device: two devices, a
+/// dropped connection, a stale will after a newer connection.
+pub async fn wills_decide_presence_per_device(app: &TestApp) {
+    let mut watcher = watch(app, "alice").await;
+    let phone = announced_device(app, "alice", "phone", 100).await;
+    state_becomes(&mut watcher, app, "alice", "online").await;
+    let laptop = announced_device(app, "alice", "laptop", 200).await;
+    // The phone's TCP connection dies (no DISCONNECT): its will says
+    // offline, the laptop keeps alice online.
+    drop(phone);
+    stays_online(&mut watcher, app, "alice").await;
+    // The phone is back on a newer connection; a late will of its old
+    // connection changes nothing.
+    let phone = announced_device(app, "alice", "phone", 300).await;
+    let stale = serde_json::json!({"status": "offline", "epoch": 100, "device": "phone"}).to_string();
+    laptop.client.publish(format!("chat/{}/user/alice/status", app.project_id()), QoS::AtLeastOnce, false, stale).await.unwrap();
+    drop(laptop);
+    stays_online(&mut watcher, app, "alice").await;
+    // The last device goes: offline.
+    drop(phone);
+    state_becomes(&mut watcher, app, "alice", "offline").await;
+}
+
+#[tokio::test]
+async fn wills_and_announcements_decide_presence_with_the_embedded_broker_too() {
+    wills_decide_presence_per_device(&TestApp::spawn().await).await;
+}
+
+#[tokio::test]
+async fn an_announced_device_keeps_its_user_online_until_its_offline() {
+    // With the embedded broker the gateway's own report is one device; a
+    // device that announced itself counts until it says offline.
+    let app = TestApp::spawn().await;
+    let mut watcher = watch(&app, "bob").await;
+    let device = announced_device(&app, "bob", "sensor", 5).await;
+    state_becomes(&mut watcher, &app, "bob", "online").await;
+    // The gateway's report and the announcement arrive by different
+    // paths: wait until the announcement is stored.
+    tokio::time::timeout(crate::helpers::PATIENCE, async {
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        while entity::presence_device::Entity::find()
+            .filter(entity::presence_device::Column::Device.eq("sensor"))
+            .filter(entity::presence_device::Column::Online.eq(true))
+            .count(&app.db)
+            .await
+            .unwrap()
+            == 0
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the announcement is stored");
+    // Its connection ends without its will (a DISCONNECT): the gateway has
+    // no connection of bob's left, the device has not said offline.
+    device.client.disconnect().await.unwrap();
+    let _ = tokio::time::timeout(crate::helpers::PATIENCE, device.closed()).await;
+    stays_online(&mut watcher, &app, "bob").await;
+    // Its word arrives later (as a will through another broker would).
+    let status_topic = format!("chat/{}/user/bob/status", app.project_id());
+    let older = serde_json::json!({"status": "offline", "epoch": 4, "device": "sensor"}).to_string();
+    app.publisher().publish(status_topic.clone(), older).unwrap();
+    stays_online(&mut watcher, &app, "bob").await;
+    let same = serde_json::json!({"status": "offline", "epoch": 5, "device": "sensor"}).to_string();
+    app.publisher().publish(status_topic, same).unwrap();
+    state_becomes(&mut watcher, &app, "bob", "offline").await;
+}

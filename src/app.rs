@@ -48,6 +48,8 @@ pub struct App {
     http_listener: TcpListener,
     api: Arc<ApiState>,
     shutdown: watch::Sender<bool>,
+    /// Where other instances' change notices are heard (PostgreSQL).
+    database_url: String,
 }
 
 /// What clients reach in embedded mode.
@@ -188,6 +190,7 @@ impl App {
         let files = FileStore::open(settings.attachments.clone(), &http_url)
             .with_context(|| format!("opening the attachments directory {}", settings.attachments.dir.display()))?;
         let engine = Arc::new(Engine::start(db.clone(), settings.chat, Arc::clone(&side.outlet), Arc::clone(&cache), Arc::new(files), outbox));
+        crate::invalidation::announce_conversations(db.clone(), &cache);
         let authorizer = Arc::new(ChatAuthorizer::new(db.clone(), Arc::clone(&cache)));
         let (shutdown, shutdown_rx) = watch::channel(false);
         let api = Arc::new(ApiState {
@@ -224,13 +227,14 @@ impl App {
             Some(parts) => tracing::info!(mqtt_addr = %parts.mqtt_addr, websocket_addr = %parts.websocket_addr, %http_addr, tls = parts.tls, "mqchat listening"),
             None => tracing::info!(%http_addr, broker = settings.broker.url.as_deref().unwrap_or_default(), "mqchat listening"),
         }
-        Ok(App { http_addr, db, embedded, front, engine, presence, dispatcher, http_listener, api, shutdown })
+        Ok(App { http_addr, db, embedded, front, engine, presence, dispatcher, http_listener, api, shutdown, database_url: settings.database.url.clone() })
     }
 
     /// Serves until `signal` resolves, then stops accepting, ends sessions
     /// and lets in-flight HTTP requests finish (bounded by `DRAIN_TIMEOUT`).
     pub async fn run(self, signal: impl Future<Output = ()>) {
-        let App { front, engine, presence, dispatcher, http_listener, api, shutdown, .. } = self;
+        let App { front, engine, presence, dispatcher, http_listener, api, shutdown, database_url, .. } = self;
+        let listener = tokio::spawn(crate::invalidation::listen(database_url, Arc::clone(&api)));
         let mut http_stop = shutdown.subscribe();
         let mut external = None;
         let gateway = match front {
@@ -271,6 +275,7 @@ impl App {
         if drained.is_err() {
             tracing::warn!("shutdown drain timed out");
         }
+        listener.abort();
     }
 }
 

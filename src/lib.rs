@@ -8,6 +8,7 @@ pub mod authorizer;
 mod chat;
 pub mod cli;
 mod external;
+mod invalidation;
 pub mod http;
 mod plain_state;
 mod presence;

@@ -2,17 +2,19 @@
 //! conversation's type, archived flag and members with their roles, and
 //! senders' profiles.
 //!
-//! Every change is told here: `forget_conversation` by the membership API,
+//! Every change is told here: `forget_conversation` by the membership API
+//! (and reported, so other instances sharing the database forget it too),
 //! `remember_sender` by the authorizer when a token brings claims. A load
 //! that raced with a change is not kept: loads remember the generation they
 //! started in. The gateway's membership checks read the same cache.
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use dashmap::DashMap;
 use entity::conversation_member;
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect};
+use tokio::sync::mpsc;
 
 use crate::conversations::{self, ConversationError, ConversationKind, Role};
 use crate::messages::Sender;
@@ -41,6 +43,9 @@ pub struct EngineCache {
     senders: DashMap<(String, String), Sender>,
     /// Bumped by every change.
     generation: AtomicU64,
+    /// Told of every conversation this process changed (other instances
+    /// sharing the database are told in turn).
+    changes: OnceLock<mpsc::UnboundedSender<(String, String)>>,
 }
 
 impl EngineCache {
@@ -107,10 +112,31 @@ impl EngineCache {
         Ok(sender)
     }
 
-    /// After any change of the conversation's members or archived state.
+    /// After any change of the conversation's members or archived state
+    /// made by this process.
     pub fn forget_conversation(&self, project_id: &str, conversation_id: &str) {
+        self.forget_conversation_quietly(project_id, conversation_id);
+        if let Some(changes) = self.changes.get() {
+            let _ = changes.send((project_id.to_owned(), conversation_id.to_owned()));
+        }
+    }
+
+    /// After another process changed the conversation.
+    pub fn forget_conversation_quietly(&self, project_id: &str, conversation_id: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.conversations.remove(&(project_id.to_owned(), conversation_id.to_owned()));
+    }
+
+    /// When changes by other processes may have been missed.
+    pub fn forget_all_conversations(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.conversations.clear();
+    }
+
+    /// Where this process's conversation changes are reported from now on
+    /// (once; `false` if already set).
+    pub fn report_changes(&self, changes: mpsc::UnboundedSender<(String, String)>) -> bool {
+        self.changes.set(changes).is_ok()
     }
 
     /// A user's profile as a fresh token states it (already stored). Nothing

@@ -55,6 +55,19 @@ pub struct ApiState {
     pub origins: cors::KnownOrigins,
 }
 
+impl ApiState {
+    /// After a project's keys or settings changed: this process's caches,
+    /// the broker's plugin and the other instances forget it.
+    pub async fn project_changed(&self, public_key: &str) {
+        self.authorizer.forget(public_key);
+        self.origins.forget();
+        if let Some(platform) = &self.platform {
+            platform.project_changed(public_key);
+        }
+        crate::invalidation::announce(&self.db, &crate::invalidation::Notice::Project { public_key: public_key.to_owned() }).await;
+    }
+}
+
 pub fn routes(state: Arc<ApiState>) -> impl Filter<Extract = (warp::reply::Response,), Error = std::convert::Infallible> + Clone {
     // GET /healthz: the process answers (liveness).
     let health = warp::path!("healthz").and(warp::get()).map(|| warp::reply::json(&serde_json::json!({"status": "ok"})));

@@ -87,10 +87,7 @@ async fn rotate(state: Arc<ApiState>, project: Project, body: Rotate) -> Result<
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "project_not_found", "the project is gone"))?;
-    state.authorizer.forget(&rotated.public_key);
-    if let Some(platform) = &state.platform {
-        platform.project_changed(&rotated.public_key);
-    }
+    state.project_changed(&rotated.public_key).await;
     Ok(warp::reply::json(&rotated).into_response())
 }
 
@@ -111,13 +108,7 @@ async fn change(state: Arc<ApiState>, project: Project, body: Changes) -> Result
         .await
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "project_not_found", "the project is gone"))?;
-    if browser.allowed_origins != project.browser.allowed_origins {
-        state.origins.forget();
-    }
-    state.authorizer.forget(&project.public_key);
-    if let Some(platform) = &state.platform {
-        platform.project_changed(&project.public_key);
-    }
+    state.project_changed(&project.public_key).await;
     Ok(warp::reply::json(&updated).into_response())
 }
 

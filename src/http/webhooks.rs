@@ -141,6 +141,7 @@ async fn reload(state: &ApiState) -> Result<(), ApiError> {
     outbox.reload(&state.db).await.map_err(ApiError::internal)?;
     // Re-enabled endpoints' deliveries are due now.
     outbox.rescan();
+    crate::invalidation::announce(&state.db, &crate::invalidation::Notice::Webhooks).await;
     Ok(())
 }
 

@@ -18,6 +18,7 @@ mod hardening;
 mod helpers;
 mod history;
 mod http_api;
+mod instances;
 mod membership;
 mod mosquitto;
 mod mqtt5;

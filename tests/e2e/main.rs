@@ -12,6 +12,7 @@ mod chat;
 mod chat_client;
 mod conformance;
 mod conversations;
+mod emqx;
 mod cli;
 mod crash;
 mod hardening;

@@ -42,6 +42,35 @@ fn plugin_library() -> &'static PathBuf {
     })
 }
 
+/// The sample `mosquitto-compat/mosquitto.conf` as it is, with this test's
+/// ports, paths and secret (and no persistence file).
+fn sample_conf(library: &std::path::Path, mqtt_port: u16, websocket_port: u16, mqchat_http_port: u16) -> String {
+    let sample = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/mosquitto-compat/mosquitto.conf")).unwrap();
+    let replacements = [
+        ("listener 1883 ", format!("listener {mqtt_port} 127.0.0.1")),
+        ("listener 8083 ", format!("listener {websocket_port} 127.0.0.1")),
+        ("persistence true", "persistence false".to_owned()),
+        ("persistence_location ", String::new()),
+        ("plugin ", format!("plugin {}", library.display())),
+        ("plugin_opt_mqchat_url ", format!("plugin_opt_mqchat_url http://127.0.0.1:{mqchat_http_port}")),
+        ("plugin_opt_platform_secret ", format!("plugin_opt_platform_secret {PLATFORM_SECRET}")),
+    ];
+    let mut used = vec![false; replacements.len()];
+    let mut conf: String = sample
+        .lines()
+        .map(|line| match replacements.iter().position(|(prefix, _)| line.starts_with(prefix)) {
+            Some(index) => {
+                used[index] = true;
+                format!("{}\n", replacements[index].1)
+            }
+            None => format!("{line}\n"),
+        })
+        .collect();
+    assert!(used.iter().all(|&used| used), "the sample mosquitto.conf lost a line this test sets: {replacements:?}");
+    conf.push_str("log_type error\nlog_type warning\nlog_type notice\nlog_type information\n");
+    conf
+}
+
 /// Debian's `mosquitto` with mqchat's plugin, on loopback ports of its own,
 /// stopped when dropped.
 pub struct Mosquitto {
@@ -63,17 +92,7 @@ impl Mosquitto {
         std::fs::set_permissions(&library, world_readable).unwrap();
         let (mqtt_port, websocket_port) = (free_port(), free_port());
         let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "per_listener_settings false\nallow_anonymous false\npersistence false\n\
-                 listener {mqtt_port} 127.0.0.1\nlistener {websocket_port} 127.0.0.1\nprotocol websockets\n\
-                 plugin {}\nplugin_opt_mqchat_url http://127.0.0.1:{mqchat_http_port}\nplugin_opt_platform_secret {PLATFORM_SECRET}\n\
-                 log_type error\nlog_type warning\nlog_type notice\nlog_type information\n",
-                library.display()
-            ),
-        )
-        .unwrap();
+        std::fs::write(&conf, sample_conf(&library, mqtt_port, websocket_port, mqchat_http_port)).unwrap();
         let log = dir.path().join("mosquitto.log");
         let child = Command::new("mosquitto")
             .arg("-c")

@@ -1,6 +1,9 @@
 // mqtt.js over WebSocket, reduced to what the client needs: connect with
 // the session token, resubscribe after reconnects, promises for
-// subscribe/publish, and a way to swap in a renewed token.
+// subscribe/publish, and a way to swap in a renewed token. Each connection
+// announces the device online on the user's status topic and leaves a will
+// saying offline, with the same epoch (the time it connected): presence
+// works on any broker (docs/PROTOCOL.md §4).
 import clientModule from 'mqtt/lib/client';
 import { browserStreamBuilder } from 'mqtt/lib/connect/ws';
 
@@ -36,14 +39,23 @@ export function connectMqtt(session, handlers) {
     timerVariant: 'native',
     browserBufferSize: 512 * 1024,
   };
+  const statusTopic = session.mqtt.topics && session.mqtt.topics.status;
+  const status = (state, epoch) => JSON.stringify({ status: state, epoch, device: options.clientId });
+  let epoch = 0;
   // The builder runs on every (re)connect, with the options as they are then
-  // (a renewed token included).
-  const client = new MqttClient((self) => browserStreamBuilder(self, self.options), options);
+  // (a renewed token included); each connection gets a newer epoch and the
+  // will that goes with it.
+  const client = new MqttClient((self) => {
+    epoch = Math.max(Date.now(), epoch + 1);
+    if (statusTopic) self.options.will = { topic: statusTopic, payload: status('offline', epoch), qos: 1, retain: false };
+    return browserStreamBuilder(self, self.options);
+  }, options);
   let failures = 0;
   let ended = false;
   client.on('connect', () => {
     failures = 0;
     client.options.reconnectPeriod = RECONNECT_MIN_MS;
+    if (statusTopic) client.publish(statusTopic, status('online', epoch), { qos: 1 });
     handlers.onConnect();
   });
   client.on('reconnect', () => {

@@ -28,11 +28,30 @@ fn is_plain_level(level: &str) -> bool {
     !level.is_empty() && !level.contains(['+', '#'])
 }
 
+/// A topic's levels, split without allocating (rules run on every message).
+struct Levels<'t> {
+    levels: [&'t str; MAX_LEVELS],
+    count: usize,
+}
+
+impl<'t> std::ops::Deref for Levels<'t> {
+    type Target = [&'t str];
+
+    fn deref(&self) -> &[&'t str] {
+        &self.levels[..self.count]
+    }
+}
+
 /// Splits `chat/{project}/…` for `subject`'s own project; anything else is denied.
-fn own_project_levels<'t>(subject: Subject<'_>, topic: &'t str) -> Result<Vec<&'t str>, &'static str> {
-    let levels: Vec<&str> = topic.split('/').collect();
-    if levels.len() > MAX_LEVELS || levels.len() < 3 || levels[0] != "chat" {
-        return Err("topic is outside the chat/{project}/… namespace");
+fn own_project_levels<'t>(subject: Subject<'_>, topic: &'t str) -> Result<Levels<'t>, &'static str> {
+    const OUTSIDE: &str = "topic is outside the chat/{project}/… namespace";
+    let mut levels = Levels { levels: [""; MAX_LEVELS], count: 0 };
+    for level in topic.split('/') {
+        *levels.levels.get_mut(levels.count).ok_or(OUTSIDE)? = level;
+        levels.count += 1;
+    }
+    if levels.len() < 3 || levels[0] != "chat" {
+        return Err(OUTSIDE);
     }
     if levels[1] != subject.project_id {
         return Err("topic belongs to another project");

@@ -5,7 +5,8 @@
 //! keys and users' memberships fetched from mqchat and cached, and who each
 //! connection is.
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::cell::RefCell;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use mqchat_access::acl::{self, Decision};
@@ -59,7 +60,9 @@ pub enum Login {
 #[derive(Debug, Clone)]
 enum Who {
     Platform,
-    Chat(Arc<Principal>),
+    /// A chat user's connection, with the memberships all of the user's
+    /// connections share (so a check on the hot path allocates nothing).
+    Chat(Rc<Principal>, Rc<RefCell<Memberships>>),
 }
 
 #[derive(Debug)]
@@ -74,12 +77,11 @@ struct Connection {
     clean: bool,
 }
 
+#[derive(Debug, Default)]
 struct Memberships {
     conversations: HashSet<String>,
     /// When a refused subscribe or publish last asked mqchat again.
     refetched_at: Option<Instant>,
-    /// Connections (live or persistent) of the user.
-    connections: usize,
 }
 
 /// What mqchat tells the plugin on `$CONTROL/mqchat/v1`.
@@ -98,7 +100,9 @@ pub struct Plugin<A: Api> {
     api: A,
     platform_secret: String,
     projects: HashMap<String, (ProjectKeys, Instant)>,
-    users: HashMap<(String, String), Memberships>,
+    /// Each user with a connection (live or persistent): the memberships
+    /// its connections share (dropped with the last of them).
+    users: HashMap<(String, String), Weak<RefCell<Memberships>>>,
     connections: HashMap<ClientKey, Connection>,
     by_client_id: HashMap<String, ClientKey>,
     last_expiry_check: Option<i64>,
@@ -107,6 +111,26 @@ pub struct Plugin<A: Api> {
     /// checks a connection's will against the ACL after it reported the
     /// disconnection.
     departed: Vec<(ClientKey, u64)>,
+}
+
+/// From the cache; a subscribe or publish the cache refuses asks mqchat
+/// again (a membership made since the login), a delivery never waits.
+fn is_member(api: &impl Api, principal: &Principal, memberships: &RefCell<Memberships>, conversation: &str, may_fetch: bool) -> bool {
+    let mut memberships = memberships.borrow_mut();
+    if memberships.conversations.contains(conversation) {
+        return true;
+    }
+    if !may_fetch || memberships.refetched_at.is_some_and(|at| at.elapsed() < REFETCH_EVERY) {
+        return false;
+    }
+    memberships.refetched_at = Some(Instant::now());
+    match api.memberships(&principal.project_id, principal.user_id.as_str()) {
+        Ok(conversations) => {
+            memberships.conversations = conversations.into_iter().collect();
+            memberships.conversations.contains(conversation)
+        }
+        Err(_) => false,
+    }
 }
 
 fn same_secret(given: &str, expected: &str) -> bool {
@@ -129,7 +153,7 @@ impl<A: Api> Plugin<A> {
             if !password.is_some_and(|password| same_secret(password, &self.platform_secret)) {
                 return Login::Refused("wrong platform secret".into());
             }
-            if matches!(holder, Some(Who::Chat(_))) {
+            if matches!(holder, Some(Who::Chat(..))) {
                 return Login::Refused("client id held by a chat user".into());
             }
             self.admit(key, client_id, clean, Who::Platform);
@@ -146,7 +170,7 @@ impl<A: Api> Plugin<A> {
             Err(reason) => return Login::Refused(reason),
         };
         match &holder {
-            Some(Who::Chat(held)) if held.project_id == principal.project_id && held.user_id == principal.user_id => {}
+            Some(Who::Chat(held, _)) if held.project_id == principal.project_id && held.user_id == principal.user_id => {}
             Some(_) => return Login::Refused("client id held by another user".into()),
             None => {}
         }
@@ -156,9 +180,10 @@ impl<A: Api> Plugin<A> {
             Err(error) => return Login::Refused(error),
         };
         let user = (principal.project_id.clone(), principal.user_id.as_str().to_owned());
-        let memberships = self.users.entry(user).or_insert_with(|| Memberships { conversations: HashSet::new(), refetched_at: None, connections: 0 });
-        memberships.conversations = conversations.into_iter().collect();
-        self.admit(key, client_id, clean, Who::Chat(Arc::new(principal)));
+        let memberships = self.users.get(&user).and_then(Weak::upgrade).unwrap_or_default();
+        memberships.borrow_mut().conversations = conversations.into_iter().collect();
+        self.users.insert(user, Rc::downgrade(&memberships));
+        self.admit(key, client_id, clean, Who::Chat(Rc::new(principal), memberships));
         Login::Accepted
     }
 
@@ -189,11 +214,6 @@ impl<A: Api> Plugin<A> {
         if let Some(previous) = self.by_client_id.get(client_id).copied() {
             self.forget(previous);
         }
-        if let Who::Chat(principal) = &who {
-            if let Some(memberships) = self.users.get_mut(&(principal.project_id.clone(), principal.user_id.as_str().to_owned())) {
-                memberships.connections += 1;
-            }
-        }
         self.by_client_id.insert(client_id.to_owned(), key);
         self.generations += 1;
         let connection = Connection { generation: self.generations, client_id: client_id.to_owned(), who, online: true, clean };
@@ -205,13 +225,9 @@ impl<A: Api> Plugin<A> {
         if self.by_client_id.get(&connection.client_id) == Some(&key) {
             self.by_client_id.remove(&connection.client_id);
         }
-        if let Who::Chat(principal) = connection.who {
-            let user = (principal.project_id.clone(), principal.user_id.as_str().to_owned());
-            if let Some(memberships) = self.users.get_mut(&user) {
-                memberships.connections = memberships.connections.saturating_sub(1);
-                if memberships.connections == 0 {
-                    self.users.remove(&user);
-                }
+        if let Who::Chat(principal, memberships) = connection.who {
+            if Rc::strong_count(&memberships) == 1 {
+                self.users.remove(&(principal.project_id.clone(), principal.user_id.as_str().to_owned()));
             }
         }
     }
@@ -230,9 +246,9 @@ impl<A: Api> Plugin<A> {
 
     /// MOSQ_EVT_ACL_CHECK.
     pub fn acl_check(&mut self, key: ClientKey, topic: &str, access: Access) -> Verdict {
-        let principal = match self.connections.get(&key).map(|connection| &connection.who) {
+        let (principal, memberships) = match self.connections.get(&key).map(|connection| &connection.who) {
             Some(Who::Platform) => return Verdict::Allow,
-            Some(Who::Chat(principal)) => Arc::clone(principal),
+            Some(Who::Chat(principal, memberships)) => (principal, memberships),
             // A client Mosquitto authenticated itself never reaches the
             // chat namespace; elsewhere Mosquitto's own ACL decides.
             None if topic == "chat" || topic.starts_with("chat/") => return Verdict::Deny,
@@ -248,7 +264,7 @@ impl<A: Api> Plugin<A> {
             Decision::Allow => Verdict::Allow,
             Decision::Deny(_) => Verdict::Deny,
             Decision::IfMember(conversation) => {
-                if self.is_member(&principal, conversation, access != Access::Read) {
+                if is_member(&self.api, principal, memberships, conversation, access != Access::Read) {
                     Verdict::Allow
                 } else {
                     Verdict::Deny
@@ -257,31 +273,10 @@ impl<A: Api> Plugin<A> {
         }
     }
 
-    /// From the cache; a subscribe or publish the cache refuses asks mqchat
-    /// again (a membership made since the login), a delivery never waits.
-    fn is_member(&mut self, principal: &Principal, conversation: &str, may_fetch: bool) -> bool {
-        let user = (principal.project_id.clone(), principal.user_id.as_str().to_owned());
-        let Some(memberships) = self.users.get_mut(&user) else { return false };
-        if memberships.conversations.contains(conversation) {
-            return true;
-        }
-        if !may_fetch || memberships.refetched_at.is_some_and(|at| at.elapsed() < REFETCH_EVERY) {
-            return false;
-        }
-        memberships.refetched_at = Some(Instant::now());
-        match self.api.memberships(&user.0, &user.1) {
-            Ok(conversations) => {
-                memberships.conversations = conversations.into_iter().collect();
-                memberships.conversations.contains(conversation)
-            }
-            Err(_) => false,
-        }
-    }
-
     /// MOSQ_EVT_MESSAGE: a member's typing publish becomes the stamped
     /// event (who, until when); `None` leaves the message as it is.
     pub fn message(&self, key: ClientKey, topic: &str, payload: &[u8]) -> Option<Vec<u8>> {
-        let Some(Who::Chat(principal)) = self.connections.get(&key).map(|connection| &connection.who) else { return None };
+        let Some(Who::Chat(principal, _)) = self.connections.get(&key).map(|connection| &connection.who) else { return None };
         let conversation = typing::conversation_of(topic)?;
         Some(typing::stamp(principal, conversation, payload, chrono::Utc::now()).to_vec())
     }
@@ -295,8 +290,8 @@ impl<A: Api> Plugin<A> {
         let control: Control = serde_json::from_slice(payload).map_err(|error| format!("unreadable control message: {error}"))?;
         Ok(match control {
             Control::Revoke { project_id, user_id, conversation_id } => {
-                if let Some(memberships) = self.users.get_mut(&(project_id, user_id)) {
-                    memberships.conversations.remove(&conversation_id);
+                if let Some(memberships) = self.users.get(&(project_id, user_id)).and_then(Weak::upgrade) {
+                    memberships.borrow_mut().conversations.remove(&conversation_id);
                 }
                 Vec::new()
             }
@@ -328,7 +323,7 @@ impl<A: Api> Plugin<A> {
         self.connections
             .values()
             .filter(|connection| connection.online)
-            .filter(|connection| matches!(&connection.who, Who::Chat(principal) if matches(principal)))
+            .filter(|connection| matches!(&connection.who, Who::Chat(principal, _) if matches(principal)))
             .map(|connection| connection.client_id.clone())
             .collect()
     }

@@ -41,7 +41,6 @@ pub const CONTROL_TOPIC: &str = "$CONTROL/mqchat/v1";
 /// Every instance's share of the commands and status announcements.
 pub const OUTBOX_FILTER: &str = "$share/mqchat/chat/+/user/+/outbox";
 pub const STATUS_FILTER: &str = "$share/mqchat/chat/+/user/+/status";
-const _: () = assert!(matches!(acl::STATUS_FILTER.as_bytes(), b"chat/+/user/+/status"));
 /// How long the broker keeps this instance's session while it is away.
 const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
 /// Commands taken from the broker and not yet answered (MQTT receive maximum).
@@ -324,6 +323,13 @@ impl Outlet for RemoteOutlet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shared_subscriptions_cover_every_outbox_and_status_topic() {
+        assert_eq!(STATUS_FILTER.strip_prefix("$share/mqchat/"), Some(acl::STATUS_FILTER));
+        assert!(acl::parse_outbox_topic("chat/p/user/u/outbox").is_some());
+        assert_eq!(OUTBOX_FILTER.strip_prefix("$share/mqchat/"), Some("chat/+/user/+/outbox"));
+    }
 
     #[test]
     fn broker_urls() {

@@ -11,6 +11,7 @@ use mqchat_bridge::projects::Project;
 use mqchat_broker::acl::{self, Decision, Subject};
 use mqchat_broker::identity::{IdentityClaims, UserId};
 use mqchat_broker::{AuthError, Authorizer, Principal};
+use mqchat_access::PUBLIC_KEY_PREFIX;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -181,11 +182,11 @@ async fn emqx_authn(state: Arc<ApiState>, login: EmqxLogin) -> warp::reply::Resp
         let allowed = state.platform.as_ref().is_some_and(|access| access.accepts(&login.password));
         return warp::reply::json(&json!({"result": if allowed { "allow" } else { "deny" }, "is_superuser": allowed})).into_response();
     }
+    if !login.username.starts_with(PUBLIC_KEY_PREFIX) {
+        return warp::reply::json(&json!({"result": "ignore"})).into_response();
+    }
     let principal = match state.authorizer.authenticate(&login.username, &login.password, None).await {
         Ok(principal) => principal,
-        Err(AuthError::BadCredentials(reason)) if reason.contains("unknown project public key") => {
-            return warp::reply::json(&json!({"result": "ignore"})).into_response();
-        }
         Err(AuthError::Unavailable(error)) => return unavailable(error).reply(),
         Err(refused) => {
             tracing::debug!(client_id = %login.clientid.escape_debug(), error = %refused, "EMQX login refused");

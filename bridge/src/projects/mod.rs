@@ -85,7 +85,7 @@ pub async fn create(db: &DatabaseConnection, name: &str) -> Result<Project, DbEr
     let model = project::ActiveModel {
         id: Set(random_id("prj_", 16)),
         name: Set(name.to_owned()),
-        public_key: Set(random_id("pk_", 24)),
+        public_key: Set(random_id(mqchat_access::PUBLIC_KEY_PREFIX, 24)),
         secret_key: Set(random_id("sk_", 43)),
         previous_secret_key: Set(None),
         previous_secret_expires_at: Set(None),

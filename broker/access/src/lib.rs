@@ -17,6 +17,10 @@ pub mod typing;
 use acl::Subject;
 use identity::{IdentityClaims, UserId};
 
+/// Every project's public key (the MQTT username of its users) starts so;
+/// a front door leaves other usernames to the broker's own configuration.
+pub const PUBLIC_KEY_PREFIX: &str = "pk_";
+
 /// Who a connection is, once its CONNECT was accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

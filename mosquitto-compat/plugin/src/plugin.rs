@@ -11,15 +11,13 @@ use std::time::{Duration, Instant};
 
 use mqchat_access::acl::{self, Decision};
 use mqchat_access::identity::{self, SigningKeys};
-use mqchat_access::{typing, Principal};
+use mqchat_access::{typing, Principal, PUBLIC_KEY_PREFIX};
 use serde::Deserialize;
 
 use crate::api::{Api, LoginAnswer, ProjectKeys};
 
 /// Username of mqchat's own connection (its password: the platform secret).
 pub const PLATFORM_USERNAME: &str = "mqchat-platform";
-/// Project public keys start so; other usernames are left to Mosquitto.
-const PUBLIC_KEY_PREFIX: &str = "pk_";
 /// How long a project's keys are used without asking again (mqchat also
 /// says when they change).
 const KEYS_TTL: Duration = Duration::from_secs(60);

@@ -152,52 +152,23 @@ mod tests {
 
     #[test]
     fn the_types_match_mosquittos_headers() {
-        let mut rust: Vec<(&str, usize)> = vec![
-            ("mosquitto_opt", size_of::<MosquittoOpt>()),
-            ("mosquitto_opt.key", offset_of!(MosquittoOpt, key)),
-            ("mosquitto_opt.value", offset_of!(MosquittoOpt, value)),
-            ("mosquitto_evt_acl_check", size_of::<EvtAclCheck>()),
-            ("mosquitto_evt_acl_check.client", offset_of!(EvtAclCheck, client)),
-            ("mosquitto_evt_acl_check.topic", offset_of!(EvtAclCheck, topic)),
-            ("mosquitto_evt_acl_check.payload", offset_of!(EvtAclCheck, payload)),
-            ("mosquitto_evt_acl_check.properties", offset_of!(EvtAclCheck, properties)),
-            ("mosquitto_evt_acl_check.access", offset_of!(EvtAclCheck, access)),
-            ("mosquitto_evt_acl_check.payloadlen", offset_of!(EvtAclCheck, payloadlen)),
-            ("mosquitto_evt_acl_check.qos", offset_of!(EvtAclCheck, qos)),
-            ("mosquitto_evt_acl_check.retain", offset_of!(EvtAclCheck, retain)),
-            ("mosquitto_evt_acl_check.future2", offset_of!(EvtAclCheck, future2)),
-            ("mosquitto_evt_basic_auth", size_of::<EvtBasicAuth>()),
-            ("mosquitto_evt_basic_auth.client", offset_of!(EvtBasicAuth, client)),
-            ("mosquitto_evt_basic_auth.username", offset_of!(EvtBasicAuth, username)),
-            ("mosquitto_evt_basic_auth.password", offset_of!(EvtBasicAuth, password)),
-            ("mosquitto_evt_basic_auth.future2", offset_of!(EvtBasicAuth, future2)),
-            ("mosquitto_evt_control", size_of::<EvtControl>()),
-            ("mosquitto_evt_control.client", offset_of!(EvtControl, client)),
-            ("mosquitto_evt_control.topic", offset_of!(EvtControl, topic)),
-            ("mosquitto_evt_control.payload", offset_of!(EvtControl, payload)),
-            ("mosquitto_evt_control.properties", offset_of!(EvtControl, properties)),
-            ("mosquitto_evt_control.reason_string", offset_of!(EvtControl, reason_string)),
-            ("mosquitto_evt_control.payloadlen", offset_of!(EvtControl, payloadlen)),
-            ("mosquitto_evt_control.qos", offset_of!(EvtControl, qos)),
-            ("mosquitto_evt_control.reason_code", offset_of!(EvtControl, reason_code)),
-            ("mosquitto_evt_control.retain", offset_of!(EvtControl, retain)),
-            ("mosquitto_evt_control.future2", offset_of!(EvtControl, future2)),
-            ("mosquitto_evt_message", size_of::<EvtMessage>()),
-            ("mosquitto_evt_message.client", offset_of!(EvtMessage, client)),
-            ("mosquitto_evt_message.topic", offset_of!(EvtMessage, topic)),
-            ("mosquitto_evt_message.payload", offset_of!(EvtMessage, payload)),
-            ("mosquitto_evt_message.properties", offset_of!(EvtMessage, properties)),
-            ("mosquitto_evt_message.reason_string", offset_of!(EvtMessage, reason_string)),
-            ("mosquitto_evt_message.payloadlen", offset_of!(EvtMessage, payloadlen)),
-            ("mosquitto_evt_message.qos", offset_of!(EvtMessage, qos)),
-            ("mosquitto_evt_message.reason_code", offset_of!(EvtMessage, reason_code)),
-            ("mosquitto_evt_message.retain", offset_of!(EvtMessage, retain)),
-            ("mosquitto_evt_message.future2", offset_of!(EvtMessage, future2)),
-            ("mosquitto_evt_disconnect", size_of::<EvtDisconnect>()),
-            ("mosquitto_evt_disconnect.client", offset_of!(EvtDisconnect, client)),
-            ("mosquitto_evt_disconnect.reason", offset_of!(EvtDisconnect, reason)),
-            ("mosquitto_evt_disconnect.future2", offset_of!(EvtDisconnect, future2)),
-        ];
+        // (C name, what Rust says): each struct's size and its fields' offsets.
+        macro_rules! layout {
+            ($rust:ty, $c:literal, $($field:ident),*) => {{
+                let mut rows = vec![($c.to_owned(), size_of::<$rust>())];
+                $(rows.push((format!("{}.{}", $c, stringify!($field)), offset_of!($rust, $field)));)*
+                rows
+            }};
+        }
+        let mut rust: Vec<(String, usize)> = [
+            layout!(MosquittoOpt, "mosquitto_opt", key, value),
+            layout!(EvtAclCheck, "mosquitto_evt_acl_check", client, topic, payload, properties, access, payloadlen, qos, retain, future2),
+            layout!(EvtBasicAuth, "mosquitto_evt_basic_auth", client, username, password, future2),
+            layout!(EvtControl, "mosquitto_evt_control", client, topic, payload, properties, reason_string, payloadlen, qos, reason_code, retain, future2),
+            layout!(EvtMessage, "mosquitto_evt_message", client, topic, payload, properties, reason_string, payloadlen, qos, reason_code, retain, future2),
+            layout!(EvtDisconnect, "mosquitto_evt_disconnect", client, reason, future2),
+        ]
+        .concat();
         let constants: Vec<(&str, c_int)> = vec![
             ("MOSQ_PLUGIN_VERSION", MOSQ_PLUGIN_VERSION),
             ("MOSQ_EVT_ACL_CHECK", MOSQ_EVT_ACL_CHECK),
@@ -220,11 +191,11 @@ mod tests {
             ("MOSQ_LOG_WARNING", MOSQ_LOG_WARNING),
             ("MOSQ_LOG_ERR", MOSQ_LOG_ERR),
         ];
-        rust.extend(constants.into_iter().map(|(name, value)| (name, value as usize)));
-        let names: Vec<&str> = rust.iter().map(|(name, _)| *name).collect();
+        rust.extend(constants.into_iter().map(|(name, value)| (name.to_owned(), value as usize)));
+        let names: Vec<&str> = rust.iter().map(|(name, _)| name.as_str()).collect();
         let c = from_headers(&names);
-        for (name, value) in rust {
-            assert_eq!(c.get(name), Some(&value), "{name}");
+        for (name, value) in &rust {
+            assert_eq!(c.get(name), Some(value), "{name}");
         }
     }
 }

@@ -189,10 +189,19 @@ struct Reader {
 
 impl Reader {
     async fn run(self, mut eventloop: EventLoop) {
+        // When the connection was lost, until the broker answers again.
+        let mut lost_at = None;
         loop {
             match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
                     self.connected.store(true, Ordering::Relaxed);
+                    if let Some(lost_at) = lost_at.take() {
+                        // Our session is gone: the broker restarted without
+                        // it, and every client connection with it.
+                        if !ack.session_present && self.statuses.send(StatusMessage::BrokerRestarted { lost_at }).is_err() {
+                            return;
+                        }
+                    }
                     // Subscribing again is harmless when the session kept the
                     // subscriptions, and needed when the broker lost them.
                     for filter in [OUTBOX_FILTER, STATUS_FILTER] {
@@ -218,7 +227,9 @@ impl Reader {
                     }
                 }
                 Ok(Event::Incoming(Packet::Disconnect(disconnect))) => {
-                    self.connected.store(false, Ordering::Relaxed);
+                    if self.connected.swap(false, Ordering::Relaxed) {
+                        lost_at = Some(chrono::Utc::now());
+                    }
                     tracing::warn!(reason = ?disconnect.reason_code, "the external broker disconnected mqchat");
                 }
                 Ok(_) => {}
@@ -226,6 +237,7 @@ impl Reader {
                 Err(error) => {
                     let was_connected = self.connected.swap(false, Ordering::Relaxed);
                     if was_connected {
+                        lost_at = Some(chrono::Utc::now());
                         tracing::warn!(%error, "lost the external broker; reconnecting");
                     }
                     if self.subscribed.borrow().is_none() {
@@ -252,7 +264,7 @@ impl Reader {
             return self.commands.send(Command { message, done: Some(done) }).await.is_ok();
         }
         if let Some((project_id, user_id)) = acl::parse_status_topic(&topic) {
-            let status = StatusMessage { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: publish.payload, done: Some(done) };
+            let status = StatusMessage::Status { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: publish.payload, done: Some(done) };
             return self.statuses.send(status).is_ok();
         }
         // Nothing else is subscribed; acknowledge whatever arrives anyway.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use mqchat_bridge::presence::{Change, PresenceTracker, GATEWAY_DEVICE, MAX_BATCH};
 use mqchat_broker::acl;
 use mqchat_broker::embedded::TopicFeed;
@@ -51,11 +52,25 @@ pub async fn run(mut changes: Option<mpsc::UnboundedReceiver<PresenceChange>>, m
                 let mut applied = Vec::with_capacity(status_batch.len());
                 let mut acknowledgements = Vec::with_capacity(status_batch.len());
                 for message in status_batch.drain(..) {
-                    match serde_json::from_slice::<Announcement>(&message.payload) {
-                        Ok(announcement) => applied.push(announcement.change(message.project_id, message.user_id)),
-                        Err(error) => tracing::debug!(%error, "a status message without status and epoch is no presence change"),
+                    match message {
+                        StatusMessage::Status { project_id, user_id, payload, done } => {
+                            match serde_json::from_slice::<Announcement>(&payload) {
+                                Ok(announcement) => applied.push(announcement.change(project_id, user_id)),
+                                Err(error) => tracing::debug!(%error, "a status message without status and epoch is no presence change"),
+                            }
+                            acknowledgements.extend(done);
+                        }
+                        StatusMessage::BrokerRestarted { lost_at } => {
+                            // What came before applies first; what follows is newer.
+                            if tracker.apply(std::mem::take(&mut applied)).await.is_ok() {
+                                acknowledgements.drain(..).for_each(|done| done());
+                            }
+                            match tracker.devices_silent_since(lost_at).await {
+                                Ok(silent) => tracing::info!(devices = silent, "the broker restarted: devices it no longer holds are offline"),
+                                Err(error) => tracing::error!(%error, "setting the devices of a restarted broker offline failed"),
+                            }
+                        }
                     }
-                    acknowledgements.extend(message.done);
                 }
                 (applied, acknowledgements)
             }
@@ -80,7 +95,7 @@ pub fn statuses_of(mut feed: TopicFeed) -> mpsc::UnboundedReceiver<StatusMessage
     tokio::spawn(async move {
         while let Some(message) = feed.next().await {
             let Some((project_id, user_id)) = acl::parse_status_topic(&message.topic) else { continue };
-            let status = StatusMessage { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: message.payload, done: None };
+            let status = StatusMessage::Status { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: message.payload, done: None };
             if tx.send(status).is_err() {
                 return;
             }
@@ -96,13 +111,21 @@ async fn next_changes(changes: &mut Option<mpsc::UnboundedReceiver<PresenceChang
     }
 }
 
-/// A status message read from a user's status topic.
-pub struct StatusMessage {
-    pub project_id: String,
-    pub user_id: String,
-    pub payload: Bytes,
-    /// Acknowledges it to an external broker once stored.
-    pub done: Option<Done>,
+/// What the broker tells presence, in order.
+pub enum StatusMessage {
+    /// A status message read from a user's status topic.
+    Status {
+        project_id: String,
+        user_id: String,
+        payload: Bytes,
+        /// Acknowledges it to an external broker once stored.
+        done: Option<Done>,
+    },
+    /// The external broker came back without mqchat's session: it
+    /// restarted, every connection it had ended and their wills were never
+    /// sent. Devices not heard from since the connection was lost are
+    /// offline (those that reconnect announce themselves again).
+    BrokerRestarted { lost_at: DateTime<Utc> },
 }
 
 /// What clients publish on their status topic (docs/PROTOCOL.md §4): an

@@ -193,6 +193,25 @@ impl PresenceTracker {
         Ok(())
     }
 
+    /// Sets offline every device still online that has not spoken since
+    /// `since` (its broker restarted and holds no connection of it any
+    /// more); returns how many. A device that announced itself meanwhile
+    /// has a newer epoch and is left alone.
+    pub async fn devices_silent_since(&self, since: DateTime<Utc>) -> Result<usize, DbErr> {
+        let silent = presence_device::Entity::find()
+            .filter(presence_device::Column::Online.eq(true))
+            .filter(presence_device::Column::UpdatedAt.lt(since))
+            .all(&self.db)
+            .await?;
+        let count = silent.len();
+        let changes = silent
+            .into_iter()
+            .map(|row| Change { project_id: row.project_id, user_id: row.user_id, device: row.device, online: false, epoch: row.epoch })
+            .collect();
+        self.apply(changes).await?;
+        Ok(count)
+    }
+
     /// Moves online users' `last_seen_at` to now (one statement), so that
     /// after a crash they are last seen close to when it happened.
     pub async fn refresh(&self) -> Result<u64, DbErr> {

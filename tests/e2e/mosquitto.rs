@@ -74,9 +74,10 @@ fn sample_conf(library: &std::path::Path, mqtt_port: u16, websocket_port: u16, m
 /// Debian's `mosquitto` with mqchat's plugin, on loopback ports of its own,
 /// stopped when dropped.
 pub struct Mosquitto {
-    _child: Child,
+    child: Child,
     mqtt_port: u16,
     websocket_port: u16,
+    conf: PathBuf,
     log: PathBuf,
 }
 
@@ -94,23 +95,41 @@ impl Mosquitto {
         let conf = dir.path().join("mosquitto.conf");
         std::fs::write(&conf, sample_conf(&library, mqtt_port, websocket_port, mqchat_http_port)).unwrap();
         let log = dir.path().join("mosquitto.log");
-        let child = Command::new("mosquitto")
+        let child = Self::spawn(&conf, &log);
+        let mosquitto = Mosquitto { child, mqtt_port, websocket_port, conf, log };
+        mosquitto.wait_listening().await;
+        mosquitto
+    }
+
+    fn spawn(conf: &std::path::Path, log: &std::path::Path) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        Command::new("mosquitto")
             .arg("-c")
-            .arg(&conf)
+            .arg(conf)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stderr(log)
             .kill_on_drop(true)
             .spawn()
-            .expect("mosquitto is installed (apt-get install mosquitto)");
-        let mosquitto = Mosquitto { _child: child, mqtt_port, websocket_port, log };
+            .expect("mosquitto is installed (apt-get install mosquitto)")
+    }
+
+    async fn wait_listening(&self) {
         let up = tokio::time::timeout(PATIENCE, async {
-            while tokio::net::TcpStream::connect(mosquitto.mqtt_addr()).await.is_err() {
+            while tokio::net::TcpStream::connect(self.mqtt_addr()).await.is_err() {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
         .await;
-        assert!(up.is_ok(), "mosquitto did not start: {}", mosquitto.log());
-        mosquitto
+        assert!(up.is_ok(), "mosquitto did not start: {}", self.log());
+    }
+
+    /// SIGKILL and start again on the same ports (no persistence: every
+    /// session, mqchat's included, is gone).
+    pub async fn crash_and_restart(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
+        self.child = Self::spawn(&self.conf, &self.log);
+        self.wait_listening().await;
     }
 
     pub fn url(&self) -> String {
@@ -401,4 +420,46 @@ async fn presence_is_reconciled_after_mqchat_restarts() {
     .expect("alice's will, sent while mqchat was down, applied once it is back");
     // Bob's device is still connected: nothing left online was reset.
     assert_eq!(status("bob").await, "online");
+}
+
+#[tokio::test]
+async fn presence_is_reconciled_after_the_broker_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let mut mosquitto = Mosquitto::start(&dir, http_port).await;
+    let mut settings = crate::helpers::test_settings_with(|settings| {
+        settings.http.listen = ([127, 0, 0, 1], http_port).into();
+        settings.broker.url = Some(mosquitto.url());
+        settings.broker.platform_secret = Some(PLATFORM_SECRET.into());
+    });
+    settings.database.url = crate::helpers::fresh_database_url(&dir).await;
+    settings.attachments.dir = dir.path().join("uploads");
+    let _instance = Instance::start(&settings).await;
+    let db = mqchat::app::connect_and_migrate(&settings.database.url).await.unwrap();
+    let project = mqchat_bridge::projects::create(&db, "Broker restarts").await.unwrap();
+    let app = crate::helpers::TestApp::attach(project, db, mosquitto.mqtt_addr(), mosquitto.websocket_addr(), http_port);
+    let status = |user: &'static str| {
+        let app = &app;
+        async move { app.api(reqwest::Method::GET, &format!("/api/v1/users/{user}/presence"), None).await.1["status"].clone() }
+    };
+    let until = |user: &'static str, wanted: &'static str| async move {
+        tokio::time::timeout(PATIENCE, async {
+            while status(user).await != wanted {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{user} {wanted} in time"));
+    };
+    let alice = crate::presence::announced_device(&app, "alice", "phone", 1).await;
+    until("alice", "online").await;
+
+    // The broker dies with alice's connection (no will is ever sent) and
+    // comes back without any session; alice's device does not return.
+    mosquitto.crash_and_restart().await;
+    drop(alice);
+    until("alice", "offline").await;
+    // mqchat is subscribed again: a device that connects now is seen.
+    let _bob = crate::presence::announced_device(&app, "bob", "tablet", 1).await;
+    until("bob", "online").await;
 }

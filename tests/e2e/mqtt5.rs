@@ -466,7 +466,11 @@ async fn a_session_with_an_expiry_keeps_subscriptions_and_one_without_does_not()
 async fn retain_handling_and_subscription_identifiers_reach_the_client() {
     let app = TestApp::spawn().await;
     let presence = format!("chat/{}/presence/bob", app.project_id());
+    // Bob comes online; once a watcher has seen it, the state is retained.
+    let mut watcher = app.client("watcher").await;
+    assert!(crate::helpers::granted(&watcher.subscribe(&presence).await));
     let _bob = app.client("bob").await;
+    watcher.publish_on(&presence).await;
     let (mut wire, _) = Wire::connect(&app, "alice-v5", "alice", ConnectProperties::new()).await;
     // bob's presence is retained: "send retained" (0) gets it, with the subscription id.
     let properties = SubscribeProperties { id: Some(42), user_properties: vec![] };

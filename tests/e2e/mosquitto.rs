@@ -373,37 +373,45 @@ impl Instance {
     }
 }
 
+/// mqchat in external mode on `mosquitto` as an instance in this process
+/// (its settings, to start it again), a project, and helpers attached to it.
+async fn external_instance(dir: &tempfile::TempDir, mosquitto: &Mosquitto, http_port: u16) -> (mqchat::Settings, Instance, TestApp) {
+    let mut settings = crate::helpers::test_settings_with(|settings| {
+        settings.http.listen = ([127, 0, 0, 1], http_port).into();
+        settings.broker.url = Some(mosquitto.url());
+        settings.broker.platform_secret = Some(PLATFORM_SECRET.into());
+        settings.broker.client_id = Some("mqchat-e2e".into());
+    });
+    settings.database.url = crate::helpers::fresh_database_url(dir).await;
+    settings.attachments.dir = dir.path().join("uploads");
+    let instance = Instance::start(&settings).await;
+    let db = mqchat::app::connect_and_migrate(&settings.database.url).await.unwrap();
+    let project = mqchat_bridge::projects::create(&db, "External").await.unwrap();
+    let app = TestApp::attach(project, db, mosquitto.mqtt_addr(), mosquitto.websocket_addr(), http_port);
+    (settings, instance, app)
+}
+
+/// Waits until the API reports `user` as `wanted` (online / offline).
+async fn presence_becomes(app: &TestApp, user: &str, wanted: &str) {
+    tokio::time::timeout(PATIENCE, async {
+        while app.api(reqwest::Method::GET, &format!("/api/v1/users/{user}/presence"), None).await.1["status"] != wanted {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{user} {wanted} in time"));
+}
+
 #[tokio::test]
 async fn presence_is_reconciled_after_mqchat_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let http_port = free_port();
     let mosquitto = Mosquitto::start(&dir, http_port).await;
-    let mut settings = crate::helpers::test_settings_with(|settings| {
-        settings.http.listen = ([127, 0, 0, 1], http_port).into();
-        settings.broker.url = Some(mosquitto.url());
-        settings.broker.platform_secret = Some(PLATFORM_SECRET.into());
-        settings.broker.client_id = Some("mqchat-restarting".into());
-    });
-    settings.database.url = crate::helpers::fresh_database_url(&dir).await;
-    settings.attachments.dir = dir.path().join("uploads");
-    let first = Instance::start(&settings).await;
-    let db = mqchat::app::connect_and_migrate(&settings.database.url).await.unwrap();
-    let project = mqchat_bridge::projects::create(&db, "Restarts").await.unwrap();
-    let app = crate::helpers::TestApp::attach(project, db, mosquitto.mqtt_addr(), mosquitto.websocket_addr(), http_port);
-    let status = |user: &str| {
-        let app = &app;
-        let user = user.to_owned();
-        async move { app.api(reqwest::Method::GET, &format!("/api/v1/users/{user}/presence"), None).await.1["status"].clone() }
-    };
+    let (settings, first, app) = external_instance(&dir, &mosquitto, http_port).await;
     let phone = crate::presence::announced_device(&app, "alice", "phone", 1).await;
     let _tablet = crate::presence::announced_device(&app, "bob", "tablet", 1).await;
-    tokio::time::timeout(PATIENCE, async {
-        while status("alice").await != "online" || status("bob").await != "online" {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("both online");
+    presence_becomes(&app, "alice", "online").await;
+    presence_becomes(&app, "bob", "online").await;
 
     // mqchat stops; alice's phone dies meanwhile; her will waits in the
     // broker's session for mqchat.
@@ -411,15 +419,9 @@ async fn presence_is_reconciled_after_mqchat_restarts() {
     drop(phone);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _second = Instance::start(&settings).await;
-    tokio::time::timeout(PATIENCE, async {
-        while status("alice").await != "offline" {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("alice's will, sent while mqchat was down, applied once it is back");
+    presence_becomes(&app, "alice", "offline").await;
     // Bob's device is still connected: nothing left online was reset.
-    assert_eq!(status("bob").await, "online");
+    presence_becomes(&app, "bob", "online").await;
 }
 
 #[tokio::test]
@@ -427,39 +429,16 @@ async fn presence_is_reconciled_after_the_broker_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let http_port = free_port();
     let mut mosquitto = Mosquitto::start(&dir, http_port).await;
-    let mut settings = crate::helpers::test_settings_with(|settings| {
-        settings.http.listen = ([127, 0, 0, 1], http_port).into();
-        settings.broker.url = Some(mosquitto.url());
-        settings.broker.platform_secret = Some(PLATFORM_SECRET.into());
-    });
-    settings.database.url = crate::helpers::fresh_database_url(&dir).await;
-    settings.attachments.dir = dir.path().join("uploads");
-    let _instance = Instance::start(&settings).await;
-    let db = mqchat::app::connect_and_migrate(&settings.database.url).await.unwrap();
-    let project = mqchat_bridge::projects::create(&db, "Broker restarts").await.unwrap();
-    let app = crate::helpers::TestApp::attach(project, db, mosquitto.mqtt_addr(), mosquitto.websocket_addr(), http_port);
-    let status = |user: &'static str| {
-        let app = &app;
-        async move { app.api(reqwest::Method::GET, &format!("/api/v1/users/{user}/presence"), None).await.1["status"].clone() }
-    };
-    let until = |user: &'static str, wanted: &'static str| async move {
-        tokio::time::timeout(PATIENCE, async {
-            while status(user).await != wanted {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("{user} {wanted} in time"));
-    };
+    let (_settings, _instance, app) = external_instance(&dir, &mosquitto, http_port).await;
     let alice = crate::presence::announced_device(&app, "alice", "phone", 1).await;
-    until("alice", "online").await;
+    presence_becomes(&app, "alice", "online").await;
 
     // The broker dies with alice's connection (no will is ever sent) and
     // comes back without any session; alice's device does not return.
     mosquitto.crash_and_restart().await;
     drop(alice);
-    until("alice", "offline").await;
+    presence_becomes(&app, "alice", "offline").await;
     // mqchat is subscribed again: a device that connects now is seen.
     let _bob = crate::presence::announced_device(&app, "bob", "tablet", 1).await;
-    until("bob", "online").await;
+    presence_becomes(&app, "bob", "online").await;
 }

@@ -140,7 +140,7 @@ mod tests {
         std::fs::write(&source, program).unwrap();
         let binary = dir.join("abi");
         let compiled = Command::new("cc").arg(&source).arg("-o").arg(&binary).output().expect("a C compiler (cc)");
-        assert!(compiled.status.success(), "compiling against Mosquitto's headers (Debian: mosquitto-dev) failed: {}", String::from_utf8_lossy(&compiled.stderr));
+        assert!(compiled.status.success(), "compiling against Mosquitto's headers (Debian: mosquitto-dev, libmosquitto-dev) failed: {}", String::from_utf8_lossy(&compiled.stderr));
         let output = Command::new(&binary).output().unwrap();
         let _ = std::fs::remove_dir_all(&dir);
         String::from_utf8(output.stdout)

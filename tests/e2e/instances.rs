@@ -1,7 +1,8 @@
 //! Two mqchat processes on one PostgreSQL behind one Mosquitto (external
 //! broker mode): commands spread over both, every message stored once with
 //! gapless seqs, webhooks delivered once; SIGKILL of one in the middle of a
-//! burst loses nothing acknowledged. PostgreSQL only: the run on SQLite
+//! burst loses nothing acknowledged; one killed for good leaves its share
+//! of commands and wills to the other. PostgreSQL only: the run on SQLite
 //! (one process per database) has nothing to share.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::Stdio;
@@ -75,21 +76,66 @@ async fn send_all(client: &mut TestClient, outbox: &str, inbox: &str, conversati
     acknowledged
 }
 
+/// Instances `mqchat-a` and `mqchat-b` on one fresh PostgreSQL database
+/// behind one Mosquitto; `None` on SQLite.
+struct Pair {
+    _dir: tempfile::TempDir,
+    database_url: String,
+    mosquitto: Mosquitto,
+    a: Child,
+    b: Child,
+    port_b: u16,
+    app: TestApp,
+}
+
+impl Pair {
+    async fn start() -> Option<Pair> {
+        if !std::env::var("TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres")) {
+            eprintln!("several instances share PostgreSQL only; this runs in the suite's PostgreSQL pass");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = crate::helpers::fresh_database_url(&dir).await;
+        let (port_a, port_b) = (free_port(), free_port());
+        let mosquitto = Mosquitto::start(&dir, port_a).await;
+        let a = instance(&database_url, &mosquitto.url(), "mqchat-a", port_a).await;
+        let b = instance(&database_url, &mosquitto.url(), "mqchat-b", port_b).await;
+        let db = mqchat::app::connect_and_migrate(&database_url).await.unwrap();
+        let project = mqchat_bridge::projects::create(&db, "Two instances").await.unwrap();
+        let app = TestApp::attach(project, db, mosquitto.mqtt_addr(), mosquitto.websocket_addr(), port_a);
+        Some(Pair { _dir: dir, database_url, mosquitto, a, b, port_b, app })
+    }
+
+    /// B again, under its client id.
+    async fn restart_b(&self) -> Child {
+        instance(&self.database_url, &self.mosquitto.url(), "mqchat-b", self.port_b).await
+    }
+}
+
+/// Sends `count` commands once each (no retry) and returns how many were
+/// answered within `within`.
+async fn send_once(client: &mut TestClient, outbox: &str, inbox: &str, conversation: &str, name: &str, count: usize, within: Duration) -> usize {
+    let mut waiting = BTreeSet::new();
+    for n in 0..count {
+        let client_msg_id = format!("{name}-{n}");
+        let command = json!({"id": client_msg_id, "op": "message.send", "conversation_id": conversation, "content": client_msg_id, "client_msg_id": client_msg_id});
+        client.client.publish(outbox, QoS::AtLeastOnce, false, command.to_string()).await.unwrap();
+        waiting.insert(client_msg_id);
+    }
+    let deadline = tokio::time::Instant::now() + within;
+    while !waiting.is_empty() {
+        let Some(publish) = client.next_publish_within(deadline.saturating_duration_since(tokio::time::Instant::now())).await else { break };
+        let reply = payload_json(&publish);
+        if publish.topic == inbox && reply["ok"] == true {
+            waiting.remove(reply["reply_to"].as_str().unwrap_or_default());
+        }
+    }
+    count - waiting.len()
+}
+
 #[tokio::test]
 async fn two_instances_share_the_work_and_survive_sigkill_of_one() {
-    if !std::env::var("TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres")) {
-        eprintln!("several instances share PostgreSQL only; this runs in the suite's PostgreSQL pass");
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let database_url = crate::helpers::fresh_database_url(&dir).await;
-    let (port_a, port_b) = (free_port(), free_port());
-    let mosquitto = Mosquitto::start(&dir, port_a).await;
-    let mut a = instance(&database_url, &mosquitto.url(), "mqchat-a", port_a).await;
-    let mut b = instance(&database_url, &mosquitto.url(), "mqchat-b", port_b).await;
-    let db = mqchat::app::connect_and_migrate(&database_url).await.unwrap();
-    let project = mqchat_bridge::projects::create(&db, "Two instances").await.unwrap();
-    let app = TestApp::attach(project, db, mosquitto.mqtt_addr(), mosquitto.websocket_addr(), port_a);
+    let Some(Pair { _dir, database_url, mosquitto, mut a, mut b, port_b, app }) = Pair::start().await else { return };
     let mut receiver = Receiver::start().await;
     let (status, webhook) = app
         .api(Method::POST, "/api/v1/webhooks", Some(json!({"name": "Site", "url": receiver.url("/hooks"), "events": ["message.created"]})))
@@ -169,4 +215,51 @@ async fn two_instances_share_the_work_and_survive_sigkill_of_one() {
         seen.insert(message_id);
     }
     a.start_kill().unwrap();
+}
+
+#[tokio::test]
+async fn an_instance_killed_for_good_leaves_its_share_to_the_other() {
+    let Some(mut pair) = Pair::start().await else { return };
+    let app = &pair.app;
+    let conversation = app.create_conversation("group", &["alice", "bob"]).await;
+    let mut alice = TestClient::connect(app.options("alice-device", &app.token("alice"))).await.expect("alice connects through Mosquitto");
+    let inbox = format!("chat/{}/user/alice/inbox", app.project_id());
+    let outbox = format!("chat/{}/user/alice/outbox", app.project_id());
+    assert!(granted(&alice.subscribe(&inbox).await));
+    let users: Vec<String> = (0..6).map(|n| format!("user{n}")).collect();
+    let mut devices = Vec::new();
+    for user in &users {
+        devices.push(crate::presence::announced_device(app, user, "phone", 1).await);
+        crate::mosquitto::presence_becomes(app, user, "online").await;
+    }
+    assert_eq!(send_once(&mut alice, &outbox, &inbox, &conversation, "calm", 10, PATIENCE).await, 10);
+
+    // B dies and never comes back. Mosquitto goes on handing B's session its
+    // turn of the commands sent once each, and of the wills of the devices
+    // that die now; A takes that session over and handles all of them.
+    pair.b.start_kill().unwrap();
+    pair.b.wait().await.unwrap();
+    drop(devices);
+    let answered = send_once(&mut alice, &outbox, &inbox, &conversation, "alone", 20, PATIENCE * 3).await;
+    assert_eq!(answered, 20, "commands sent once after B died: {answered} of 20 answered");
+    for user in &users {
+        crate::mosquitto::presence_becomes(app, user, "offline").await;
+    }
+
+    // B comes back to its emptied session; with both up, nothing waits.
+    pair.b = pair.restart_b().await;
+    assert_eq!(send_once(&mut alice, &outbox, &inbox, &conversation, "back", 10, PATIENCE).await, 10);
+
+    // Stopped cleanly (SIGTERM) and not started again: no will is sent on a
+    // clean DISCONNECT, so B says itself that it is offline, and A takes
+    // its share over as well.
+    let pid = pair.b.id().unwrap().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().await.unwrap().success());
+    assert!(pair.b.wait().await.unwrap().success());
+    let answered = send_once(&mut alice, &outbox, &inbox, &conversation, "stopped", 20, PATIENCE * 3).await;
+    assert_eq!(answered, 20, "commands sent once after B stopped: {answered} of 20 answered");
+
+    let (status, history) = app.api(Method::GET, &format!("/api/v1/conversations/{conversation}/messages?limit=100"), None).await;
+    assert_eq!(status, 200, "{history}");
+    assert_eq!(history["messages"].as_array().unwrap().len(), 60, "every command stored once");
 }

@@ -18,6 +18,8 @@ use crate::api::{Api, LoginAnswer, ProjectKeys};
 
 /// Username of mqchat's own connection (its password: the platform secret).
 pub const PLATFORM_USERNAME: &str = "mqchat-platform";
+/// Topics between mqchat's instances (which of them are alive).
+const MQCHAT_PREFIX: &str = "$mqchat/";
 /// How long a project's keys are used without asking again (mqchat also
 /// says when they change).
 const KEYS_TTL: Duration = Duration::from_secs(60);
@@ -248,8 +250,9 @@ impl<A: Api> Plugin<A> {
             Some(Who::Platform) => return Verdict::Allow,
             Some(Who::Chat(principal, memberships)) => (principal, memberships),
             // A client Mosquitto authenticated itself never reaches the
-            // chat namespace; elsewhere Mosquitto's own ACL decides.
-            None if topic == "chat" || topic.starts_with("chat/") => return Verdict::Deny,
+            // chat namespace nor mqchat's own; elsewhere Mosquitto's own
+            // ACL decides.
+            None if topic == "chat" || topic.starts_with("chat/") || topic.starts_with(MQCHAT_PREFIX) => return Verdict::Deny,
             None => return Verdict::Defer,
         };
         let decision = match access {
@@ -434,6 +437,11 @@ mod tests {
         assert_eq!(plugin.acl_check(2, "devices/temperature", Access::Write), Verdict::Defer);
         assert_eq!(plugin.acl_check(2, "chat/prj_a/user/alice/inbox", Access::Read), Verdict::Deny);
         assert_eq!(plugin.acl_check(2, "chat", Access::Subscribe), Verdict::Deny);
+        // Which instances are alive is mqchat's alone: a forged `offline`
+        // would make an instance take over a live one's session.
+        assert_eq!(plugin.acl_check(1, "$mqchat/instances/mqchat-1", Access::Write), Verdict::Allow);
+        assert_eq!(plugin.acl_check(2, "$mqchat/instances/mqchat-1", Access::Write), Verdict::Deny);
+        assert_eq!(plugin.acl_check(2, "$mqchat/instances/+", Access::Subscribe), Verdict::Deny);
     }
 
     #[test]

@@ -14,7 +14,15 @@
 //! What the engine publishes goes out at QoS 1; cuts the gateway would make
 //! in embedded mode (a removed member, revoked sessions, a rotated key) are
 //! control messages on `$CONTROL/mqchat/v1`, read by the plugin.
-use std::sync::atomic::{AtomicBool, Ordering};
+//!
+//! A broker goes on handing a shared subscriber's share to its session
+//! while it is away, so an instance that dies for good would keep its share
+//! of the commands: each instance announces itself (retained, with a will),
+//! and the others take over the session of one that stays away
+//! (`adoption`).
+mod adoption;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,11 +31,11 @@ use bytes::Bytes;
 use mqchat_bridge::commands::Outlet;
 use mqchat_broker::acl;
 use mqchat_broker::embedded::FeedMessage;
-use rumqttc::v5::mqttbytes::v5::{Packet, Publish, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{LastWill, Packet, Publish, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::chat::{Command, Done};
 use crate::presence::StatusMessage;
@@ -41,12 +49,18 @@ pub const CONTROL_TOPIC: &str = "$CONTROL/mqchat/v1";
 /// Every instance's share of the commands and status announcements.
 pub const OUTBOX_FILTER: &str = "$share/mqchat/chat/+/user/+/outbox";
 pub const STATUS_FILTER: &str = "$share/mqchat/chat/+/user/+/status";
+/// Where each instance says it is online (retained) or offline (its will);
+/// a `$` topic, so no client's `#` filter reaches it.
+const INSTANCES_PREFIX: &str = "$mqchat/instances/";
+const INSTANCES_FILTER: &str = "$mqchat/instances/+";
 /// How long the broker keeps this instance's session while it is away.
 const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
 /// Commands taken from the broker and not yet answered (MQTT receive maximum).
 const IN_FLIGHT: u16 = 1000;
 /// How long `connect` waits for the broker before start-up fails.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `close` waits for its DISCONNECT to go out.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// mqchat's connection to the external broker.
 pub struct ExternalBroker {
@@ -63,15 +77,25 @@ pub struct BrokerLink {
     connected: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
     client: AsyncClient,
+    client_id: String,
+    /// Told when the DISCONNECT has gone out after `close`.
+    closed: Arc<Notify>,
 }
 
 impl BrokerLink {
     /// Disconnects for good (shutdown): the broker keeps the session and
-    /// queues what arrives until this instance is back.
+    /// queues what arrives until this instance is back. A DISCONNECT
+    /// discards the will, so the instance says itself that it is offline:
+    /// if it is not back soon, another instance takes its session over.
     pub async fn close(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        if let Err(error) = self.client.disconnect().await {
+        let offline = self.client.publish(instance_topic(&self.client_id), QoS::AtLeastOnce, true, adoption::OFFLINE).await;
+        if let Err(error) = offline.and(self.client.disconnect().await) {
             tracing::debug!(%error, "disconnecting from the external broker");
+            return;
+        }
+        if tokio::time::timeout(CLOSE_TIMEOUT, self.closed.notified()).await.is_err() {
+            tracing::warn!("the external broker's connection did not close in time");
         }
     }
 
@@ -81,6 +105,34 @@ impl BrokerLink {
         } else {
             Err("not connected to the external broker".into())
         }
+    }
+}
+
+fn instance_topic(client_id: &str) -> String {
+    format!("{INSTANCES_PREFIX}{client_id}")
+}
+
+/// Where the broker is and how mqchat logs in there.
+#[derive(Clone)]
+struct Endpoint {
+    host: String,
+    port: u16,
+    secret: String,
+}
+
+impl Endpoint {
+    /// A persistent session under `client_id`, acknowledged by hand.
+    fn options(&self, client_id: &str) -> MqttOptions {
+        let mut options = MqttOptions::new(client_id, self.host.clone(), self.port);
+        options
+            .set_credentials(PLATFORM_USERNAME, self.secret.clone())
+            .set_clean_start(false)
+            .set_session_expiry_interval(Some(SESSION_EXPIRY_SECS))
+            .set_receive_maximum(Some(IN_FLIGHT))
+            .set_keep_alive(Duration::from_secs(30))
+            .set_manual_acks(true)
+            .set_max_packet_size(Some(1 << 20));
+        options
     }
 }
 
@@ -109,35 +161,26 @@ impl ExternalBroker {
         let url = settings.url.as_deref().context("broker.url is not set")?;
         let secret = settings.platform_secret.as_deref().context("broker.platform_secret is not set")?;
         let (host, port) = host_and_port(url)?;
-        let mut options = MqttOptions::new(client_id.clone(), host, port);
-        options
-            .set_credentials(PLATFORM_USERNAME, secret)
-            .set_clean_start(false)
-            .set_session_expiry_interval(Some(SESSION_EXPIRY_SECS))
-            .set_receive_maximum(Some(IN_FLIGHT))
-            .set_keep_alive(Duration::from_secs(30))
-            .set_manual_acks(true)
-            .set_max_packet_size(Some(1 << 20));
+        let endpoint = Endpoint { host, port, secret: secret.to_owned() };
+        let mut options = endpoint.options(&client_id);
+        options.set_last_will(LastWill::new(instance_topic(&client_id), adoption::OFFLINE, QoS::AtLeastOnce, true, None));
         let (client, eventloop) = AsyncClient::new(options, 10_000);
         let connected = Arc::new(AtomicBool::new(false));
         let stopping = Arc::new(AtomicBool::new(false));
         let (commands_tx, commands) = mpsc::channel(usize::from(IN_FLIGHT));
         let (statuses_tx, statuses) = mpsc::unbounded_channel();
+        let (instances_tx, instances) = mpsc::unbounded_channel();
         let (subscribed_tx, mut subscribed) = watch::channel(None::<Result<(), String>>);
         let (outgoing_tx, outgoing) = mpsc::unbounded_channel();
         tokio::spawn(publish_outgoing(client.clone(), outgoing));
-        let link = BrokerLink { connected: Arc::clone(&connected), stopping: Arc::clone(&stopping), client: client.clone() };
-        let reader = Reader {
-            client,
-            connected,
-            stopping,
-            commands: commands_tx,
-            statuses: statuses_tx,
-            subscribed: subscribed_tx,
-        };
+        let link = BrokerLink { connected: Arc::clone(&connected), stopping: Arc::clone(&stopping), client: client.clone(), client_id: client_id.clone(), closed: Arc::new(Notify::new()) };
+        let deliveries = Deliveries { commands: commands_tx, statuses: statuses_tx, instances: Some(instances_tx) };
+        let adoptions = adoption::Adoptions::new(endpoint, client_id.clone(), deliveries.without_instances(), outgoing_tx.clone());
+        tokio::spawn(adoptions.run(instances));
+        let reader = Reader { client, client_id: client_id.clone(), connected, stopping, closed: Arc::clone(&link.closed), deliveries, subscribed: subscribed_tx };
         tokio::spawn(reader.run(eventloop));
         let first = tokio::time::timeout(CONNECT_TIMEOUT, subscribed.wait_for(Option::is_some)).await;
-        match first.as_ref().map(|result| result.as_deref().map(Option::clone)) {
+        match first.as_ref().map(|result| result.as_deref().cloned()) {
             Ok(Ok(Some(Ok(())))) => {}
             Ok(Ok(Some(Err(error)))) => anyhow::bail!("the broker at {url} refused mqchat: {error}"),
             _ => anyhow::bail!("no answer from the broker at {url} within {CONNECT_TIMEOUT:?}"),
@@ -177,13 +220,55 @@ async fn publish_outgoing(client: AsyncClient, mut outgoing: mpsc::UnboundedRece
     }
 }
 
+/// Where deliveries go: commands to the engine, status announcements to
+/// presence, other instances' announcements to adoption.
+#[derive(Clone)]
+struct Deliveries {
+    commands: mpsc::Sender<Command>,
+    statuses: mpsc::UnboundedSender<StatusMessage>,
+    instances: Option<mpsc::UnboundedSender<adoption::InstanceStatus>>,
+}
+
+impl Deliveries {
+    fn without_instances(&self) -> Deliveries {
+        Deliveries { instances: None, ..self.clone() }
+    }
+
+    /// Hands one delivery on, `done` called once it is handled; false once
+    /// the engine or presence is gone.
+    async fn deliver(&self, publish: Publish, done: Done) -> bool {
+        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
+        if acl::parse_outbox_topic(&topic).is_some() {
+            let (response_topic, correlation_data) = match publish.properties {
+                Some(properties) => (properties.response_topic, properties.correlation_data),
+                None => (None, None),
+            };
+            let message = FeedMessage { topic, payload: publish.payload, response_topic, correlation_data };
+            return self.commands.send(Command { message, done: Some(done) }).await.is_ok();
+        }
+        if let Some((project_id, user_id)) = acl::parse_status_topic(&topic) {
+            let status = StatusMessage::Status { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: publish.payload, done: Some(done) };
+            return self.statuses.send(status).is_ok();
+        }
+        if let (Some(instances), Some(client_id)) = (&self.instances, topic.strip_prefix(INSTANCES_PREFIX)) {
+            let status = adoption::InstanceStatus::read(client_id, &publish.payload);
+            done();
+            return instances.send(status).is_ok();
+        }
+        // Nothing else is subscribed; acknowledge whatever arrives anyway.
+        done();
+        true
+    }
+}
+
 /// Reads the broker's deliveries and keeps the session subscribed.
 struct Reader {
     client: AsyncClient,
+    client_id: String,
     connected: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
-    commands: mpsc::Sender<Command>,
-    statuses: mpsc::UnboundedSender<StatusMessage>,
+    closed: Arc<Notify>,
+    deliveries: Deliveries,
     subscribed: watch::Sender<Option<Result<(), String>>>,
 }
 
@@ -198,13 +283,18 @@ impl Reader {
                     if let Some(lost_at) = lost_at.take() {
                         // Our session is gone: the broker restarted without
                         // it, and every client connection with it.
-                        if !ack.session_present && self.statuses.send(StatusMessage::BrokerRestarted { lost_at }).is_err() {
+                        if !ack.session_present && self.deliveries.statuses.send(StatusMessage::BrokerRestarted { lost_at }).is_err() {
                             return;
                         }
                     }
+                    let online = self.client.publish(instance_topic(&self.client_id), QoS::AtLeastOnce, true, adoption::ONLINE);
+                    if let Err(error) = online.await {
+                        tracing::error!(%error, "announcing this instance at the external broker failed");
+                    }
                     // Subscribing again is harmless when the session kept the
-                    // subscriptions, and needed when the broker lost them.
-                    for filter in [OUTBOX_FILTER, STATUS_FILTER] {
+                    // subscriptions, and needed when the broker lost them (or
+                    // another instance that took the session over dropped them).
+                    for filter in [OUTBOX_FILTER, STATUS_FILTER, INSTANCES_FILTER] {
                         if let Err(error) = self.client.subscribe(filter, QoS::AtLeastOnce).await {
                             tracing::error!(%error, "subscribing at the external broker failed");
                         }
@@ -222,7 +312,8 @@ impl Reader {
                     self.subscribed.send_replace(Some(result));
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
-                    if !self.deliver(publish).await {
+                    let done = acknowledge(self.client.clone(), publish.clone(), None);
+                    if !self.deliveries.deliver(publish, done).await {
                         return;
                     }
                 }
@@ -232,8 +323,15 @@ impl Reader {
                     }
                     tracing::warn!(reason = ?disconnect.reason_code, "the external broker disconnected mqchat");
                 }
+                Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect)) => {
+                    self.closed.notify_one();
+                    return;
+                }
                 Ok(_) => {}
-                Err(_) if self.stopping.load(Ordering::Relaxed) => return,
+                Err(_) if self.stopping.load(Ordering::Relaxed) => {
+                    self.closed.notify_one();
+                    return;
+                }
                 Err(error) => {
                     let was_connected = self.connected.swap(false, Ordering::Relaxed);
                     if was_connected {
@@ -250,38 +348,22 @@ impl Reader {
             }
         }
     }
-
-    /// Hands one delivery to the engine or to presence; false once they are gone.
-    async fn deliver(&self, publish: Publish) -> bool {
-        let topic = String::from_utf8_lossy(&publish.topic).into_owned();
-        let done = acknowledge(self.client.clone(), publish.clone());
-        if acl::parse_outbox_topic(&topic).is_some() {
-            let (response_topic, correlation_data) = match publish.properties {
-                Some(properties) => (properties.response_topic, properties.correlation_data),
-                None => (None, None),
-            };
-            let message = FeedMessage { topic, payload: publish.payload, response_topic, correlation_data };
-            return self.commands.send(Command { message, done: Some(done) }).await.is_ok();
-        }
-        if let Some((project_id, user_id)) = acl::parse_status_topic(&topic) {
-            let status = StatusMessage::Status { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: publish.payload, done: Some(done) };
-            return self.statuses.send(status).is_ok();
-        }
-        // Nothing else is subscribed; acknowledge whatever arrives anyway.
-        done();
-        true
-    }
 }
 
-fn acknowledge(client: AsyncClient, publish: Publish) -> Done {
+/// Acknowledges `publish` once handled; `unacknowledged` (when given) counts
+/// down once the acknowledgement is queued on the connection.
+fn acknowledge(client: AsyncClient, publish: Publish, unacknowledged: Option<Arc<AtomicUsize>>) -> Done {
     Box::new(move || {
-        if publish.qos != QoS::AtMostOnce {
-            tokio::spawn(async move {
+        tokio::spawn(async move {
+            if publish.qos != QoS::AtMostOnce {
                 if let Err(error) = client.ack(&publish).await {
                     tracing::warn!(%error, "acknowledging to the external broker failed");
                 }
-            });
-        }
+            }
+            if let Some(unacknowledged) = unacknowledged {
+                unacknowledged.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
     })
 }
 

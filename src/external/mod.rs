@@ -49,9 +49,6 @@ pub const CONTROL_TOPIC: &str = "$CONTROL/mqchat/v1";
 /// Every instance's share of the commands and status announcements.
 pub const OUTBOX_FILTER: &str = "$share/mqchat/chat/+/user/+/outbox";
 pub const STATUS_FILTER: &str = "$share/mqchat/chat/+/user/+/status";
-/// Where each instance says it is online (retained) or offline (its will);
-/// a `$` topic, so no client's `#` filter reaches it.
-const INSTANCES_PREFIX: &str = "$mqchat/instances/";
 const INSTANCES_FILTER: &str = "$mqchat/instances/+";
 /// How long the broker keeps this instance's session while it is away.
 const SESSION_EXPIRY_SECS: u32 = 7 * 24 * 3600;
@@ -109,7 +106,7 @@ impl BrokerLink {
 }
 
 fn instance_topic(client_id: &str) -> String {
-    format!("{INSTANCES_PREFIX}{client_id}")
+    format!("{}{client_id}", acl::INSTANCES_PREFIX)
 }
 
 /// Where the broker is and how mqchat logs in there.
@@ -250,7 +247,7 @@ impl Deliveries {
             let status = StatusMessage::Status { project_id: project_id.to_owned(), user_id: user_id.to_owned(), payload: publish.payload, done: Some(done) };
             return self.statuses.send(status).is_ok();
         }
-        if let (Some(instances), Some(client_id)) = (&self.instances, topic.strip_prefix(INSTANCES_PREFIX)) {
+        if let (Some(instances), Some(client_id)) = (&self.instances, topic.strip_prefix(acl::INSTANCES_PREFIX)) {
             let status = adoption::InstanceStatus::read(client_id, &publish.payload);
             done();
             return instances.send(status).is_ok();

@@ -222,12 +222,12 @@ struct EmqxAccess {
 
 /// `POST /internal/v1/emqx/authz`: `allow` or `deny` for a chat user by the
 /// same rules as the gateway (memberships read now); `ignore` for a client
-/// mqchat did not authenticate, unless it reaches into `chat/…`.
+/// mqchat did not authenticate, unless it reaches into `chat/…` or `$mqchat/…`.
 async fn emqx_authz(state: Arc<ApiState>, access: EmqxAccess) -> warp::reply::Response {
     let answer = |allowed: bool| warp::reply::json(&json!({"result": if allowed { "allow" } else { "deny" }})).into_response();
     if access.mqchat_project.is_empty() || access.mqchat_user.is_empty() {
         // A filter starting with a wildcard would reach `chat/…` too.
-        let reaches_chat = access.topic == "chat" || access.topic.starts_with("chat/") || access.topic.starts_with(['#', '+']);
+        let reaches_chat = acl::is_mqchat_namespace(&access.topic) || access.topic.starts_with(['#', '+']);
         return if reaches_chat { answer(false) } else { warp::reply::json(&json!({"result": "ignore"})).into_response() };
     }
     let subject = Subject { project_id: &access.mqchat_project, user_id: &access.mqchat_user };

@@ -99,6 +99,10 @@ async fn authorization_follows_the_gateways_rules_and_live_memberships() {
     assert_eq!(authz(&app, ("", ""), "publish", "devices/x").await, "ignore");
     assert_eq!(authz(&app, ("", ""), "subscribe", "#").await, "deny");
     assert_eq!(authz(&app, ("", ""), "subscribe", &format!("chat/{p}/presence/+")).await, "deny");
+    // Which mqchat instances are alive is mqchat's alone: a forged `offline`
+    // would make one instance take over a live one's broker session.
+    assert_eq!(authz(&app, ("", ""), "publish", "$mqchat/instances/mqchat-a").await, "deny");
+    assert_eq!(authz(&app, alice, "publish", "$mqchat/instances/mqchat-a").await, "deny");
 }
 
 #[tokio::test]

@@ -134,6 +134,17 @@ pub fn parse_status_topic(topic: &str) -> Option<(&str, &str)> {
     }
 }
 
+/// Where each mqchat instance says whether it is alive
+/// (`$mqchat/instances/{client id}`); a `$` topic, so no `#` reaches it.
+pub const INSTANCES_PREFIX: &str = "$mqchat/instances/";
+
+/// Whether `topic` is mqchat's own: the chat namespace, or what its
+/// instances tell each other. A client that an external broker
+/// authenticated by other means (a device) must never reach it.
+pub fn is_mqchat_namespace(topic: &str) -> bool {
+    topic == "chat" || topic.starts_with("chat/") || topic.starts_with("$mqchat/")
+}
+
 /// Every user's status topic: what the platform reads presence from.
 pub const STATUS_FILTER: &str = "chat/+/user/+/status";
 
@@ -166,6 +177,17 @@ mod tests {
     use super::*;
 
     const ALICE: Subject<'static> = Subject { project_id: "prj_a", user_id: "alice" };
+
+    #[test]
+    fn mqchats_namespace() {
+        for topic in ["chat", "chat/prj_a/user/alice/inbox", "chat/#", "$mqchat/instances/mqchat-a", "$mqchat/instances/+"] {
+            assert!(is_mqchat_namespace(topic), "{topic}");
+        }
+        for topic in ["chatter/x", "devices/chat/x", "$SYS/broker/uptime", "$mqchatx/y"] {
+            assert!(!is_mqchat_namespace(topic), "{topic}");
+        }
+        assert!(format!("{INSTANCES_PREFIX}mqchat-a").starts_with("$mqchat/"));
+    }
 
     #[test]
     fn subscriptions() {

@@ -18,8 +18,6 @@ use crate::api::{Api, LoginAnswer, ProjectKeys};
 
 /// Username of mqchat's own connection (its password: the platform secret).
 pub const PLATFORM_USERNAME: &str = "mqchat-platform";
-/// Topics between mqchat's instances (which of them are alive).
-const MQCHAT_PREFIX: &str = "$mqchat/";
 /// How long a project's keys are used without asking again (mqchat also
 /// says when they change).
 const KEYS_TTL: Duration = Duration::from_secs(60);
@@ -252,7 +250,7 @@ impl<A: Api> Plugin<A> {
             // A client Mosquitto authenticated itself never reaches the
             // chat namespace nor mqchat's own; elsewhere Mosquitto's own
             // ACL decides.
-            None if topic == "chat" || topic.starts_with("chat/") || topic.starts_with(MQCHAT_PREFIX) => return Verdict::Deny,
+            None if acl::is_mqchat_namespace(topic) => return Verdict::Deny,
             None => return Verdict::Defer,
         };
         let decision = match access {

@@ -163,10 +163,16 @@ struct BrokerSide {
     probe: BrokerProbe,
     mqtt_url: String,
     websocket_url: String,
-    /// The embedded broker's pieces the gateway is built from.
-    /// With the commands and status messages rumqttd routes to the platform.
-    embedded: Option<(EmbeddedParts, Listeners, TopicFeed, TopicFeed)>,
-    external: Option<(mpsc::Receiver<Command>, mpsc::UnboundedReceiver<StatusMessage>, BrokerLink)>,
+    mode: ModeParts,
+}
+
+/// What only one broker mode has.
+enum ModeParts {
+    /// The embedded broker's pieces the gateway is built from, with the
+    /// commands and status messages rumqttd routes to the platform.
+    Embedded { parts: EmbeddedParts, listeners: Listeners, commands: TopicFeed, statuses: TopicFeed },
+    /// The connection to the external broker, with what it delivers.
+    External { commands: mpsc::Receiver<Command>, statuses: mpsc::UnboundedReceiver<StatusMessage>, link: BrokerLink },
 }
 
 impl App {
@@ -183,7 +189,7 @@ impl App {
             .context("starting the webhook dispatcher")?;
         // With an external broker, connections outlive this process (and
         // other instances share them): nothing left online is stale.
-        let reconcile = side.embedded.is_some();
+        let reconcile = matches!(side.mode, ModeParts::Embedded { .. });
         let presence = Arc::new(PresenceTracker::start(db.clone(), Arc::clone(&side.outlet), Arc::clone(&outbox), reconcile).await?);
         let cache = Arc::new(EngineCache::default());
         let http_url = settings.http.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
@@ -206,8 +212,8 @@ impl App {
             platform: settings.broker.platform_secret.clone().map(|secret| PlatformAccess { secret, plugin: side.remote.clone() }),
             origins: Default::default(),
         });
-        let (embedded, front) = match (side.embedded, side.external) {
-            (Some((parts, listeners, commands, statuses)), _) => {
+        let (embedded, front) = match side.mode {
+            ModeParts::Embedded { parts, listeners, commands, statuses } => {
                 let presence_changes = parts.registry.presence_changes().context("presence changes already taken")?;
                 let services = GatewayServices {
                     authorizer: authorizer as Arc<dyn mqchat_broker::Authorizer>,
@@ -220,8 +226,7 @@ impl App {
                 let gateway = Gateway::new(settings.gateway.clone(), services, listeners, shutdown_rx);
                 (Some(parts), Front::Gateway { gateway, commands, presence_changes, statuses })
             }
-            (None, Some((commands, statuses, link))) => (None, Front::External { commands, statuses, link }),
-            (None, None) => anyhow::bail!("no broker side was built"),
+            ModeParts::External { commands, statuses, link } => (None, Front::External { commands, statuses, link }),
         };
         match &embedded {
             Some(parts) => tracing::info!(mqtt_addr = %parts.mqtt_addr, websocket_addr = %parts.websocket_addr, %http_addr, tls = parts.tls, "mqchat listening"),
@@ -307,13 +312,12 @@ async fn embedded_side(settings: &Settings, db: &DatabaseConnection) -> anyhow::
         probe: BrokerProbe::Embedded(publisher.clone()),
         mqtt_url: format!("{}://{mqtt_addr}", if secure { "mqtts" } else { "mqtt" }),
         websocket_url: format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" }),
-        embedded: Some((
-            EmbeddedParts { mqtt_addr, websocket_addr, tls: secure, router, registry, publisher },
-            Listeners { mqtt, websocket: Some(websocket), tls },
+        mode: ModeParts::Embedded {
+            parts: EmbeddedParts { mqtt_addr, websocket_addr, tls: secure, router, registry, publisher },
+            listeners: Listeners { mqtt, websocket: Some(websocket), tls },
             commands,
             statuses,
-        )),
-        external: None,
+        },
     })
 }
 
@@ -333,7 +337,6 @@ async fn external_side(settings: &Settings, http_addr: SocketAddr) -> anyhow::Re
         probe: BrokerProbe::External(link.clone()),
         websocket_url: url.replacen("mqtt://", "ws://", 1),
         mqtt_url: url,
-        embedded: None,
-        external: Some((commands, statuses, link)),
+        mode: ModeParts::External { commands, statuses, link },
     })
 }

@@ -170,7 +170,7 @@ struct BrokerSide {
 enum ModeParts {
     /// The embedded broker's pieces the gateway is built from, with the
     /// commands and status messages rumqttd routes to the platform.
-    Embedded { parts: EmbeddedParts, listeners: Listeners, commands: TopicFeed, statuses: TopicFeed },
+    Embedded { parts: Box<EmbeddedParts>, listeners: Listeners, commands: TopicFeed, statuses: TopicFeed },
     /// The connection to the external broker, with what it delivers.
     External { commands: mpsc::Receiver<Command>, statuses: mpsc::UnboundedReceiver<StatusMessage>, link: BrokerLink },
 }
@@ -224,7 +224,7 @@ impl App {
                     state: Some(DatabaseState::start(db.clone()) as Arc<dyn PlainState>),
                 };
                 let gateway = Gateway::new(settings.gateway.clone(), services, listeners, shutdown_rx);
-                (Some(parts), Front::Gateway { gateway, commands, presence_changes, statuses })
+                (Some(*parts), Front::Gateway { gateway, commands, presence_changes, statuses })
             }
             ModeParts::External { commands, statuses, link } => (None, Front::External { commands, statuses, link }),
         };
@@ -313,7 +313,7 @@ async fn embedded_side(settings: &Settings, db: &DatabaseConnection) -> anyhow::
         mqtt_url: format!("{}://{mqtt_addr}", if secure { "mqtts" } else { "mqtt" }),
         websocket_url: format!("{}://{websocket_addr}/mqtt", if secure { "wss" } else { "ws" }),
         mode: ModeParts::Embedded {
-            parts: EmbeddedParts { mqtt_addr, websocket_addr, tls: secure, router, registry, publisher },
+            parts: Box::new(EmbeddedParts { mqtt_addr, websocket_addr, tls: secure, router, registry, publisher }),
             listeners: Listeners { mqtt, websocket: Some(websocket), tls },
             commands,
             statuses,

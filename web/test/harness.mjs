@@ -40,12 +40,33 @@ export async function startServer(environment = {}) {
   return server;
 }
 
+// With MQCHAT_TEST_BROKER (set by the Rust test that started Mosquitto with
+// mqchat's plugin, pointed at MQCHAT_TEST_HTTP_LISTEN), mqchat runs in
+// external mode: clients and the SDK reach Mosquitto's listeners instead.
+const BROKER = process.env.MQCHAT_TEST_BROKER && {
+  url: process.env.MQCHAT_TEST_BROKER,
+  mqtt: process.env.MQCHAT_TEST_BROKER_MQTT,
+  ws: process.env.MQCHAT_TEST_BROKER_WS,
+  http: process.env.MQCHAT_TEST_HTTP_LISTEN,
+  secret: process.env.MQCHAT_TEST_PLATFORM_SECRET,
+};
+
 async function launch(server, [mqttListen, wsListen, httpListen]) {
-  const child = spawn(
-    BIN,
-    ['--database-url', DATABASE_URL, 'serve', '--mqtt-listen', mqttListen, '--ws-listen', wsListen, '--http-listen', httpListen],
-    { cwd: server.dir, env: { ...process.env, MQCHAT_LOG: 'info', NO_COLOR: '1', ...server.environment }, stdio: ['ignore', 'ignore', 'pipe'] },
-  );
+  const args = BROKER
+    ? ['--database-url', DATABASE_URL, 'serve', '--broker', BROKER.url, '--http-listen', BROKER.http]
+    : ['--database-url', DATABASE_URL, 'serve', '--mqtt-listen', mqttListen, '--ws-listen', wsListen, '--http-listen', httpListen];
+  const external = BROKER
+    ? {
+        MQCHAT_BROKER__PLATFORM_SECRET: BROKER.secret,
+        MQCHAT_MQTT__PUBLIC_URL: `mqtt://${BROKER.mqtt}`,
+        MQCHAT_WEBSOCKET__PUBLIC_URL: `ws://${BROKER.ws}/mqtt`,
+      }
+    : {};
+  const child = spawn(BIN, args, {
+    cwd: server.dir,
+    env: { ...process.env, MQCHAT_LOG: 'info', NO_COLOR: '1', ...external, ...server.environment },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   server.child = child;
   const lines = createInterface({ input: child.stderr });
   const listening = new Promise((resolve, reject) => {
@@ -61,8 +82,8 @@ async function launch(server, [mqttListen, wsListen, httpListen]) {
   });
   const line = await listening;
   const address = (key) => line.match(new RegExp(`${key}=(\\S+)`))[1];
-  server.mqtt = address('mqtt_addr');
-  server.ws = address('websocket_addr');
+  server.mqtt = BROKER ? BROKER.mqtt : address('mqtt_addr');
+  server.ws = BROKER ? BROKER.ws : address('websocket_addr');
   server.http = address('http_addr');
 }
 

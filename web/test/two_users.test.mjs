@@ -1,6 +1,8 @@
 // Two people on a site served from another origin chat through the widget:
 // a message arrives, typing shows and clears, the unread badge counts,
-// an edit and a reaction reach the other side.
+// an edit and a reaction reach the other side, and presence follows the
+// tabs. Run against the embedded broker, and against Mosquitto with
+// mqchat's plugin (the Rust test sets MQCHAT_TEST_BROKER).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -88,6 +90,10 @@ test('two users chat through the widget on an allowed origin', async () => {
     await bob.setViewportSize({ width: 360, height: 740 });
     await bob.screenshot({ path: `${process.env.MQCHAT_SCREENSHOTS}/widget-phone.png` });
   }
+
+  // Alice's tab goes away: Bob sees her offline.
+  await alice.context().close();
+  await until(bob, () => document.querySelector('[data-mqchat]').shadowRoot.querySelector('.presence.offline')?.textContent === 'offline');
 });
 
 test('the widget answers the keyboard: Escape closes and focus returns to the launcher', async () => {

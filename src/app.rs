@@ -77,7 +77,14 @@ enum Front {
         statuses: TopicFeed,
     },
     /// An external broker: commands and status messages over MQTT.
-    External { commands: mpsc::Receiver<Command>, statuses: mpsc::UnboundedReceiver<StatusMessage>, link: BrokerLink },
+    External(ExternalFeeds),
+}
+
+/// The connection to an external broker, with what it delivers.
+struct ExternalFeeds {
+    commands: mpsc::Receiver<Command>,
+    statuses: mpsc::UnboundedReceiver<StatusMessage>,
+    link: BrokerLink,
 }
 
 /// Whether the broker answers (readiness).
@@ -171,8 +178,7 @@ enum ModeParts {
     /// The embedded broker's pieces the gateway is built from, with the
     /// commands and status messages rumqttd routes to the platform.
     Embedded { parts: Box<EmbeddedParts>, listeners: Listeners, commands: TopicFeed, statuses: TopicFeed },
-    /// The connection to the external broker, with what it delivers.
-    External { commands: mpsc::Receiver<Command>, statuses: mpsc::UnboundedReceiver<StatusMessage>, link: BrokerLink },
+    External(ExternalFeeds),
 }
 
 impl App {
@@ -226,7 +232,7 @@ impl App {
                 let gateway = Gateway::new(settings.gateway.clone(), services, listeners, shutdown_rx);
                 (Some(*parts), Front::Gateway { gateway, commands, presence_changes, statuses })
             }
-            ModeParts::External { commands, statuses, link } => (None, Front::External { commands, statuses, link }),
+            ModeParts::External(feeds) => (None, Front::External(feeds)),
         };
         match &embedded {
             Some(parts) => tracing::info!(mqtt_addr = %parts.mqtt_addr, websocket_addr = %parts.websocket_addr, %http_addr, tls = parts.tls, "mqchat listening"),
@@ -248,7 +254,7 @@ impl App {
                 tokio::spawn(crate::presence::run(Some(presence_changes), crate::presence::statuses_of(statuses), presence));
                 Some(tokio::spawn(gateway.run()))
             }
-            Front::External { commands, statuses, link } => {
+            Front::External(ExternalFeeds { commands, statuses, link }) => {
                 external = Some(link);
                 tokio::spawn(chat::run(commands, engine));
                 tokio::spawn(crate::presence::run(None, statuses, presence));
@@ -337,6 +343,6 @@ async fn external_side(settings: &Settings, http_addr: SocketAddr) -> anyhow::Re
         probe: BrokerProbe::External(link.clone()),
         websocket_url: url.replacen("mqtt://", "ws://", 1),
         mqtt_url: url,
-        mode: ModeParts::External { commands, statuses, link },
+        mode: ModeParts::External(ExternalFeeds { commands, statuses, link }),
     })
 }
